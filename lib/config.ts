@@ -1,0 +1,221 @@
+// Configuration: read from the environment and validated once, here. Everything else takes
+// a `Config` (or a part of it) as an argument and never reads process.env itself.
+//
+// Service addresses follow the ecosystem's own variable names. When one is not set, the
+// value comes from the embedded services (`npm run services` or `npm run demo`), which
+// write their addresses to `<DATA_DIR>/services.json` while they run.
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`Configuration error:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee .env.example and the README's "Configuration" section.`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Addresses written by the embedded services while they run (services/index.ts). */
+export interface EmbeddedServices {
+  pid: number;
+  temporalAddress: string;
+  temporalUiUrl: string | null;
+  databaseUrl: string;
+  sqsQueueUrl: string;
+  sqsEndpoint: string;
+}
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, { message: 'must be a whole number' })
+    .transform(Number)
+    .pipe(z.number().min(min, { message: `must be at least ${min}` }).max(max, { message: `must be at most ${max}` }));
+
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+const envSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  DATA_DIR: z.string().min(1).default('.data'),
+
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' }).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('login-ingest'),
+  TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+
+  SQS_QUEUE_URL: url(['http:', 'https:']).optional(),
+  AWS_REGION: z.string().min(1).optional(),
+  AWS_ENDPOINT_URL_SQS: url(['http:', 'https:']).optional(),
+
+  PII_KEYRING_FILE: z.string().min(1).optional(),
+  PII_ENCRYPTION_KEYS: z.string().min(1).optional(),
+  PII_ACTIVE_KEY_ID: z.string().min(1).optional(),
+  PII_FINGERPRINT_KEY: z.string().min(1).optional(),
+
+  INGEST_WORKFLOW_ID: z.string().min(1).default('login-ingest'),
+  INGEST_BATCH_SIZE: int(1, 1000).default(250),
+  INGEST_CONCURRENCY: int(1, 16).default(4),
+  INGEST_MAX_MESSAGES: int(1, Number.MAX_SAFE_INTEGER).optional(),
+  SQS_WAIT_TIME_SECONDS: int(0, 20).default(1),
+  SQS_RECEIVE_CONCURRENCY: int(1, 50).default(10),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 1000).default(32),
+
+  EMBEDDED_TEMPORAL_PORT: int(1, 65535).default(7233),
+  TEMPORAL_UI_PORT: int(1, 65535).default(8233),
+  EMBEDDED_POSTGRES_PORT: int(1, 65535).default(54329),
+  EMBEDDED_SQS_PORT: int(1, 65535).default(9324),
+});
+
+export interface Config {
+  production: boolean;
+  dataDir: string;
+  temporal: { address: string; namespace: string; taskQueue: string; uiUrl: string | null };
+  databaseUrl: string;
+  sqs: { queueUrl: string; region: string; endpoint?: string; embedded: boolean };
+  keys: {
+    keyringFile?: string;
+    encryptionKeys?: string;
+    activeKeyId?: string;
+    fingerprintKey?: string;
+  };
+  ingest: {
+    workflowId: string;
+    batchSize: number;
+    concurrency: number;
+    maxMessages?: number;
+    waitTimeSeconds: number;
+    receiveConcurrency: number;
+  };
+  worker: { maxConcurrentActivities: number };
+  /** For the embedded services (services/): which addresses the environment gave, and the ports to use for the rest. */
+  embedded: {
+    fromEnv: { temporal: boolean; database: boolean; sqs: boolean };
+    temporalPort: number;
+    uiPort: number;
+    postgresPort: number;
+    sqsPort: number;
+    temporalCliPath?: string;
+  };
+}
+
+export function servicesFile(dataDir: string): string {
+  return path.join(dataDir, 'services.json');
+}
+
+/** The embedded services' addresses, if they are running; null otherwise. */
+export function readEmbeddedServices(dataDir: string): EmbeddedServices | null {
+  let parsed: EmbeddedServices;
+  try {
+    parsed = JSON.parse(fs.readFileSync(servicesFile(dataDir), 'utf8'));
+  } catch {
+    return null;
+  }
+  try {
+    process.kill(parsed.pid, 0); // throws when that process is gone
+    return parsed;
+  } catch {
+    return null;
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue, env: NodeJS.ProcessEnv): string {
+  const name = String(issue.path[0]);
+  const value = env[name];
+  return `${name} ${issue.message}${value === undefined ? '' : ` (got ${JSON.stringify(value)})`}`;
+}
+
+export type Service = 'temporal' | 'database' | 'sqs';
+const ALL_SERVICES: Service[] = ['temporal', 'database', 'sqs'];
+
+/**
+ * Reads and validates the whole configuration, or throws a ConfigError naming every
+ * problem. `needs` lists the services the caller uses: a missing address of another one is
+ * not an error (its field is then the empty string), so `npm run db:migrate` needs no queue.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[] = ALL_SERVICES): Config {
+  // Empty strings count as unset, as they do for most tools reading .env files.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => describeIssue(i, env)));
+  const e = parsed.data;
+
+  const problems: string[] = [];
+  const needsEmbedded =
+    (needs.includes('temporal') && !e.TEMPORAL_ADDRESS) ||
+    (needs.includes('database') && !e.DATABASE_URL) ||
+    (needs.includes('sqs') && !e.SQS_QUEUE_URL);
+  const embedded = needsEmbedded ? readEmbeddedServices(e.DATA_DIR) : null;
+  const missing = (name: string) =>
+    `${name} is not set and the embedded services are not running: set ${name}, or start the embedded services with \`npm run services\` (or \`npm run demo\`) in another terminal`;
+
+  const temporalAddress = e.TEMPORAL_ADDRESS ?? embedded?.temporalAddress;
+  if (!temporalAddress && needs.includes('temporal')) problems.push(missing('TEMPORAL_ADDRESS'));
+  const databaseUrl = e.DATABASE_URL ?? embedded?.databaseUrl;
+  if (!databaseUrl && needs.includes('database')) problems.push(missing('DATABASE_URL'));
+  const queueUrl = e.SQS_QUEUE_URL ?? embedded?.sqsQueueUrl;
+  if (!queueUrl && needs.includes('sqs')) problems.push(missing('SQS_QUEUE_URL'));
+  const sqsFromEmbedded = !e.SQS_QUEUE_URL;
+  if (e.SQS_QUEUE_URL && !e.AWS_REGION && !regionFromQueueUrl(e.SQS_QUEUE_URL)) {
+    problems.push('AWS_REGION is not set and cannot be read from SQS_QUEUE_URL: set AWS_REGION, e.g. us-east-1');
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  return {
+    production: e.NODE_ENV === 'production',
+    dataDir: e.DATA_DIR,
+    temporal: {
+      address: temporalAddress ?? '',
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      uiUrl: e.TEMPORAL_ADDRESS ? null : (embedded?.temporalUiUrl ?? null),
+    },
+    databaseUrl: databaseUrl ?? '',
+    sqs: {
+      queueUrl: queueUrl ?? '',
+      region: e.AWS_REGION ?? (queueUrl ? regionFromQueueUrl(queueUrl) : null) ?? 'us-east-1',
+      endpoint: sqsFromEmbedded ? embedded?.sqsEndpoint : e.AWS_ENDPOINT_URL_SQS,
+      embedded: sqsFromEmbedded && !!embedded,
+    },
+    keys: {
+      keyringFile: e.PII_KEYRING_FILE,
+      encryptionKeys: e.PII_ENCRYPTION_KEYS,
+      activeKeyId: e.PII_ACTIVE_KEY_ID,
+      fingerprintKey: e.PII_FINGERPRINT_KEY,
+    },
+    ingest: {
+      workflowId: e.INGEST_WORKFLOW_ID,
+      batchSize: e.INGEST_BATCH_SIZE,
+      concurrency: e.INGEST_CONCURRENCY,
+      maxMessages: e.INGEST_MAX_MESSAGES,
+      waitTimeSeconds: e.SQS_WAIT_TIME_SECONDS,
+      receiveConcurrency: e.SQS_RECEIVE_CONCURRENCY,
+    },
+    worker: { maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES },
+    embedded: {
+      fromEnv: { temporal: !!e.TEMPORAL_ADDRESS, database: !!e.DATABASE_URL, sqs: !!e.SQS_QUEUE_URL },
+      temporalPort: e.EMBEDDED_TEMPORAL_PORT,
+      uiPort: e.TEMPORAL_UI_PORT,
+      postgresPort: e.EMBEDDED_POSTGRES_PORT,
+      sqsPort: e.EMBEDDED_SQS_PORT,
+      temporalCliPath: e.TEMPORAL_CLI_PATH,
+    },
+  };
+}
+
+/** `https://sqs.eu-west-1.amazonaws.com/123/q` → `eu-west-1`; null for emulator URLs. */
+export function regionFromQueueUrl(queueUrl: string): string | null {
+  const match = /^sqs[.-]([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com/.exec(new URL(queueUrl).hostname);
+  return match ? match[1] : null;
+}

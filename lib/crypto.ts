@@ -1,0 +1,48 @@
+// The two primitives that keep PII unreadable: AES-256-GCM for values that must come
+// back (recovery) and HMAC-SHA256 fingerprints for values that only need comparing.
+import crypto from 'node:crypto';
+import type { Keyring } from './keyring';
+
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const FORMAT_V1 = 1;
+
+export interface Sealed {
+  keyId: string;
+  /** version (1 byte) ‖ nonce (12) ‖ tag (16) ‖ ciphertext */
+  blob: Buffer;
+}
+
+/**
+ * Encrypts with the active key and a random nonce. `context` is bound as additional
+ * authenticated data (e.g. `<message id>:ip`), so a ciphertext moved to another row or
+ * field fails to decrypt instead of revealing a value in the wrong place.
+ */
+export function seal(keyring: Keyring, plaintext: Uint8Array | string, context: string): Sealed {
+  const keyId = keyring.activeKeyId;
+  const nonce = crypto.randomBytes(NONCE_BYTES);
+  const cipher = crypto.createCipheriv('aes-256-gcm', keyring.keys.get(keyId)!, nonce);
+  cipher.setAAD(Buffer.from(context, 'utf8'));
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { keyId, blob: Buffer.concat([Buffer.from([FORMAT_V1]), nonce, cipher.getAuthTag(), ciphertext]) };
+}
+
+export function open(keyring: Keyring, sealed: Sealed, context: string): Buffer {
+  const key = keyring.keys.get(sealed.keyId);
+  if (!key) throw new Error(`No key with ID ${JSON.stringify(sealed.keyId)} in the keyring: was it removed after a rotation?`);
+  const { blob } = sealed;
+  if (blob.length < 1 + NONCE_BYTES + TAG_BYTES || blob[0] !== FORMAT_V1) throw new Error('Not a sealed value (unknown format)');
+  const decipher = crypto.createDecipheriv('aes-256-gcm', key, blob.subarray(1, 1 + NONCE_BYTES));
+  decipher.setAAD(Buffer.from(context, 'utf8'));
+  decipher.setAuthTag(blob.subarray(1 + NONCE_BYTES, 1 + NONCE_BYTES + TAG_BYTES));
+  return Buffer.concat([decipher.update(blob.subarray(1 + NONCE_BYTES + TAG_BYTES)), decipher.final()]);
+}
+
+/**
+ * Keyed fingerprint: HMAC-SHA256 over a domain tag and the value, hex. Equal values give
+ * equal fingerprints within a domain; without the key nobody can test guesses, so a small
+ * value space (all IPv4 addresses) cannot be enumerated.
+ */
+export function fingerprint(keyring: Keyring, domain: string, value: string): string {
+  return crypto.createHmac('sha256', keyring.fingerprintKey).update(domain).update('\0').update(value).digest('hex');
+}

@@ -1,0 +1,95 @@
+// Start (or attach to) the ingest workflow, show its progress, return its summary. Used by
+// `client.ts ingest` and by the demo.
+import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import type { Config } from './config';
+import { ingestWorkflow, progressQuery, type IngestOptions, type IngestSummary } from '../workflows/ingest';
+
+export interface IngestRun {
+  workflowId: string;
+  runId: string;
+  attached: boolean;
+  summary: IngestSummary;
+}
+
+export function optionsFromConfig(ingest: Config['ingest']): IngestOptions {
+  return {
+    batchSize: ingest.batchSize,
+    concurrency: ingest.concurrency,
+    maxMessages: ingest.maxMessages,
+    waitTimeSeconds: ingest.waitTimeSeconds,
+    receiveConcurrency: ingest.receiveConcurrency,
+  };
+}
+
+async function hasWorkers(client: Client, config: Config): Promise<boolean> {
+  const res = await client.workflowService.describeTaskQueue({
+    namespace: config.temporal.namespace,
+    taskQueue: { name: config.temporal.taskQueue },
+    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  return (res.pollers?.length ?? 0) > 0;
+}
+
+export function formatProgress(p: IngestSummary): string {
+  return `received ${p.received} · persisted ${p.persisted} · quarantined ${p.quarantined} · already seen ${p.alreadySeen} · batches ${p.batches} · ${(p.durationMs / 1000).toFixed(1)} s`;
+}
+
+export async function runIngest(
+  client: Client,
+  config: Config,
+  options: IngestOptions,
+  progress: (line: string) => void = () => {},
+): Promise<IngestRun> {
+  const workflowId = config.ingest.workflowId;
+  if (!(await hasWorkers(client, config))) {
+    progress(`No worker is polling task queue "${config.temporal.taskQueue}" yet: the run waits until one starts (npx ts-node worker.ts).`);
+  }
+  // One ingest at a time: attach to the running one, if any, instead of starting a second.
+  let attached = false;
+  try {
+    const existing = await client.workflow.getHandle(workflowId).describe();
+    attached = existing.status.name === 'RUNNING';
+  } catch {
+    // not found: start one
+  }
+  const handle = await client.workflow.start(ingestWorkflow, {
+    workflowId,
+    taskQueue: config.temporal.taskQueue,
+    args: [options],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+  progress(attached ? `Attached to the ingest already running as ${workflowId}.` : `Started ingest ${workflowId}.`);
+
+  const timer = setInterval(() => {
+    handle.query(progressQuery).then(
+      (p) => progress(formatProgress(p)),
+      () => {}, // between runs (continue-as-new) or not yet picked up by a worker
+    );
+  }, 2000);
+  try {
+    const summary = await handle.result();
+    const { runId } = await handle.describe();
+    return { workflowId, runId, attached, summary };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export function formatSummary(run: IngestRun): string {
+  const s = run.summary;
+  const reasons = Object.entries(s.quarantinedByReason)
+    .sort((a, b) => b[1] - a[1])
+    .map(([r, n]) => `    ${r}: ${n}`);
+  return [
+    `Ingest ${run.workflowId} finished (${s.stopReason}) in ${(s.durationMs / 1000).toFixed(1)} s over ${s.runs} run(s), ${s.batches} batch(es)`,
+    `  queue depth at start:  ${s.queueDepthAtStart}`,
+    `  received:              ${s.received}`,
+    `  persisted (new rows):  ${s.persisted}`,
+    `  quarantined:           ${s.quarantined}`,
+    ...reasons,
+    `  already seen (redelivered, skipped): ${s.alreadySeen}`,
+    `  duplicate logins (same fingerprint): ${s.duplicateLogins}`,
+    `  deletes refused by SQS:              ${s.ackFailed}`,
+  ].join('\n');
+}

@@ -1,0 +1,14 @@
+// `npm run db:migrate`: apply prisma/migrations/*/migration.sql to DATABASE_URL.
+import { loadConfig } from '../lib/config';
+import { migrate } from '../lib/migrate';
+
+async function main() {
+  const config = loadConfig(process.env, ['database']);
+  const applied = await migrate(config.databaseUrl);
+  console.log(applied.length ? `Database is up to date (${applied.length} migration(s) applied).` : 'Database is up to date (nothing to apply).');
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

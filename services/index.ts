@@ -1,0 +1,99 @@
+// The embedded default: start whichever of Temporal, PostgreSQL and SQS the environment
+// does not point at, and publish their addresses in <DATA_DIR>/services.json, where
+// worker.ts and client.ts find them (lib/config.ts). Persistent mode keeps Temporal's
+// SQLite file and PostgreSQL's data in DATA_DIR; ephemeral mode (tests) keeps nothing
+// and takes free ports.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/config';
+import { startEmbeddedPostgres } from './postgres';
+import { startEmbeddedSqs } from './sqs';
+import { findOrInstallTemporalCli, freePort, startTemporalDevServer } from './temporal';
+
+export const QUEUE_NAME = 'login-queue';
+
+export interface RunningServices extends EmbeddedServices {
+  /** What was started here (the rest came from the environment). */
+  started: string[];
+  stop(): Promise<void>;
+}
+
+export async function startServices(
+  config: Config,
+  opts: { ephemeral?: boolean; log?: (msg: string) => void } = {},
+): Promise<RunningServices> {
+  const log = opts.log ?? console.log;
+  const { fromEnv } = config.embedded;
+  const ephemeral = opts.ephemeral ?? false;
+  const dataDir = path.resolve(config.dataDir);
+  const other = readEmbeddedServices(dataDir);
+  if (other && !ephemeral) {
+    throw new Error(`The embedded services are already running (pid ${other.pid}, ${servicesFile(dataDir)}). Use those, or stop them first.`);
+  }
+  const scratch = ephemeral ? fs.mkdtempSync(path.join(os.tmpdir(), 'login-ingest-')) : dataDir;
+  fs.mkdirSync(scratch, { recursive: true });
+  const port = async (fixed: number) => (ephemeral ? freePort() : fixed);
+
+  const stops: (() => Promise<void>)[] = [];
+  const started: string[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    if (!ephemeral) fs.rmSync(servicesFile(dataDir), { force: true });
+    else fs.rmSync(scratch, { recursive: true, force: true });
+  };
+
+  try {
+    let temporalAddress = config.temporal.address;
+    let temporalUiUrl: string | null = null;
+    if (!fromEnv.temporal) {
+      const cliPath = await findOrInstallTemporalCli({
+        configuredPath: config.embedded.temporalCliPath,
+        installDir: path.join(path.resolve(config.dataDir), 'bin'),
+        log,
+      });
+      const server = await startTemporalDevServer({
+        cliPath,
+        port: await port(config.embedded.temporalPort),
+        uiPort: ephemeral ? null : config.embedded.uiPort,
+        dbFilename: ephemeral ? undefined : path.join(scratch, 'temporal.sqlite'),
+        namespace: config.temporal.namespace,
+        logFile: path.join(scratch, 'temporal.log'),
+      });
+      stops.push(server.stop);
+      started.push('Temporal dev server');
+      temporalAddress = server.address;
+      temporalUiUrl = server.uiUrl;
+    }
+
+    let databaseUrl = config.databaseUrl;
+    if (!fromEnv.database) {
+      const pg = await startEmbeddedPostgres({
+        dir: path.join(scratch, 'postgres'),
+        port: await port(config.embedded.postgresPort),
+        persistent: !ephemeral,
+        log,
+      });
+      stops.push(pg.stop);
+      started.push('PostgreSQL (embedded)');
+      databaseUrl = pg.databaseUrl;
+    }
+
+    let sqsQueueUrl = config.sqs.queueUrl;
+    let sqsEndpoint = config.sqs.endpoint ?? '';
+    if (!fromEnv.sqs) {
+      const sqs = await startEmbeddedSqs({ port: await port(config.embedded.sqsPort), queueName: QUEUE_NAME, region: config.sqs.region });
+      stops.push(sqs.stop);
+      started.push('SQS emulator (fauxqs, in memory)');
+      sqsQueueUrl = sqs.queueUrl;
+      sqsEndpoint = sqs.endpoint;
+    }
+
+    const services: EmbeddedServices = { pid: process.pid, temporalAddress, temporalUiUrl, databaseUrl, sqsQueueUrl, sqsEndpoint };
+    if (!ephemeral) fs.writeFileSync(servicesFile(dataDir), JSON.stringify(services, null, 2), { mode: 0o600 });
+    return { ...services, started, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,59 @@
+// The worker: wires configuration, keys, the database, SQS and Temporal together and runs
+// the ingest workflows and activities. `npx ts-node worker.ts` runs it until Ctrl-C.
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createIngestActivities } from './activities/ingest';
+import { loadConfig, type Config } from './lib/config';
+import { createDb } from './lib/db';
+import { loadKeyring, type Keyring } from './lib/keyring';
+import { createSqsClient } from './lib/sqs';
+import { dataConverter } from './lib/temporal';
+
+export interface RunningWorker {
+  worker: Worker;
+  /** Resolves when the worker has stopped (after shutdown(), or on a fatal error). */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorker(config: Config, keyring: Keyring): Promise<RunningWorker> {
+  const db = createDb(config.databaseUrl);
+  const sqs = createSqsClient(config.sqs);
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    workflowsPath: require.resolve('./workflows'),
+    activities: createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, keyring }),
+    dataConverter: dataConverter(keyring),
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+  });
+  const done = worker.run().finally(async () => {
+    await connection.close();
+    await db.$disconnect();
+    sqs.destroy();
+  });
+  return {
+    worker,
+    done,
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const keyring = loadKeyring(config);
+  const running = await startWorker(config, keyring);
+  console.log(`Worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address} (namespace ${config.temporal.namespace}). Ctrl-C stops it.`);
+  await running.done; // the SDK shuts the worker down on SIGINT/SIGTERM
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

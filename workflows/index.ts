@@ -1,0 +1,2 @@
+// Every workflow the worker runs. The worker bundles this file (Temporal's workflow sandbox).
+export { ingestWorkflow, scheduledIngestWorkflow } from './ingest';
