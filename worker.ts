@@ -5,6 +5,7 @@ import { createIngestActivities } from './activities/ingest';
 import { loadConfig, type Config } from './lib/config';
 import { createDb } from './lib/db';
 import { loadKeyring, type Keyring } from './lib/keyring';
+import { installWorkerLogging } from './lib/logging';
 import { createSqsClient } from './lib/sqs';
 import { dataConverter } from './lib/temporal';
 
@@ -16,6 +17,7 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: Config, keyring: Keyring): Promise<RunningWorker> {
+  installWorkerLogging(config.logLevel);
   const db = createDb(config.databaseUrl);
   const sqs = createSqsClient(config.sqs);
   const connection = await NativeConnection.connect({ address: config.temporal.address });

@@ -47,6 +47,7 @@ const url = (protocols: string[]) =>
 const envSchema = z.object({
   NODE_ENV: z.string().optional(),
   DATA_DIR: z.string().min(1).default('.data'),
+  LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
 
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' }).optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -81,6 +82,7 @@ const envSchema = z.object({
 export interface Config {
   production: boolean;
   dataDir: string;
+  logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   temporal: { address: string; namespace: string; taskQueue: string; uiUrl: string | null };
   databaseUrl: string;
   sqs: { queueUrl: string; region: string; endpoint?: string; embedded: boolean };
@@ -175,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
   return {
     production: e.NODE_ENV === 'production',
     dataDir: e.DATA_DIR,
+    logLevel: e.LOG_LEVEL,
     temporal: {
       address: temporalAddress ?? '',
       namespace: e.TEMPORAL_NAMESPACE,
@@ -185,7 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
     sqs: {
       queueUrl: queueUrl ?? '',
       region: e.AWS_REGION ?? (queueUrl ? regionFromQueueUrl(queueUrl) : null) ?? 'us-east-1',
-      endpoint: sqsFromEmbedded ? embedded?.sqsEndpoint : e.AWS_ENDPOINT_URL_SQS,
+      endpoint: sqsFromEmbedded && embedded ? embedded.sqsEndpoint : e.AWS_ENDPOINT_URL_SQS,
       embedded: sqsFromEmbedded && !!embedded,
     },
     keys: {

@@ -61,19 +61,23 @@ export async function runIngest(
   });
   progress(attached ? `Attached to the ingest already running as ${workflowId}.` : `Started ingest ${workflowId}.`);
 
-  const timer = setInterval(() => {
-    handle.query(progressQuery).then(
+  // Progress every 2 s until the result is in. Each query is awaited, so none outlives the run.
+  const result = handle.result();
+  const settled = result.then(
+    () => true,
+    () => true,
+  );
+  for (;;) {
+    const tick = new Promise<false>((resolve) => setTimeout(resolve, 2000, false).unref());
+    if (await Promise.race([settled, tick])) break;
+    await handle.query(progressQuery).then(
       (p) => progress(formatProgress(p)),
       () => {}, // between runs (continue-as-new) or not yet picked up by a worker
     );
-  }, 2000);
-  try {
-    const summary = await handle.result();
-    const { runId } = await handle.describe();
-    return { workflowId, runId, attached, summary };
-  } finally {
-    clearInterval(timer);
   }
+  const summary = await result;
+  const { runId } = await handle.describe();
+  return { workflowId, runId, attached, summary };
 }
 
 export function formatSummary(run: IngestRun): string {

@@ -33,6 +33,8 @@ export async function startServices(
   }
   const scratch = ephemeral ? fs.mkdtempSync(path.join(os.tmpdir(), 'login-ingest-')) : dataDir;
   fs.mkdirSync(scratch, { recursive: true });
+  // Run as root, PostgreSQL runs as the `postgres` user, which must be able to enter this folder.
+  if (ephemeral) fs.chmodSync(scratch, 0o755);
   const port = async (fixed: number) => (ephemeral ? freePort() : fixed);
 
   const stops: (() => Promise<void>)[] = [];

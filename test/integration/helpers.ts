@@ -1,0 +1,153 @@
+// Shared set-up for the integration tests: each test file gets its own database, queue,
+// task queue and workflow ID on the shared real services, and a worker in this process.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Client } from '@temporalio/client';
+import { Client as PgClient } from 'pg';
+import { loadConfig, type Config, type EmbeddedServices } from '../../lib/config';
+import { createDb, type Db } from '../../lib/db';
+import { keyringFromFile, newKeyringFile, type Keyring } from '../../lib/keyring';
+import { migrate } from '../../lib/migrate';
+import { createSqsClient } from '../../lib/sqs';
+import { connectClient } from '../../lib/temporal';
+import { startWorker, type RunningWorker } from '../../worker';
+
+// The emulator accepts any credentials; the SDK's default chain reads these.
+process.env.AWS_ACCESS_KEY_ID ??= 'test';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+
+export function testServices(): Omit<EmbeddedServices, 'pid'> {
+  const file = process.env.TEST_SERVICES_FILE;
+  if (!file) throw new Error('TEST_SERVICES_FILE is not set: run the integration tests through jest (global-setup.ts)');
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+export const SAMPLE: Record<string, unknown>[] = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'data', 'sample.json'), 'utf8'));
+/** Every IP and device ID of the sample: none may appear in plain text anywhere we store. */
+export const SAMPLE_PII: string[] = [
+  ...new Set(SAMPLE.flatMap((e) => [e.ip, e.device_id]).filter((v): v is string => typeof v === 'string')),
+];
+
+export async function createDatabase(name: string): Promise<string> {
+  const base = testServices().databaseUrl;
+  const pg = new PgClient({ connectionString: base });
+  await pg.connect();
+  await pg.query(`CREATE DATABASE "${name}"`);
+  await pg.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function createQueue(sqs: SQSClient, name: string): Promise<string> {
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name }));
+  return QueueUrl!;
+}
+
+export interface Pipeline {
+  config: Config;
+  keyring: Keyring;
+  db: Db;
+  sqs: SQSClient;
+  client: Client;
+  worker: RunningWorker;
+  /** The environment a user would set to reach these services (for subprocess tests). */
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/** A database, a queue and a worker of their own, on the shared services, configured through the environment as a user would. */
+export async function startPipeline(name: string, extraEnv: Record<string, string> = {}): Promise<Pipeline> {
+  const services = testServices();
+  const id = `${name}_${crypto.randomBytes(4).toString('hex')}`;
+  const databaseUrl = await createDatabase(id);
+  await migrate(databaseUrl, () => {});
+  const baseEnv = {
+    TEMPORAL_ADDRESS: services.temporalAddress,
+    DATABASE_URL: databaseUrl,
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL_SQS: services.sqsEndpoint,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    TEMPORAL_TASK_QUEUE: `tq-${id}`,
+    INGEST_WORKFLOW_ID: `ingest-${id}`,
+    DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'login-ingest-data-')),
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN',
+    ...extraEnv,
+  };
+  const admin = createSqsClient(loadConfig(baseEnv, []).sqs);
+  const queueUrl = await createQueue(admin, `q-${id}`);
+  admin.destroy();
+  const keyFile = path.join(baseEnv.DATA_DIR, 'keyring.json');
+  const keyContent = newKeyringFile();
+  fs.writeFileSync(keyFile, JSON.stringify(keyContent), { mode: 0o600 });
+  const env = { ...baseEnv, SQS_QUEUE_URL: queueUrl, PII_KEYRING_FILE: keyFile };
+  const config = loadConfig(env);
+  const keyring = keyringFromFile(keyContent, 'test');
+  const db = createDb(config.databaseUrl);
+  const sqs = createSqsClient(config.sqs);
+  const worker = await startWorker(config, keyring);
+  const client = await connectClient(config.temporal, keyring);
+  return {
+    config,
+    keyring,
+    db,
+    sqs,
+    client,
+    worker,
+    env,
+    async close() {
+      await worker.shutdown();
+      await client.connection.close();
+      await db.$disconnect();
+      sqs.destroy();
+      fs.rmSync(baseEnv.DATA_DIR, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Hit {
+  where: string;
+  needle: string;
+}
+
+/**
+ * Searches decoded content for plaintext: strings as they are, binary (bytea, payload
+ * data) as bytes, so hex or base64 renderings cannot hide a value from the search.
+ */
+export function findPlaintext(items: { where: string; value: unknown }[], needles: string[]): Hit[] {
+  const hits: Hit[] = [];
+  const visit = (where: string, value: unknown, depth: number) => {
+    if (value === null || value === undefined || depth > 64) return;
+    let text: string | null = null;
+    if (typeof value === 'string') text = value;
+    else if (value instanceof Uint8Array) text = Buffer.from(value).toString('latin1');
+    else if (typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) visit(`${where}.${k}`, v, depth + 1);
+      return;
+    } else text = String(value);
+    for (const needle of needles) if (text.includes(needle)) hits.push({ where, needle });
+  };
+  for (const item of items) visit(item.where, item.value, 0);
+  return hits;
+}
+
+/** Every value of every table in the public schema, bytea decoded to bytes by the driver. */
+export async function dumpTables(databaseUrl: string): Promise<{ where: string; value: unknown }[]> {
+  const pg = new PgClient({ connectionString: databaseUrl });
+  await pg.connect();
+  try {
+    const tables = await pg.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = 'public'`);
+    const items: { where: string; value: unknown }[] = [];
+    for (const { tablename } of tables.rows) {
+      const rows = await pg.query(`SELECT * FROM "${tablename}"`);
+      rows.rows.forEach((row, i) => items.push({ where: `${tablename}[${i}]`, value: row }));
+    }
+    return items;
+  } finally {
+    await pg.end();
+  }
+}
