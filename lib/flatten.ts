@@ -46,6 +46,8 @@ export function flatten(body: unknown): FlattenResult {
   for (const [key, value] of Object.entries(body)) {
     if (CONTAINERS.has(key) && isPlainObject(value)) {
       for (const [inner, innerValue] of Object.entries(value)) take(`${key}.${inner}`, innerValue);
+    } else if (key.includes('.')) {
+      unknown++; // a literal "device.id" key is not the nested path device.id
     } else {
       take(key, value);
     }

@@ -26,6 +26,8 @@ export function testServices(): Omit<EmbeddedServices, 'pid'> {
 }
 
 export const SAMPLE: Record<string, unknown>[] = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'data', 'sample.json'), 'utf8'));
+/** The 99 well-formed login events of the sample (one message is of another kind). */
+export const VALID_SAMPLE = SAMPLE.filter((e) => typeof e.ip === 'string');
 /** Every IP and device ID of the sample: none may appear in plain text anywhere we store. */
 export const SAMPLE_PII: string[] = [
   ...new Set(SAMPLE.flatMap((e) => [e.ip, e.device_id]).filter((v): v is string => typeof v === 'string')),

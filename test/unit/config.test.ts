@@ -237,6 +237,7 @@ describe('regionFromQueueUrl', () => {
     'http://localhost:4566/000000000000/logins',
     'http://sqs.localhost.localstack.cloud:4566/000000000000/logins',
     'https://example.com/sqs.eu-west-1.amazonaws.com/q',
+    'https://sqs.eu-west-1.example.com/123456789012/q',
   ])('returns null for the non-AWS URL %s', (url) => {
     expect(regionFromQueueUrl(url)).toBeNull();
   });

@@ -131,10 +131,8 @@ describe('flatten: rejected shapes', () => {
     expect(reasonsOf(wrong[0])).toEqual(['unknown_shape']);
   });
 
-  // BUG (lib/flatten.ts, take()/FIELD_BY_PATH): the dotted aliases are meant as paths into
-  // nested objects, but a flat key that happens to contain the dot is looked up in the same
-  // map, so {"app.version": "2.3.0"} is accepted as app_version: a guess the module promises
-  // never to make. Fails until flatten only matches dotted paths it built itself.
+  // The dotted aliases are paths into nested objects; a flat key that happens to contain
+  // the dot ({"app.version": …}) is not one of them and must not be guessed.
   it('rejects literal dotted keys such as "app.version" (not nested objects) as unknown fields', () => {
     const dotted: Record<string, string> = {
       'user.id': 'user_id',

@@ -112,9 +112,8 @@ describe('validate: presence and types', () => {
     }
   });
 
-  // BUG (lib/validate.ts, hasBadCharacters): the regex stops at U+007F, so the C1 control
-  // characters U+0080–U+009F (Unicode category Cc, like the C0 ones) pass; U+009B is the
-  // one-byte terminal CSI, U+0085 is NEL. Fails until the range covers \u0080-\u009f.
+  // C1 control characters (U+0080–U+009F, category Cc like the C0 ones): U+009B is the
+  // one-byte terminal CSI, U+0085 is NEL.
   it('reports invalid_characters for the C1 control characters U+0080–U+009F', () => {
     const accepted: string[] = [];
     for (let code = 0x80; code <= 0x9f; code++) {
@@ -259,10 +258,8 @@ describe('parseCreateDate', () => {
     expect(parseCreateDate(value, now)).toBeNull();
   });
 
-  // BUG (lib/validate.ts, parseCreateDate): V8's Date.parse accepts days 29–31 in any month
-  // and rolls them over, so "2024-02-30" becomes 2024-03-01 and "2023-02-29" becomes
-  // 2023-03-01 instead of falling back (null). Fails until the parsed date is checked
-  // against the year, month and day it came from.
+  // V8's Date.parse accepts days 29–31 in any month and rolls them over ("2024-02-30"
+  // would become 2024-03-01); an impossible date must fall back instead.
   it('returns null for impossible calendar dates instead of rolling them over', () => {
     const impossible = ['2024-02-30', '2023-02-29T12:00:00Z', '2024-04-31T00:00:00Z'];
     const parsed = impossible.map((value) => [value, parseCreateDate(value, now)?.toISOString() ?? null]);
@@ -289,5 +286,24 @@ describe('parseCreateDate', () => {
   it('is what validate uses for create_date, falling back to null', () => {
     expect(eventOf(validEvent({ create_date: '2024-05-01T12:34:56Z' })).createDate?.toISOString()).toBe('2024-05-01T12:34:56.000Z');
     expect(eventOf(validEvent({ create_date: 'not a date' })).createDate).toBeNull();
+  });
+});
+
+describe('IP canonical forms', () => {
+  it('gives an IPv4-mapped IPv6 address the IPv4 form, so both mask alike', () => {
+    expect(canonicalIp('::ffff:1.2.3.4')).toBe('1.2.3.4');
+    expect(canonicalIp('::FFFF:1.2.3.4')).toBe('1.2.3.4');
+  });
+  it('rejects shorthand or octal IPv4 inside an IPv6 address', () => {
+    expect(canonicalIp('::ffff:010.0.0.1')).toBeNull();
+    expect(canonicalIp('::ffff:1.2.3')).toBeNull();
+  });
+});
+
+describe('create dates without an offset', () => {
+  it('are read as UTC, whatever the time zone of the worker', () => {
+    expect(parseCreateDate('2024-01-01T10:00:00', Date.UTC(2025, 0, 1))?.toISOString()).toBe('2024-01-01T10:00:00.000Z');
+    expect(parseCreateDate('2024-01-01T10:00:00+02:00', Date.UTC(2025, 0, 1))?.toISOString()).toBe('2024-01-01T08:00:00.000Z');
+    expect(parseCreateDate('2024-01-01T10:00:00-0530', Date.UTC(2025, 0, 1))?.toISOString()).toBe('2024-01-01T15:30:00.000Z');
   });
 });

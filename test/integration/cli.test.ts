@@ -1,0 +1,145 @@
+// The doors users take, as they take them: `npx ts-node client.ts …` in a subprocess,
+// configured only through the environment variables the README documents.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Client as PgClient } from 'pg';
+import { generateBodies } from '../../lib/load';
+import { optionsFromConfig, runIngest } from '../../lib/ingest-run';
+import { createSchedule, SCHEDULE_ID } from '../../lib/schedule';
+import { queueDepth, sendMessages } from '../../lib/sqs';
+import { dumpTables, findPlaintext, startPipeline, VALID_SAMPLE as SAMPLE, type Pipeline } from './helpers';
+
+const run = promisify(execFile);
+const root = path.join(__dirname, '..', '..');
+let p: Pipeline;
+let pg: PgClient;
+
+function client(args: string[], env: Record<string, string> = {}) {
+  return run('npx', ['ts-node', 'client.ts', ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...p.env, ...env },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+}
+
+beforeAll(async () => {
+  p = await startPipeline('cli');
+  pg = new PgClient({ connectionString: p.config.databaseUrl });
+  await pg.connect();
+});
+
+afterAll(async () => {
+  await pg?.end();
+  await p?.close();
+});
+
+test('load --file and ingest --json account for every line: one row or one quarantine entry each, with reasons', async () => {
+  const good = SAMPLE.slice(0, 20).map((e) => JSON.stringify(e));
+  const lines = [
+    ...good,
+    good[0], // the same content again: a new message, a duplicate login
+    '{"user_id": "broken',
+    JSON.stringify({ ...SAMPLE[3], ip: '300.1.2.3' }),
+    JSON.stringify({ ...SAMPLE[4], device_id: 42 }),
+    JSON.stringify({ ...SAMPLE[5], extra: 'field' }),
+    JSON.stringify({ ...SAMPLE[6], user_id: 'x'.repeat(500) }),
+    JSON.stringify({ ...SAMPLE[7], pad: 'y'.repeat(10_000) }), // over the 8 KiB body limit
+    '["an", "array"]',
+    'null',
+    JSON.stringify({ ...SAMPLE[8], user_id: 'nul\u0000byte' }),
+  ];
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lines-')), 'messages.jsonl');
+  fs.writeFileSync(file, lines.join('\n') + '\n\n');
+
+  const loaded = await client(['load', '--file', file]);
+  expect(loaded.stdout).toContain(`Sent ${lines.length} message(s)`);
+
+  const { stdout } = await client(['ingest', '--json']);
+  const summary = JSON.parse(stdout);
+  expect(summary).toMatchObject({
+    workflowId: p.config.ingest.workflowId,
+    received: lines.length,
+    persisted: 21,
+    quarantined: lines.length - 21,
+    duplicateLogins: 1,
+    alreadySeen: 0,
+    stopReason: 'queue_empty',
+  });
+  expect(summary.quarantinedByReason).toMatchObject({
+    invalid_json: 1,
+    invalid_ip: 1,
+    'wrong_type:device_id': 1,
+    unknown_field: 1,
+    'too_long:user_id': 1,
+    body_too_large: 1,
+    not_an_object: 2,
+    'invalid_characters:user_id': 1,
+  });
+
+  const ledger = await pg.query(`SELECT count(*)::int AS n, count(DISTINCT message_id)::int AS d FROM ingested_messages`);
+  expect(ledger.rows[0]).toEqual({ n: lines.length, d: lines.length });
+  const overlap = await pg.query(`SELECT count(*)::int AS n FROM user_logins u JOIN quarantine q USING (message_id)`);
+  expect(overlap.rows[0].n).toBe(0);
+  const q = await pg.query(`SELECT reasons, body_bytes, body_truncated FROM quarantine`);
+  expect(q.rows.every((r) => r.reasons.length > 0)).toBe(true);
+  expect(q.rows.filter((r) => r.body_truncated)).toEqual([{ reasons: ['body_too_large'], body_bytes: lines[26].length, body_truncated: true }]);
+  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  const pii = SAMPLE.slice(0, 9).flatMap((e) => [e.ip as string, e.device_id as string]);
+  expect(findPlaintext(await dumpTables(p.config.databaseUrl), pii)).toEqual([]);
+});
+
+test('a second ingest while one runs attaches to it instead of starting another', async () => {
+  await sendMessages(p.sqs, p.config.sqs.queueUrl, generateBodies(1500, { seed: 7 }));
+  const options = { ...optionsFromConfig(p.config.ingest), batchSize: 50, concurrency: 1 };
+  const first = runIngest(p.client, p.config, options);
+  await new Promise((r) => setTimeout(r, 1000));
+  const second = await runIngest(p.client, p.config, options);
+  const firstResult = await first;
+  expect(second.attached).toBe(true);
+  expect(firstResult.attached).toBe(false);
+  expect(second.runId).toBe(firstResult.runId);
+  expect(second.summary).toEqual(firstResult.summary);
+  expect(firstResult.summary.received).toBe(1500);
+});
+
+test('bad configuration is refused with the variable named, and nothing runs', async () => {
+  const bad = await client(['ingest'], { INGEST_BATCH_SIZE: 'lots' }).catch((e) => e);
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toContain('INGEST_BATCH_SIZE must be a whole number (got "lots")');
+
+  const prod = await client(['ingest'], { NODE_ENV: 'production', PII_KEYRING_FILE: '' }).catch((e) => e);
+  expect(prod.code).toBe(1);
+  expect(prod.stderr).toMatch(/NODE_ENV=production and no PII keys are configured: set PII_KEYRING_FILE/);
+});
+
+test('schedule: create, describe, trigger (a scheduled ingest runs), pause, unpause, delete', async () => {
+  await createSchedule(p.client, p.config);
+  try {
+    const described = await client(['schedule', 'describe']);
+    expect(described.stdout).toContain(`Schedule ${SCHEDULE_ID}: every 30 min, overlap ${'SKIP'}`);
+
+    await sendMessages(p.sqs, p.config.sqs.queueUrl, [JSON.stringify({ ...SAMPLE[9], user_id: 'scheduled-user' })]);
+    await client(['schedule', 'trigger']);
+    const handle = p.client.schedule.getHandle(SCHEDULE_ID);
+    let started: string | undefined;
+    for (let i = 0; i < 50 && !started; i++) {
+      started = (await handle.describe()).info.recentActions[0]?.action.workflow.workflowId;
+      if (!started) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(started).toBeDefined();
+    const result = await p.client.workflow.getHandle(started!).result();
+    expect(result).toMatchObject({ skipped: false, summary: { received: 1, persisted: 1 } });
+    expect((await pg.query(`SELECT count(*)::int AS n FROM user_logins WHERE user_id = 'scheduled-user'`)).rows[0].n).toBe(1);
+
+    await client(['schedule', 'pause']);
+    expect((await handle.describe()).state.paused).toBe(true);
+    await client(['schedule', 'unpause']);
+    expect((await handle.describe()).state.paused).toBe(false);
+  } finally {
+    await client(['schedule', 'delete']);
+  }
+  await expect(p.client.schedule.getHandle(SCHEDULE_ID).describe()).rejects.toThrow();
+});
