@@ -91,7 +91,7 @@ async function withScheduleClient(fn: (client: Awaited<ReturnType<typeof connect
   try {
     await fn(client, config);
   } catch (err) {
-    if (err instanceof ScheduleNotFoundError) program.error(`No schedule ${SCHEDULE_ID}: create it with \`npx ts-node client.ts schedule create\`.`);
+    if (err instanceof ScheduleNotFoundError) throw new Error(`No schedule ${SCHEDULE_ID}: create it with \`npx ts-node client.ts schedule create\`.`);
     throw err;
   } finally {
     await client.connection.close();

@@ -71,7 +71,8 @@ export interface ReceiveOptions {
 /**
  * Receives up to `maxMessages` with rounds of concurrent long polls (10 messages a call).
  * A round only issues calls whose worst case still fits the size budget, so a batch never
- * outgrows it however large the bodies are. Ends early on a round that brings nothing.
+ * outgrows it however large the bodies are. Ends early on a round that brings less than
+ * half of what it asked for.
  */
 export async function receiveMessages(client: SQSClient, queueUrl: string, opts: ReceiveOptions): Promise<ReceivedMessage[]> {
   const byId = new Map<string, ReceivedMessage>();
@@ -108,7 +109,9 @@ export async function receiveMessages(client: SQSClient, queueUrl: string, opts:
       }
     }
     opts.onProgress?.(byId.size);
-    if (got === 0 || byId.size >= opts.maxMessages) break;
+    // A round well short of what it asked for means the queue is (nearly) drained for now:
+    // hand on what we have rather than wait out another long poll.
+    if (got < (calls * MAX_PER_CALL) / 2 || byId.size >= opts.maxMessages) break;
   }
   return [...byId.values()];
 }
