@@ -39,7 +39,8 @@ async function main() {
     sqs.destroy();
     log(`Loaded ${ids.length} sample messages into ${config.sqs.queueUrl}.`);
 
-    const worker = await startWorker(config, keyring);
+    // The worker's per-activity lines would bury the summary: warnings only, unless LOG_LEVEL says otherwise.
+    const worker = await startWorker({ ...config, logLevel: process.env.LOG_LEVEL ? config.logLevel : 'WARN' }, keyring);
     shutdown.push(worker.shutdown);
     log(`Worker running on task queue "${config.temporal.taskQueue}".`);
 
