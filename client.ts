@@ -1,15 +1,15 @@
 // The user's door: `npx ts-node client.ts <command>`. `--help` on every command.
 import { Command, InvalidArgumentError } from 'commander';
 import { ScheduleNotFoundError } from '@temporalio/client';
-import { loadConfig, type Service } from './lib/config';
+import { log, withClient } from './cli/common';
+import { registerKeyCommands } from './cli/keys';
+import { registerRecoveryCommands } from './cli/recovery';
+import { loadConfig } from './lib/config';
 import { formatSummary, optionsFromConfig, runIngest } from './lib/ingest-run';
-import { devKeyringPath, loadKeyring, newKeyringFile, writeKeyringFile } from './lib/keyring';
 import { fileBodies, generateBodies, sampleBodies } from './lib/load';
 import { createSchedule, describeSchedule, SCHEDULE_ID } from './lib/schedule';
 import { createSqsClient, sendMessages } from './lib/sqs';
-import { connectClient } from './lib/temporal';
 
-const log = (line: string) => console.error(line); // progress goes to stderr, results to stdout
 
 function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string) => {
@@ -24,11 +24,6 @@ function shareOption(value: string) {
   return n;
 }
 
-function setup(needs: Service[]) {
-  const config = loadConfig(process.env, needs);
-  return { config, keyring: loadKeyring(config, log) };
-}
-
 const program = new Command('client.ts')
   .description('Login ingest pipeline: SQS → Temporal → PostgreSQL, with IP and device ID masked.')
   .showHelpAfterError();
@@ -41,19 +36,15 @@ program
   .option('--concurrency <n>', 'batches in flight at once (default INGEST_CONCURRENCY)', intOption(1, 16))
   .option('--max-messages <n>', 'stop after this many messages (default: until the queue is empty)', intOption(1))
   .action(async (opts: { json?: boolean; batchSize?: number; concurrency?: number; maxMessages?: number }) => {
-    const { config, keyring } = setup(['temporal']);
-    const client = await connectClient(config.temporal, keyring);
-    const options = { ...optionsFromConfig(config.ingest) };
-    if (opts.batchSize) options.batchSize = opts.batchSize;
-    if (opts.concurrency) options.concurrency = opts.concurrency;
-    if (opts.maxMessages) options.maxMessages = opts.maxMessages;
-    try {
+    await withClient(async (client, config) => {
+      const options = { ...optionsFromConfig(config.ingest) };
+      if (opts.batchSize) options.batchSize = opts.batchSize;
+      if (opts.concurrency) options.concurrency = opts.concurrency;
+      if (opts.maxMessages) options.maxMessages = opts.maxMessages;
       const run = await runIngest(client, config, options, log);
       if (opts.json) console.log(JSON.stringify({ workflowId: run.workflowId, runId: run.runId, attached: run.attached, ...run.summary }));
       else console.log(formatSummary(run));
-    } finally {
-      await client.connection.close();
-    }
+    });
   });
 
 program
@@ -85,17 +76,16 @@ program
   });
 
 const schedule = program.command('schedule').description('Manage the Temporal schedule that runs the ingest every 30 minutes.');
-async function withScheduleClient(fn: (client: Awaited<ReturnType<typeof connectClient>>, config: ReturnType<typeof loadConfig>) => Promise<void>) {
-  const { config, keyring } = setup(['temporal']);
-  const client = await connectClient(config.temporal, keyring);
-  try {
-    await fn(client, config);
-  } catch (err) {
-    if (err instanceof ScheduleNotFoundError) throw new Error(`No schedule ${SCHEDULE_ID}: create it with \`npx ts-node client.ts schedule create\`.`);
-    throw err;
-  } finally {
-    await client.connection.close();
-  }
+/** Schedule commands: a missing schedule gets a hint instead of a stack trace. */
+async function withScheduleClient(fn: Parameters<typeof withClient>[0]) {
+  await withClient(async (client, config, keyring) => {
+    try {
+      await fn(client, config, keyring);
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) throw new Error(`No schedule ${SCHEDULE_ID}: create it with \`npx ts-node client.ts schedule create\`.`);
+      throw err;
+    }
+  });
 }
 schedule
   .command('create')
@@ -149,16 +139,8 @@ schedule
     }),
   );
 
-const keys = program.command('keys').description('PII keys.');
-keys
-  .command('init')
-  .description('write a new key file (an AES-256 data key and an HMAC fingerprint key); never overwrites one')
-  .option('--out <path>', 'where to write it (default: the development key file in DATA_DIR)')
-  .action((opts: { out?: string }) => {
-    const out = opts.out ?? devKeyringPath(process.env.DATA_DIR || '.data');
-    writeKeyringFile(out, newKeyringFile());
-    console.log(`Wrote ${out} (mode 600). Point PII_KEYRING_FILE at it, and keep it out of version control.`);
-  });
+registerKeyCommands(program);
+registerRecoveryCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : err);

@@ -2,6 +2,8 @@
 // the ingest workflows and activities. `npx ts-node worker.ts` runs it until Ctrl-C.
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createIngestActivities } from './activities/ingest';
+import { createKeyActivities } from './activities/keys';
+import { createRecoveryActivities } from './activities/recovery';
 import { loadConfig, type Config } from './lib/config';
 import { createDb } from './lib/db';
 import { loadKeyring, type Keyring } from './lib/keyring';
@@ -26,7 +28,11 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('./workflows'),
-    activities: createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, keyring }),
+    activities: {
+      ...createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, keyring }),
+      ...createRecoveryActivities({ db, keyring, operatorsFile: config.recovery.operatorsFile, policy: config.recovery }),
+      ...createKeyActivities({ db, keyring }),
+    },
     dataConverter: dataConverter(keyring),
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
   });
@@ -47,7 +53,7 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const keyring = loadKeyring(config);
+  const keyring = await loadKeyring(config);
   const running = await startWorker(config, keyring);
   console.log(`Worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address} (namespace ${config.temporal.namespace}). Ctrl-C stops it.`);
   await running.done; // the SDK shuts the worker down on SIGINT/SIGTERM

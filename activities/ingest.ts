@@ -6,7 +6,7 @@ import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { isPermanentDbError, sqlState, type Db } from '../lib/db';
-import type { Keyring } from '../lib/keyring';
+import { refreshKeyring, type Keyring } from '../lib/keyring';
 import { persistBatch as persist } from '../lib/persist';
 import { deleteMessages, MAX_BODY_CHARS, queueDepth as depth, receiveMessages } from '../lib/sqs';
 import { transformBatch as transform } from '../lib/transform';
@@ -69,6 +69,7 @@ export function createIngestActivities({ db, sqs, queueUrl, keyring }: IngestDep
     },
 
     async transformBatch(messages: ReceivedMessage[]): Promise<TransformedBatch> {
+      await refreshKeyring(keyring); // a rotated key is used for new rows at once
       return transform(keyring, messages);
     },
 

@@ -6,7 +6,7 @@
 import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec, ValueError } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { open, seal } from './crypto';
-import type { Keyring } from './keyring';
+import { refreshKeyring, type Keyring } from './keyring';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const METADATA_KEY_ID = 'encryption-key-id';
@@ -29,12 +29,19 @@ export class EncryptionCodec implements PayloadCodec {
   }
 
   async decode(payloads: Payload[]): Promise<Payload[]> {
-    return payloads.map((payload) => {
-      if (text(payload.metadata?.[METADATA_ENCODING_KEY]) !== ENCRYPTED_ENCODING) return payload;
+    const decoded: Payload[] = [];
+    for (const payload of payloads) {
+      if (text(payload.metadata?.[METADATA_ENCODING_KEY]) !== ENCRYPTED_ENCODING) {
+        decoded.push(payload);
+        continue;
+      }
       const keyId = text(payload.metadata?.[METADATA_KEY_ID]);
       if (!keyId || !payload.data) throw new ValueError('Encrypted payload without key ID or data');
+      // A key this process has not seen yet: another process rotated; read the key file again.
+      if (!this.keyring.keys.has(keyId)) await refreshKeyring(this.keyring, { force: true });
       const plain = open(this.keyring, { keyId, blob: Buffer.from(payload.data) }, CONTEXT);
-      return temporal.api.common.v1.Payload.decode(plain);
-    });
+      decoded.push(temporal.api.common.v1.Payload.decode(plain));
+    }
+    return decoded;
   }
 }

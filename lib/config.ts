@@ -64,6 +64,18 @@ const envSchema = z.object({
   PII_ENCRYPTION_KEYS: z.string().min(1).optional(),
   PII_ACTIVE_KEY_ID: z.string().min(1).optional(),
   PII_FINGERPRINT_KEY: z.string().min(1).optional(),
+  PII_MASTER_KEY: z.string().min(1).optional(),
+  PII_MASTER_KEY_FILE: z.string().min(1).optional(),
+
+  PII_OPERATORS_FILE: z.string().min(1).optional(),
+  PII_RECOVERY_MAX_RECORDS: int(1, 10_000).default(20),
+  PII_RECOVERY_REQUIRE_APPROVAL: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
+  PII_RECOVERY_APPROVAL_TIMEOUT_SECONDS: int(1, 30 * 24 * 3600).default(24 * 3600),
+  PII_SIGNATURE_MAX_AGE_SECONDS: int(10, 24 * 3600).default(300),
+
+  CODEC_SERVER_TOKEN: z.string().min(32, { message: 'must be at least 32 characters (make one with `npx ts-node client.ts codec-server --new-token`)' }).optional(),
+  CODEC_SERVER_PORT: int(0, 65535).default(8234),
+  CODEC_CORS_ORIGINS: z.string().min(1).default('http://localhost:8233,http://127.0.0.1:8233'),
 
   INGEST_WORKFLOW_ID: z.string().min(1).default('login-ingest'),
   INGEST_BATCH_SIZE: int(1, 1000).default(250),
@@ -91,7 +103,18 @@ export interface Config {
     encryptionKeys?: string;
     activeKeyId?: string;
     fingerprintKey?: string;
+    masterKey?: string;
+    masterKeyFile?: string;
   };
+  recovery: {
+    /** Operator registry (JSON Lines); default <DATA_DIR>/operators.jsonl. */
+    operatorsFile: string;
+    maxRecords: number;
+    requireApproval: boolean;
+    approvalTimeoutSeconds: number;
+    signatureMaxAgeSeconds: number;
+  };
+  codecServer: { token?: string; port: number; corsOrigins: string[] };
   ingest: {
     workflowId: string;
     batchSize: number;
@@ -196,6 +219,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       encryptionKeys: e.PII_ENCRYPTION_KEYS,
       activeKeyId: e.PII_ACTIVE_KEY_ID,
       fingerprintKey: e.PII_FINGERPRINT_KEY,
+      masterKey: e.PII_MASTER_KEY,
+      masterKeyFile: e.PII_MASTER_KEY_FILE,
+    },
+    recovery: {
+      operatorsFile: e.PII_OPERATORS_FILE ?? path.join(e.DATA_DIR, 'operators.jsonl'),
+      maxRecords: e.PII_RECOVERY_MAX_RECORDS,
+      requireApproval: e.PII_RECOVERY_REQUIRE_APPROVAL === 'true',
+      approvalTimeoutSeconds: e.PII_RECOVERY_APPROVAL_TIMEOUT_SECONDS,
+      signatureMaxAgeSeconds: e.PII_SIGNATURE_MAX_AGE_SECONDS,
+    },
+    codecServer: {
+      token: e.CODEC_SERVER_TOKEN,
+      port: e.CODEC_SERVER_PORT,
+      corsOrigins: e.CODEC_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     },
     ingest: {
       workflowId: e.INGEST_WORKFLOW_ID,

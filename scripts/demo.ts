@@ -29,7 +29,7 @@ async function main() {
   try {
     log(`  ${services.started.join(', ') || 'nothing started: all services from the environment'}`);
     const config = loadConfig(process.env); // now resolves the embedded services too
-    const keyring = loadKeyring(config, log);
+    const keyring = await loadKeyring(config, log);
 
     const applied = await migrate(config.databaseUrl, log);
     log(`Database ready (${applied.length} migration(s) applied).`);

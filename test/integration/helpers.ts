@@ -1,5 +1,6 @@
 // Shared set-up for the integration tests: each test file gets its own database, queue,
 // task queue and workflow ID on the shared real services, and a worker in this process.
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,11 +10,12 @@ import type { Client } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
 import { loadConfig, type Config, type EmbeddedServices } from '../../lib/config';
 import { createDb, type Db } from '../../lib/db';
-import { keyringFromFile, newKeyringFile, type Keyring } from '../../lib/keyring';
+import { LocalKeyWrapper } from '../../lib/kek';
+import { initKeyringFile, loadKeyring, type Keyring } from '../../lib/keyring';
 import { migrate } from '../../lib/migrate';
 import { createSqsClient } from '../../lib/sqs';
 import { connectClient } from '../../lib/temporal';
-import { startWorker, type RunningWorker } from '../../worker';
+import { startWorker } from '../../worker';
 
 // The emulator accepts any credentials; the SDK's default chain reads these.
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
@@ -55,14 +57,41 @@ export interface Pipeline {
   db: Db;
   sqs: SQSClient;
   client: Client;
-  worker: RunningWorker;
+  /** Everything a subprocess worker printed (only with { subprocessWorker: true }). */
+  workerOutput: string[];
   /** The environment a user would set to reach these services (for subprocess tests). */
   env: Record<string, string>;
   close(): Promise<void>;
 }
 
+/**
+ * `npx ts-node worker.ts` as users run it, in its own process, with the given
+ * environment; resolves once it polls. Its output is collected (and not printed).
+ */
+async function startWorkerProcess(env: Record<string, string>, output: string[]): Promise<() => Promise<void>> {
+  const child = spawn(process.execPath, ['-r', 'ts-node/register', 'worker.ts'], {
+    cwd: path.join(__dirname, '..', '..'),
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output.push(chunk.toString('utf8'));
+      if (output.join('').includes('Worker polling task queue')) resolve();
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`worker.ts exited (code ${code}):\n${output.join('')}`)));
+  });
+  return async () => {
+    child.kill('SIGINT');
+    await exited;
+  };
+}
+
 /** A database, a queue and a worker of their own, on the shared services, configured through the environment as a user would. */
-export async function startPipeline(name: string, extraEnv: Record<string, string> = {}): Promise<Pipeline> {
+export async function startPipeline(name: string, extraEnv: Record<string, string> = {}, opts: { subprocessWorker?: boolean } = {}): Promise<Pipeline> {
   const services = testServices();
   const id = `${name}_${crypto.randomBytes(4).toString('hex')}`;
   const databaseUrl = await createDatabase(id);
@@ -83,15 +112,22 @@ export async function startPipeline(name: string, extraEnv: Record<string, strin
   const admin = createSqsClient(loadConfig(baseEnv, []).sqs);
   const queueUrl = await createQueue(admin, `q-${id}`);
   admin.destroy();
+  // Envelope-encrypted keys, as in production: a key file wrapped by a master key.
   const keyFile = path.join(baseEnv.DATA_DIR, 'keyring.json');
-  const keyContent = newKeyringFile();
-  fs.writeFileSync(keyFile, JSON.stringify(keyContent), { mode: 0o600 });
-  const env = { ...baseEnv, SQS_QUEUE_URL: queueUrl, PII_KEYRING_FILE: keyFile };
+  const masterKey = crypto.randomBytes(32).toString('base64');
+  await initKeyringFile(keyFile, new LocalKeyWrapper(Buffer.from(masterKey, 'base64')));
+  const env = { ...baseEnv, SQS_QUEUE_URL: queueUrl, PII_KEYRING_FILE: keyFile, PII_MASTER_KEY: masterKey };
   const config = loadConfig(env);
-  const keyring = keyringFromFile(keyContent, 'test');
+  const keyring = await loadKeyring(config, () => {});
   const db = createDb(config.databaseUrl);
   const sqs = createSqsClient(config.sqs);
-  const worker = await startWorker(config, keyring);
+  const workerOutput: string[] = [];
+  let stopWorker: () => Promise<void>;
+  if (opts.subprocessWorker) stopWorker = await startWorkerProcess(env, workerOutput);
+  else {
+    const worker = await startWorker(config, keyring);
+    stopWorker = worker.shutdown;
+  }
   const client = await connectClient(config.temporal, keyring);
   return {
     config,
@@ -99,10 +135,10 @@ export async function startPipeline(name: string, extraEnv: Record<string, strin
     db,
     sqs,
     client,
-    worker,
+    workerOutput,
     env,
     async close() {
-      await worker.shutdown();
+      await stopWorker();
       await client.connection.close();
       await db.$disconnect();
       sqs.destroy();

@@ -45,6 +45,8 @@ function pgType(f: DmmfField): string {
         return 'boolean';
       case 'Bytes':
         return 'bytea';
+      case 'Json':
+        return 'jsonb';
       case 'DateTime':
         return native === 'Timestamptz' ? `timestamp with time zone(${args[0] ?? 3})` : `timestamp without time zone(${args[0] ?? 3})`;
       default:

@@ -1,0 +1,114 @@
+// CLI commands for the PII keys and the codec server: keys init|rotate|status, codec-server.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { appendAudit } from '../lib/audit';
+import { EncryptionCodec } from '../lib/codec';
+import { newCodecToken, startCodecServer } from '../lib/codec-server';
+import { loadConfig } from '../lib/config';
+import { createDb } from '../lib/db';
+import { devKeyringPath, initKeyringFile, keyringStatus, masterKeyWrapper, rotateKeyring } from '../lib/keyring';
+import { keyUsage } from '../lib/reencrypt';
+import { reencryptWorkflow } from '../workflows/reencrypt';
+import { log, setup, withClient } from './common';
+
+export const REENCRYPT_WORKFLOW_ID = 'pii-reencrypt';
+
+export function registerKeyCommands(program: Command): void {
+  const keys = program.command('keys').description('PII keys: envelope-encrypted data keys, rotation, re-encryption.');
+
+  keys
+    .command('init')
+    .description('write a new key file: an AES-256 data key and an HMAC fingerprint key, both wrapped by the master key; never overwrites one')
+    .option('--out <path>', 'where to write it (default: PII_KEYRING_FILE, else the development key file in DATA_DIR)')
+    .action(async (opts: { out?: string }) => {
+      const config = loadConfig(process.env, []);
+      const out = opts.out ?? config.keys.keyringFile ?? devKeyringPath(config.dataDir);
+      const { activeKeyId, kek } = await initKeyringFile(out, masterKeyWrapper(config, { create: !config.production, log }));
+      console.log(`Wrote ${out} (mode 600): data key ${activeKeyId}, wrapped by ${kek}. Point PII_KEYRING_FILE at it; keep it and the master key out of version control.`);
+    });
+
+  keys
+    .command('rotate')
+    .description('make a new active data key (used for new rows at once), then re-encrypt old rows and quarantine bodies with it')
+    .option('--no-reencrypt', 'only rotate; run the re-encryption later with `keys reencrypt`')
+    .action(async (opts: { reencrypt: boolean }) => {
+      const config = loadConfig(process.env, ['database', ...(opts.reencrypt ? (['temporal'] as const) : [])]);
+      const file = config.keys.keyringFile ?? devKeyringPath(config.dataDir);
+      const { newKeyId, previousKeyId } = await rotateKeyring(file, masterKeyWrapper(config));
+      const db = createDb(config.databaseUrl);
+      try {
+        await appendAudit(db, [{ requestId: `rotation-${newKeyId}`, event: 'keys_rotated', actor: null, details: { newKeyId, previousKeyId } }]);
+      } finally {
+        await db.$disconnect();
+      }
+      console.log(`Rotated: ${previousKeyId} → ${newKeyId} (${file}). Workers use the new key within a second.`);
+      if (opts.reencrypt) await reencrypt();
+    });
+
+  keys
+    .command('reencrypt')
+    .description('move every row and quarantine body to the active key (a durable, resumable workflow)')
+    .action(() => reencrypt());
+
+  keys
+    .command('status')
+    .description('the active key, the keys kept for reading, and how many rows each key protects')
+    .action(async () => {
+      const { config, keyring } = await setup([]);
+      const status = keyringStatus(keyring);
+      console.log(`Active key: ${status.activeKeyId}\nKeys:       ${status.keyIds.join(', ')}\nWrapped by: ${status.kek ?? '(not wrapped: keys from the environment)'}\nSource:     ${status.source}`);
+      if (!config.databaseUrl) return;
+      const db = createDb(config.databaseUrl);
+      try {
+        for (const u of await keyUsage(db)) console.log(`  ${u.table.padEnd(12)} ${u.keyId.padEnd(24)} ${u.rows} row(s)${u.keyId === status.activeKeyId ? '' : '  ← not yet re-encrypted'}`);
+      } finally {
+        await db.$disconnect();
+      }
+    });
+
+  program
+    .command('codec-server')
+    .description('serve the payload codec to the Temporal Web UI and CLI, behind a bearer token')
+    .option('--port <n>', 'port (default CODEC_SERVER_PORT)')
+    .action(async (opts: { port?: string }) => {
+      const { config, keyring } = await setup([]);
+      let token = config.codecServer.token;
+      if (!token) {
+        if (config.production) throw new Error('CODEC_SERVER_TOKEN is not set: production needs a token of at least 32 characters.');
+        const file = path.join(config.dataDir, 'codec-server.token');
+        if (!fs.existsSync(file)) fs.writeFileSync(file, newCodecToken(), { mode: 0o600 });
+        token = fs.readFileSync(file, 'utf8').trim();
+        log(`Using the development token in ${file}.`);
+      }
+      const server = await startCodecServer({
+        codec: new EncryptionCodec(keyring),
+        token,
+        allowedOrigins: config.codecServer.corsOrigins,
+        port: opts.port ? Number(opts.port) : config.codecServer.port,
+        log,
+      });
+      log(`Codec server on ${server.url} (CORS: ${config.codecServer.corsOrigins.join(', ')}).`);
+      log(`  Web UI: Settings → Codec Server → endpoint ${server.url}/<token> (the token as the path; the UI cannot send a custom header)`);
+      log(`  CLI:    temporal workflow show --codec-endpoint ${server.url} --codec-auth "Bearer <token>" …`);
+      log(`  Dev server: temporal server start-dev --ui-codec-endpoint ${server.url}/<token>`);
+      log('Ctrl-C stops it.');
+      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+      await server.close();
+    });
+}
+
+async function reencrypt(): Promise<void> {
+  await withClient(async (client, config) => {
+    const handle = await client.workflow.start(reencryptWorkflow, {
+      workflowId: REENCRYPT_WORKFLOW_ID,
+      taskQueue: config.temporal.taskQueue,
+      args: [{}],
+      // Pages are idempotent, so a run still going can simply be replaced by one that starts over.
+      workflowIdConflictPolicy: 'TERMINATE_EXISTING',
+    });
+    log(`Re-encrypting (workflow ${REENCRYPT_WORKFLOW_ID}) ...`);
+    const summary = await handle.result();
+    console.log(`Re-encrypted ${summary.reencrypted.user_logins} row(s) and ${summary.reencrypted.quarantine} quarantine bod(ies) to key ${summary.activeKeyId}.`);
+  });
+}

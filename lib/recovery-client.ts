@@ -1,0 +1,109 @@
+// The operator's side of a PII recovery: build and sign a request, hold the one-time key
+// that opens the result, sign approvals and denials, list pending requests. The private
+// keys stay on the operator's machine; only signatures and public keys travel.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkflowIdReusePolicy, type Client } from '@temporalio/client';
+import { recoveryWorkflowId } from '../activities/recovery';
+import type { Config } from './config';
+import { readPrivateKey, sign, type ApprovalBody, type RecoveryRequestBody } from './operators';
+import type { RecoveredRecord } from './recovery';
+import { newRecipientKeys, openSealed } from './sealed';
+import { decisionSignal, recoveryWorkflow, statusQuery, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
+
+export const operatorKeyFile = (config: Config, name: string) => path.join(config.dataDir, 'operators', `${name}.key`);
+const requestKeyFile = (config: Config, requestId: string) => path.join(config.dataDir, 'requests', `${requestId}.key`);
+
+export interface SigningIdentity {
+  operator: string;
+  /** PEM file of the operator's Ed25519 private key (default: <DATA_DIR>/operators/<operator>.key). */
+  keyFile?: string;
+}
+
+function signingKey(config: Config, who: SigningIdentity): crypto.KeyObject {
+  return readPrivateKey(who.keyFile ?? operatorKeyFile(config, who.operator));
+}
+
+export interface NewRequest {
+  reason: string;
+  ticket: string;
+  selector: RecoveryRequestBody['selector'];
+  fields: RecoveryRequestBody['fields'];
+}
+
+/** Signs and starts a recovery; the one-time key that opens its result is kept in <DATA_DIR>/requests/. */
+export async function startRecovery(client: Client, config: Config, who: SigningIdentity, req: NewRequest): Promise<string> {
+  const key = signingKey(config, who);
+  const recipient = newRecipientKeys();
+  const body: RecoveryRequestBody = {
+    type: 'pii-recovery-request',
+    requestId: crypto.randomUUID(),
+    operator: who.operator,
+    reason: req.reason,
+    ticket: req.ticket,
+    selector: req.selector,
+    fields: req.fields,
+    recipientPublicKey: recipient.publicKey,
+    issuedAt: new Date().toISOString(),
+  };
+  const file = requestKeyFile(config, body.requestId);
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(file, recipient.privateKeyPem, { mode: 0o600, flag: 'wx' });
+  await client.workflow.start(recoveryWorkflow, {
+    workflowId: recoveryWorkflowId(body.requestId),
+    taskQueue: config.temporal.taskQueue,
+    args: [sign(body, key)],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+  });
+  return body.requestId;
+}
+
+export type RecoveryOutcome = { result: Exclude<RecoveryResult, { status: 'completed' }> } | { result: Extract<RecoveryResult, { status: 'completed' }>; records: RecoveredRecord[] };
+
+/** Waits for the run's end; a completed one is opened with the kept one-time key, which is then deleted. */
+export async function awaitRecovery(client: Client, config: Config, requestId: string): Promise<RecoveryOutcome> {
+  const result = await client.workflow.getHandle<typeof recoveryWorkflow>(recoveryWorkflowId(requestId)).result();
+  if (result.status !== 'completed') return { result };
+  const file = requestKeyFile(config, requestId);
+  if (!fs.existsSync(file)) throw new Error(`The one-time key of request ${requestId} (${file}) is not on this machine: only the requester can open the result.`);
+  const records: RecoveredRecord[] = JSON.parse(openSealed(result.sealed, fs.readFileSync(file, 'utf8'), requestId).toString('utf8'));
+  fs.rmSync(file);
+  return { result, records };
+}
+
+export async function recoveryStatus(client: Client, requestId: string): Promise<RecoveryStatus> {
+  return client.workflow.getHandle(recoveryWorkflowId(requestId)).query(statusQuery);
+}
+
+/** Signs an approval or denial and sends it; resolves with the status once the workflow has judged it. */
+export async function decide(
+  client: Client,
+  config: Config,
+  who: SigningIdentity,
+  requestId: string,
+  decision: 'approve' | 'deny',
+  comment?: string,
+): Promise<RecoveryStatus> {
+  const body: ApprovalBody = { type: 'pii-recovery-approval', requestId, operator: who.operator, decision, issuedAt: new Date().toISOString(), ...(comment ? { comment } : {}) };
+  const handle = client.workflow.getHandle(recoveryWorkflowId(requestId));
+  const before = await handle.query(statusQuery);
+  await handle.signal(decisionSignal, sign(body, signingKey(config, who)));
+  for (let i = 0; i < 100; i++) {
+    const now = await handle.query(statusQuery).catch(() => null);
+    if (!now) break; // closed: the decision ended it
+    if (now.state !== 'awaiting_approval' || now.refusedApprovals.length > before.refusedApprovals.length) return now;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const { status } = await handle.describe();
+  return { ...before, state: status.name === 'COMPLETED' ? (decision === 'approve' ? 'completed' : 'denied') : before.state };
+}
+
+/** Recovery requests still running, newest first, with their status. */
+export async function pendingRequests(client: Client): Promise<RecoveryStatus[]> {
+  const out: RecoveryStatus[] = [];
+  for await (const wf of client.workflow.list({ query: `WorkflowType = 'recoveryWorkflow' AND ExecutionStatus = 'Running'` })) {
+    out.push(await client.workflow.getHandle(wf.workflowId).query(statusQuery));
+  }
+  return out;
+}

@@ -1,0 +1,236 @@
+// The audited recovery workflow on real services: the one door through which PII comes
+// back, and every way of knocking on it without the right to.
+import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { WorkflowIdReusePolicy } from '@temporalio/client';
+import { Client as PgClient } from 'pg';
+import { recoveryWorkflowId } from '../../activities/recovery';
+import { auditEntriesFor, verifyAuditChain } from '../../lib/audit';
+import { EncryptionCodec } from '../../lib/codec';
+import { optionsFromConfig, runIngest } from '../../lib/ingest-run';
+import { sampleBodies } from '../../lib/load';
+import { generateOperatorKeys, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/operators';
+import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery, type NewRequest } from '../../lib/recovery-client';
+import { newRecipientKeys } from '../../lib/sealed';
+import { sendMessages } from '../../lib/sqs';
+import { findOrInstallTemporalCli } from '../../services/temporal';
+import { recoveryWorkflow } from '../../workflows/recovery';
+import { findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, testServices, type Pipeline } from './helpers';
+
+const exec = promisify(execFile);
+let p: Pipeline;
+let pg: PgClient;
+let sampleIds: string[];
+let quarantinedId: string;
+
+const OPERATORS: Record<string, Role[]> = {
+  alice: ['pii-requester'],
+  bob: ['pii-approver'],
+  carol: ['pii-requester', 'pii-approver'],
+  dave: ['pii-approver'],
+};
+
+const request = (overrides: Partial<NewRequest> = {}): NewRequest => ({
+  reason: 'Customer reported account takeover; confirm the login IPs.',
+  ticket: 'SEC-1234',
+  selector: { messageIds: [sampleIds[0], sampleIds[1]] },
+  fields: ['ip', 'device_id'],
+  ...overrides,
+});
+const as = (operator: string) => ({ operator });
+const waitFor = async (requestId: string, state: string) => {
+  for (let i = 0; i < 100; i++) {
+    const s = await recoveryStatus(p.client, requestId).catch(() => null);
+    if (s?.state === state) return s;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`request ${requestId} never reached ${state}`);
+};
+const decryptedFor = async (requestId: string) => (await auditEntriesFor(p.db, requestId)).filter((e) => e.event === 'record_read');
+
+/** Operators with their keys in the pipeline's DATA_DIR and a registry the worker reads. */
+function registerOperators(pipeline: Pipeline): void {
+  const registry: string[] = [];
+  for (const [name, roles] of Object.entries(OPERATORS)) {
+    const keys = generateOperatorKeys(name, roles);
+    writePrivateKey(operatorKeyFile(pipeline.config, name), keys.privateKeyPem);
+    registry.push(keys.registryLine);
+  }
+  fs.writeFileSync(pipeline.config.recovery.operatorsFile, registry.join('\n') + '\n');
+}
+
+beforeAll(async () => {
+  // The worker runs as users run it (npx ts-node worker.ts), so its real logs can be searched.
+  p = await startPipeline('recovery', { PII_RECOVERY_MAX_RECORDS: '5', PII_RECOVERY_APPROVAL_TIMEOUT_SECONDS: '120', LOG_LEVEL: 'INFO' }, { subprocessWorker: true });
+  registerOperators(p);
+  pg = new PgClient({ connectionString: p.config.databaseUrl });
+  await pg.connect();
+
+  const bodies = sampleBodies();
+  sampleIds = await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies);
+  await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
+  quarantinedId = (await pg.query('SELECT message_id FROM quarantine')).rows[0].message_id;
+});
+
+afterAll(async () => {
+  await pg?.end();
+  await p?.close();
+});
+
+test('an approved recovery returns exactly the original IP and device ID, sealed to the requester', async () => {
+  const id = await startRecovery(p.client, p.config, as('alice'), request());
+  await waitFor(id, 'awaiting_approval');
+  expect((await decide(p.client, p.config, as('bob'), id, 'approve')).state).not.toBe('awaiting_approval');
+  const outcome = await awaitRecovery(p.client, p.config, id);
+  if (!('records' in outcome)) throw new Error(`not completed: ${JSON.stringify(outcome.result)}`);
+  const byId = Object.fromEntries(outcome.records.map((r) => [r.messageId, r]));
+  for (const i of [0, 1]) {
+    expect(byId[sampleIds[i]]).toEqual({ table: 'user_logins', messageId: sampleIds[i], ip: SAMPLE[i].ip, device_id: SAMPLE[i].device_id });
+  }
+  const trail = (await auditEntriesFor(p.db, id)).map((e) => e.event);
+  expect(trail).toEqual(['request_received', 'authorised', 'approved', 'record_read', 'record_read', 'completed']);
+  // The one-time key is gone: nobody can open the sealed result again from this machine.
+  await expect(awaitRecovery(p.client, p.config, id)).rejects.toThrow(/one-time key/);
+});
+
+test('a quarantined body comes back exactly as received', async () => {
+  const id = await startRecovery(p.client, p.config, as('alice'), request({ selector: { messageIds: [quarantinedId] }, fields: ['body'] }));
+  await waitFor(id, 'awaiting_approval');
+  await decide(p.client, p.config, as('bob'), id, 'approve');
+  const outcome = await awaitRecovery(p.client, p.config, id);
+  if (!('records' in outcome)) throw new Error('not completed');
+  const original = sampleBodies()[sampleIds.indexOf(quarantinedId)];
+  expect(outcome.records).toEqual([{ table: 'quarantine', messageId: quarantinedId, body: original }]);
+});
+
+test('without the requester role: refused, audited, nothing decrypted', async () => {
+  const id = await startRecovery(p.client, p.config, as('dave'), request());
+  const outcome = await awaitRecovery(p.client, p.config, id);
+  expect(outcome.result).toMatchObject({ status: 'refused', code: 'not_a_requester' });
+  expect((await auditEntriesFor(p.db, id)).map((e) => e.event)).toEqual(['request_received', 'denied']);
+  expect(await decryptedFor(id)).toEqual([]);
+});
+
+test('a forged signature (bob signs as alice) is refused and audited', async () => {
+  const body: RecoveryRequestBody = {
+    type: 'pii-recovery-request',
+    requestId: crypto.randomUUID(),
+    operator: 'alice',
+    ...request(),
+    recipientPublicKey: newRecipientKeys().publicKey,
+    issuedAt: new Date().toISOString(),
+  };
+  const forged = sign(body, readPrivateKey(operatorKeyFile(p.config, 'bob')));
+  const result = await p.client.workflow.execute(recoveryWorkflow, { workflowId: recoveryWorkflowId(body.requestId), taskQueue: p.config.temporal.taskQueue, args: [forged] });
+  expect(result).toMatchObject({ status: 'refused', code: 'bad_signature' });
+  expect((await auditEntriesFor(p.db, body.requestId)).map((e) => [e.event, e.details.code])).toEqual([['request_refused', 'bad_signature']]);
+});
+
+test('a replayed request is refused: under another workflow ID, and again under its own', async () => {
+  const body: RecoveryRequestBody = {
+    type: 'pii-recovery-request',
+    requestId: crypto.randomUUID(),
+    operator: 'alice',
+    ...request(),
+    recipientPublicKey: newRecipientKeys().publicKey,
+    issuedAt: new Date().toISOString(),
+  };
+  const signed = sign(body, readPrivateKey(operatorKeyFile(p.config, 'alice')));
+  const start = (workflowId: string) =>
+    p.client.workflow.start(recoveryWorkflow, { workflowId, taskQueue: p.config.temporal.taskQueue, args: [signed], workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE });
+  const first = await start(recoveryWorkflowId(body.requestId));
+  await waitFor(body.requestId, 'awaiting_approval');
+  const other = await (await start(`${recoveryWorkflowId(body.requestId)}-copy`)).result();
+  expect(other).toMatchObject({ status: 'refused', code: 'replayed' });
+  await decide(p.client, p.config, as('bob'), body.requestId, 'deny');
+  expect(await first.result()).toMatchObject({ status: 'denied' });
+  // The same signed request once more, under its own ID (a reuse policy that allows it).
+  expect(await (await start(recoveryWorkflowId(body.requestId))).result()).toMatchObject({ status: 'refused', code: 'replayed' });
+  expect(await decryptedFor(body.requestId)).toEqual([]);
+});
+
+test('approvals that are unsigned (SDK or Temporal CLI), self-approvals or from non-approvers change nothing', async () => {
+  const id = await startRecovery(p.client, p.config, as('carol'), request());
+  await waitFor(id, 'awaiting_approval');
+  const handle = p.client.workflow.getHandle(recoveryWorkflowId(id));
+  await handle.signal('decision', { decision: 'approve' });
+  // As an operator would from a shell: the Temporal CLI, with no codec and no key.
+  const cli = await findOrInstallTemporalCli({ installDir: path.join(__dirname, '..', '..', '.data', 'bin') });
+  await exec(cli, ['workflow', 'signal', '--address', testServices().temporalAddress, '--workflow-id', recoveryWorkflowId(id), '--name', 'decision', '--input', JSON.stringify({ body: { type: 'pii-recovery-approval', requestId: id, operator: 'bob', decision: 'approve', issuedAt: new Date().toISOString() } })]);
+  // Signals are judged in order of arrival; wait for these two before the next ones.
+  for (let i = 0; i < 100 && (await recoveryStatus(p.client, id)).refusedApprovals.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+  expect((await decide(p.client, p.config, as('carol'), id, 'approve')).state).toBe('awaiting_approval'); // self-approval
+  expect((await decide(p.client, p.config, as('alice'), id, 'approve')).state).toBe('awaiting_approval'); // not an approver
+  const status = await recoveryStatus(p.client, id);
+  expect(status.state).toBe('awaiting_approval');
+  expect(status.refusedApprovals).toEqual(['malformed', 'unsigned', 'self_approval', 'not_an_approver']);
+  expect((await auditEntriesFor(p.db, id)).filter((e) => e.event === 'approval_refused').map((e) => e.details.code)).toEqual(status.refusedApprovals);
+
+  // An approval signed for another request does not carry over.
+  const other = await startRecovery(p.client, p.config, as('alice'), request());
+  await waitFor(other, 'awaiting_approval');
+  const approval = sign(
+    { type: 'pii-recovery-approval', requestId: other, operator: 'bob', decision: 'approve', issuedAt: new Date().toISOString() },
+    readPrivateKey(operatorKeyFile(p.config, 'bob')),
+  );
+  await handle.signal('decision', approval);
+  await p.client.workflow.getHandle(recoveryWorkflowId(other)).signal('decision', approval);
+  expect(await awaitRecovery(p.client, p.config, other)).toHaveProperty('records');
+  await new Promise((r) => setTimeout(r, 500));
+  expect((await recoveryStatus(p.client, id)).refusedApprovals.at(-1)).toBe('wrong_request');
+
+  expect((await decide(p.client, p.config, as('bob'), id, 'deny')).state).toBe('denied');
+  expect((await awaitRecovery(p.client, p.config, id)).result).toMatchObject({ status: 'denied' });
+  expect(await decryptedFor(id)).toEqual([]);
+});
+
+test('more records than the limit: refused before anything is decrypted', async () => {
+  const id = await startRecovery(p.client, p.config, as('alice'), request({ selector: { messageIds: sampleIds.slice(0, 6) } }));
+  expect((await awaitRecovery(p.client, p.config, id)).result).toMatchObject({ status: 'refused', code: 'too_many_records' });
+  expect(await decryptedFor(id)).toEqual([]);
+});
+
+test('with nobody deciding, the request expires, audited', async () => {
+  const short = await startPipeline('expiry', { PII_RECOVERY_APPROVAL_TIMEOUT_SECONDS: '2', LOG_LEVEL: 'INFO' }, { subprocessWorker: true });
+  try {
+    registerOperators(short);
+    await sendMessages(short.sqs, short.config.sqs.queueUrl, sampleBodies().slice(0, 3));
+    await runIngest(short.client, short.config, optionsFromConfig(short.config.ingest));
+    const id = await startRecovery(short.client, short.config, as('alice'), request({ selector: { userId: String(SAMPLE[0].user_id) } }));
+    expect((await awaitRecovery(short.client, short.config, id)).result).toMatchObject({ status: 'expired' });
+    expect((await auditEntriesFor(short.db, id)).map((e) => e.event)).toEqual(['request_received', 'authorised', 'expired']);
+    expect(await verifyAuditChain(short.db)).toMatchObject({ ok: true, entries: 3 });
+  } finally {
+    await short.close();
+  }
+});
+
+test('the audit trail verifies, and the application cannot delete or edit an entry', async () => {
+  expect(await verifyAuditChain(p.db)).toMatchObject({ ok: true });
+  await expect(pg.query('DELETE FROM pii_audit_log WHERE id = (SELECT min(id) FROM pii_audit_log)')).rejects.toThrow(/append-only/);
+  await expect(pg.query(`UPDATE pii_audit_log SET actor = 'mallory'`)).rejects.toThrow(/append-only/);
+  await expect(pg.query('TRUNCATE pii_audit_log')).rejects.toThrow(/append-only/);
+});
+
+test('the recovery and ingest histories and the logs hold no plaintext IP or device ID, even decoded with the codec', async () => {
+  const codec = new EncryptionCodec(p.keyring);
+  const runs = [];
+  for await (const wf of p.client.workflow.list({ query: `TaskQueue = '${p.config.temporal.taskQueue}'` })) runs.push(wf);
+  expect(runs.filter((r) => r.type === 'recoveryWorkflow').length).toBeGreaterThanOrEqual(5);
+  for (const run of runs) {
+    const events = (await p.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
+    expect(findPlaintext([{ where: run.workflowId, value: events }], SAMPLE_PII)).toEqual([]);
+    if (run.type !== 'recoveryWorkflow') continue;
+    // Decoded with the codec key, the recovery results are still sealed to the requester.
+    const decoded = [];
+    for (const e of events) decoded.push(await codec.decode([...(e.activityTaskCompletedEventAttributes?.result?.payloads ?? []), ...(e.workflowExecutionCompletedEventAttributes?.result?.payloads ?? [])]));
+    expect(findPlaintext([{ where: `${run.workflowId} decoded`, value: decoded }], SAMPLE_PII)).toEqual([]);
+  }
+  const logs = p.workerOutput.join('');
+  expect(logs).toContain('Recovery completed'); // the worker's INFO lines were captured
+  expect(logs).toContain('Persisted batch');
+  expect(findPlaintext([{ where: 'worker logs', value: logs }], SAMPLE_PII)).toEqual([]);
+});
