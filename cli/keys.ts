@@ -55,11 +55,17 @@ export function registerKeyCommands(program: Command): void {
     .command('status')
     .description('the active key, the keys kept for reading, and how many rows each key protects')
     .action(async () => {
-      const { config, keyring } = await setup([]);
+      const { keyring } = await setup([]);
       const status = keyringStatus(keyring);
+      let databaseUrl: string | null = null;
+      try {
+        databaseUrl = loadConfig(process.env, ['database']).databaseUrl;
+      } catch {
+        // no database configured or running: show the keys alone
+      }
       console.log(`Active key: ${status.activeKeyId}\nKeys:       ${status.keyIds.join(', ')}\nWrapped by: ${status.kek ?? '(not wrapped: keys from the environment)'}\nSource:     ${status.source}`);
-      if (!config.databaseUrl) return;
-      const db = createDb(config.databaseUrl);
+      if (!databaseUrl) return;
+      const db = createDb(databaseUrl);
       try {
         for (const u of await keyUsage(db)) console.log(`  ${u.table.padEnd(12)} ${u.keyId.padEnd(24)} ${u.rows} row(s)${u.keyId === status.activeKeyId ? '' : '  ← not yet re-encrypted'}`);
       } finally {

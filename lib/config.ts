@@ -89,6 +89,7 @@ const envSchema = z.object({
   TEMPORAL_UI_PORT: int(1, 65535).default(8233),
   EMBEDDED_POSTGRES_PORT: int(1, 65535).default(54329),
   EMBEDDED_SQS_PORT: int(1, 65535).default(9324),
+  TEMPORAL_UI_CODEC_ENDPOINT: url(['http:', 'https:']).optional(),
 });
 
 export interface Config {
@@ -132,6 +133,8 @@ export interface Config {
     postgresPort: number;
     sqsPort: number;
     temporalCliPath?: string;
+    /** Passed to the dev server's Web UI as its codec server (`--ui-codec-endpoint`). */
+    uiCodecEndpoint?: string;
   };
 }
 
@@ -250,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       postgresPort: e.EMBEDDED_POSTGRES_PORT,
       sqsPort: e.EMBEDDED_SQS_PORT,
       temporalCliPath: e.TEMPORAL_CLI_PATH,
+      uiCodecEndpoint: e.TEMPORAL_UI_CODEC_ENDPOINT,
     },
   };
 }

@@ -61,6 +61,7 @@ export async function startServices(
         dbFilename: ephemeral ? undefined : path.join(scratch, 'temporal.sqlite'),
         namespace: config.temporal.namespace,
         logFile: path.join(scratch, 'temporal.log'),
+        extraArgs: config.embedded.uiCodecEndpoint ? ['--ui-codec-endpoint', config.embedded.uiCodecEndpoint] : [],
       });
       stops.push(server.stop);
       started.push('Temporal dev server');

@@ -143,3 +143,33 @@ test('schedule: create, describe, trigger (a scheduled ingest runs), pause, unpa
   }
   await expect(p.client.schedule.getHandle(SCHEDULE_ID).describe()).rejects.toThrow();
 });
+
+test('recovery from the command line: keygen, recover, a refused self-approval, approve, resume, audit verify, keys rotate and status', async () => {
+  await client(['operator', 'keygen', '--name', 'erin', '--roles', 'pii-requester', '--register']);
+  const bob = await client(['operator', 'keygen', '--name', 'frank', '--roles', 'pii-approver', '--register']);
+  expect(JSON.parse(bob.stdout)).toMatchObject({ name: 'frank', roles: ['pii-approver'] });
+  const [messageId] = await sendMessages(p.sqs, p.config.sqs.queueUrl, [JSON.stringify({ ...SAMPLE[0], user_id: 'cli-recovery-user' })]);
+  await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
+  const rows = [{ message_id: messageId }];
+  const started = await client(['recover', '--operator', 'erin', '--reason', 'Support case: confirm the login IP.', '--ticket', 'SUP-9', '--message-id', rows[0].message_id, '--no-wait']);
+  const requestId = /Request ([0-9a-f-]{36}) started/.exec(started.stderr)![1];
+
+  expect((await client(['requests'])).stdout).toContain(`${requestId}  awaiting_approval  by erin`);
+  const self = await client(['approve', requestId, '--operator', 'erin']).catch((e) => e);
+  expect(self.code).toBe(2);
+  expect(self.stderr).toContain('Refused: self_approval');
+  expect((await client(['approve', requestId, '--operator', 'frank', '--comment', 'ok'])).stdout).toContain(`Request ${requestId}: completed.`);
+
+  const result = await client(['recover', '--operator', 'erin', '--resume', requestId]);
+  expect(result.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+    { table: 'user_logins', messageId: rows[0].message_id, ip: SAMPLE[0].ip, device_id: SAMPLE[0].device_id },
+  ]);
+  expect((await client(['audit', 'verify'])).stdout).toMatch(/Audit trail intact: \d+ entries/);
+
+  const rotated = await client(['keys', 'rotate']);
+  expect(rotated.stdout).toMatch(/Rotated: k-\S+ → k-\S+/);
+  expect(rotated.stdout).toMatch(/Re-encrypted \d+ row\(s\)/);
+  const status = (await client(['keys', 'status'])).stdout;
+  expect(status).toMatch(/Keys: +k-\S+, k-\S+/);
+  expect(status).not.toContain('not yet re-encrypted');
+});
