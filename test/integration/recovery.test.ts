@@ -41,6 +41,15 @@ const request = (overrides: Partial<NewRequest> = {}): NewRequest => ({
   ...overrides,
 });
 const as = (operator: string) => ({ operator });
+/** A request body as alice's CLI would build it, for tests that sign (or forge) it by hand. */
+const aliceRequestBody = (): RecoveryRequestBody => ({
+  type: 'pii-recovery-request',
+  requestId: crypto.randomUUID(),
+  operator: 'alice',
+  ...request(),
+  recipientPublicKey: newRecipientKeys().publicKey,
+  issuedAt: new Date().toISOString(),
+});
 const waitFor = async (requestId: string, state: string) => {
   for (let i = 0; i < 100; i++) {
     const s = await recoveryStatus(p.client, requestId).catch(() => null);
@@ -115,14 +124,7 @@ test('without the requester role: refused, audited, nothing decrypted', async ()
 });
 
 test('a forged signature (bob signs as alice) is refused and audited', async () => {
-  const body: RecoveryRequestBody = {
-    type: 'pii-recovery-request',
-    requestId: crypto.randomUUID(),
-    operator: 'alice',
-    ...request(),
-    recipientPublicKey: newRecipientKeys().publicKey,
-    issuedAt: new Date().toISOString(),
-  };
+  const body = aliceRequestBody();
   const forged = sign(body, readPrivateKey(operatorKeyFile(p.config, 'bob')));
   const result = await p.client.workflow.execute(recoveryWorkflow, { workflowId: recoveryWorkflowId(body.requestId), taskQueue: p.config.temporal.taskQueue, args: [forged] });
   expect(result).toMatchObject({ status: 'refused', code: 'bad_signature' });
@@ -130,14 +132,7 @@ test('a forged signature (bob signs as alice) is refused and audited', async () 
 });
 
 test('a replayed request is refused: under another workflow ID, and again under its own', async () => {
-  const body: RecoveryRequestBody = {
-    type: 'pii-recovery-request',
-    requestId: crypto.randomUUID(),
-    operator: 'alice',
-    ...request(),
-    recipientPublicKey: newRecipientKeys().publicKey,
-    issuedAt: new Date().toISOString(),
-  };
+  const body = aliceRequestBody();
   const signed = sign(body, readPrivateKey(operatorKeyFile(p.config, 'alice')));
   const start = (workflowId: string) =>
     p.client.workflow.start(recoveryWorkflow, { workflowId, taskQueue: p.config.temporal.taskQueue, args: [signed], workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE });
