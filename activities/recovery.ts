@@ -86,10 +86,13 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
       if (ctx.workflowId !== recoveryWorkflowId(requestId)) {
         return refuse('replayed', `a request must run as ${recoveryWorkflowId(requestId)}, not ${ctx.workflowId}`, request.operator);
       }
-      const earlier = (await auditEntriesFor(db, requestId)).filter((e) => e.event === 'request_received' && e.details.runId !== ctx.runId);
-      if (earlier.length) return refuse('replayed', `request ${requestId} was already received (audit entry ${earlier[0].id})`, request.operator);
-      const mine = (await auditEntriesFor(db, requestId)).some((e) => e.event === 'request_received'); // an activity retry
-      if (!mine) await audit({ requestId, event: 'request_received', actor: request.operator, details: { ...summary(request), runId: ctx.runId } });
+      const received = (await auditEntriesFor(db, requestId)).filter((e) => e.event === 'request_received');
+      const earlier = received.find((e) => e.details.runId !== ctx.runId);
+      if (earlier) return refuse('replayed', `request ${requestId} was already received (audit entry ${earlier.id})`, request.operator);
+      // Received before by this very run: a retry of this activity, already audited.
+      if (!received.length) {
+        await audit({ requestId, event: 'request_received', actor: request.operator, details: { ...summary(request), signature: 'verified', runId: ctx.runId } });
+      }
       return { ok: true, request, requesterRoles: result.operator.roles, policy };
     },
 

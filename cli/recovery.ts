@@ -85,10 +85,13 @@ export function registerRecoveryCommands(program: Command): void {
       .option('--comment <text>', 'a note for the audit trail')
       .action(async (requestId: string, opts: { operator: string; key?: string; comment?: string }) => {
         await withClient(async (client, config) => {
-          const status = await decide(client, config, { operator: opts.operator, keyFile: opts.key }, requestId, decision, opts.comment);
-          if (status.state === 'awaiting_approval') {
-            console.error(`Refused: ${status.refusedApprovals.at(-1) ?? 'unknown reason'} (see the audit trail). The request still waits.`);
+          const { status, refused } = await decide(client, config, { operator: opts.operator, keyFile: opts.key }, requestId, decision, opts.comment);
+          if (refused) {
+            console.error(`Refused: ${refused} (see the audit trail). The request still waits for a valid decision.`);
             process.exitCode = 2;
+          } else if (status.state === 'awaiting_approval') {
+            console.error(`Sent, but request ${requestId} has not judged it yet: is a worker running?`);
+            process.exitCode = 1;
           } else {
             console.log(`Request ${requestId}: ${status.state}.`);
           }

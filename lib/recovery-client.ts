@@ -7,7 +7,7 @@ import path from 'node:path';
 import { WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import { recoveryWorkflowId } from '../activities/recovery';
 import type { Config } from './config';
-import { readPrivateKey, sign, type ApprovalBody, type RecoveryRequestBody } from './operators';
+import { readPrivateKey, sign, writePrivateKey, type ApprovalBody, type RecoveryRequestBody } from './operators';
 import type { RecoveredRecord } from './recovery';
 import { newRecipientKeys, openSealed } from './sealed';
 import { decisionSignal, recoveryWorkflow, statusQuery, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
@@ -47,9 +47,7 @@ export async function startRecovery(client: Client, config: Config, who: Signing
     recipientPublicKey: recipient.publicKey,
     issuedAt: new Date().toISOString(),
   };
-  const file = requestKeyFile(config, body.requestId);
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  fs.writeFileSync(file, recipient.privateKeyPem, { mode: 0o600, flag: 'wx' });
+  writePrivateKey(requestKeyFile(config, body.requestId), recipient.privateKeyPem);
   await client.workflow.start(recoveryWorkflow, {
     workflowId: recoveryWorkflowId(body.requestId),
     taskQueue: config.temporal.taskQueue,
@@ -76,7 +74,7 @@ export async function recoveryStatus(client: Client, requestId: string): Promise
   return client.workflow.getHandle(recoveryWorkflowId(requestId)).query(statusQuery);
 }
 
-/** Signs an approval or denial and sends it; resolves with the status once the workflow has judged it. */
+/** Signs an approval or denial and sends it; resolves once the workflow has judged it, with the status and the refusal code if it was refused. */
 export async function decide(
   client: Client,
   config: Config,
@@ -84,19 +82,22 @@ export async function decide(
   requestId: string,
   decision: 'approve' | 'deny',
   comment?: string,
-): Promise<RecoveryStatus> {
+): Promise<{ status: RecoveryStatus; refused: string | null }> {
   const body: ApprovalBody = { type: 'pii-recovery-approval', requestId, operator: who.operator, decision, issuedAt: new Date().toISOString(), ...(comment ? { comment } : {}) };
   const handle = client.workflow.getHandle(recoveryWorkflowId(requestId));
   const before = await handle.query(statusQuery);
   await handle.signal(decisionSignal, sign(body, signingKey(config, who)));
-  for (let i = 0; i < 100; i++) {
-    const now = await handle.query(statusQuery).catch(() => null);
-    if (!now) break; // closed: the decision ended it
-    if (now.state !== 'awaiting_approval' || now.refusedApprovals.length > before.refusedApprovals.length) return now;
+  // Judged once it was refused (one more refusal) or the request moved on to an end state.
+  const judged = (s: RecoveryStatus) =>
+    s.refusedApprovals.length > before.refusedApprovals.length || !['verifying', 'awaiting_approval', 'recovering'].includes(s.state);
+  let now = before;
+  for (let i = 0; i < 100 && !judged(now); i++) {
     await new Promise((r) => setTimeout(r, 200));
+    now = await handle.query(statusQuery);
   }
-  const { status } = await handle.describe();
-  return { ...before, state: status.name === 'COMPLETED' ? (decision === 'approve' ? 'completed' : 'denied') : before.state };
+  // Not judged within 20 s (is a worker running?): report where it stands.
+  const refused = now.refusedApprovals.length > before.refusedApprovals.length ? now.refusedApprovals[now.refusedApprovals.length - 1] : null;
+  return { status: now, refused };
 }
 
 /** Recovery requests still running, newest first, with their status. */

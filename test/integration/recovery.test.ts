@@ -92,7 +92,7 @@ afterAll(async () => {
 test('an approved recovery returns exactly the original IP and device ID, sealed to the requester', async () => {
   const id = await startRecovery(p.client, p.config, as('alice'), request());
   await waitFor(id, 'awaiting_approval');
-  expect((await decide(p.client, p.config, as('bob'), id, 'approve')).state).not.toBe('awaiting_approval');
+  expect(await decide(p.client, p.config, as('bob'), id, 'approve')).toMatchObject({ refused: null, status: { state: 'completed' } });
   const outcome = await awaitRecovery(p.client, p.config, id);
   if (!('records' in outcome)) throw new Error(`not completed: ${JSON.stringify(outcome.result)}`);
   const byId = Object.fromEntries(outcome.records.map((r) => [r.messageId, r]));
@@ -157,8 +157,8 @@ test('approvals that are unsigned (SDK or Temporal CLI), self-approvals or from 
   await exec(cli, ['workflow', 'signal', '--address', testServices().temporalAddress, '--workflow-id', recoveryWorkflowId(id), '--name', 'decision', '--input', JSON.stringify({ body: { type: 'pii-recovery-approval', requestId: id, operator: 'bob', decision: 'approve', issuedAt: new Date().toISOString() } })]);
   // Signals are judged in order of arrival; wait for these two before the next ones.
   for (let i = 0; i < 100 && (await recoveryStatus(p.client, id)).refusedApprovals.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
-  expect((await decide(p.client, p.config, as('carol'), id, 'approve')).state).toBe('awaiting_approval'); // self-approval
-  expect((await decide(p.client, p.config, as('alice'), id, 'approve')).state).toBe('awaiting_approval'); // not an approver
+  expect(await decide(p.client, p.config, as('carol'), id, 'approve')).toMatchObject({ refused: 'self_approval', status: { state: 'awaiting_approval' } });
+  expect(await decide(p.client, p.config, as('alice'), id, 'approve')).toMatchObject({ refused: 'not_an_approver', status: { state: 'awaiting_approval' } });
   const status = await recoveryStatus(p.client, id);
   expect(status.state).toBe('awaiting_approval');
   expect(status.refusedApprovals).toEqual(['malformed', 'unsigned', 'self_approval', 'not_an_approver']);
@@ -177,7 +177,7 @@ test('approvals that are unsigned (SDK or Temporal CLI), self-approvals or from 
   await new Promise((r) => setTimeout(r, 500));
   expect((await recoveryStatus(p.client, id)).refusedApprovals.at(-1)).toBe('wrong_request');
 
-  expect((await decide(p.client, p.config, as('bob'), id, 'deny')).state).toBe('denied');
+  expect(await decide(p.client, p.config, as('bob'), id, 'deny')).toMatchObject({ refused: null, status: { state: 'denied' } });
   expect((await awaitRecovery(p.client, p.config, id)).result).toMatchObject({ status: 'denied' });
   expect(await decryptedFor(id)).toEqual([]);
 });
