@@ -4,7 +4,7 @@ import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import { Client as PgClient } from 'pg';
 import { EncryptionCodec } from '../../lib/codec';
 import { optionsFromConfig, runIngest, type IngestRun } from '../../lib/ingest-run';
-import { sampleBodies } from '../../lib/load';
+import { generateBodies, sampleBodies } from '../../lib/load';
 import { persistBatch } from '../../lib/persist';
 import { queueDepth, receiveMessages, sendMessages } from '../../lib/sqs';
 import { transformBatch } from '../../lib/transform';
@@ -150,4 +150,22 @@ test("the run's history, fetched from the server, holds no plaintext IP or devic
   }
   const found = new Set(findPlaintext([{ where: 'decoded', value: decoded }], SAMPLE_PII).map((h) => h.needle));
   expect(found.size).toBe(SAMPLE_PII.length);
+});
+
+test('a long drain continues as new with its totals carried over, and stops at maxMessages', async () => {
+  const ids = await sendMessages(p.sqs, p.config.sqs.queueUrl, generateBodies(300, { seed: 3, malformedShare: 0.1 }));
+  const capped = await runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 40, maxMessages: 100 });
+  expect(capped.summary).toMatchObject({ received: 100, stopReason: 'max_messages' });
+  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 200, inFlight: 0 });
+
+  const rest = await runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 25, concurrency: 2, batchesPerRun: 2 });
+  expect(rest.summary.runs).toBeGreaterThanOrEqual(4);
+  expect(rest.summary).toMatchObject({ received: 200, stopReason: 'queue_empty' });
+  expect(rest.summary.persisted + rest.summary.quarantined).toBe(200);
+  const stored = await pg.query('SELECT count(*)::int AS n FROM ingested_messages WHERE message_id = ANY($1)', [ids]);
+  expect(stored.rows[0].n).toBe(300);
+  // Each run's history stays small: no run holds more than batchesPerRun batches (plus the in-flight ones).
+  const runs = [];
+  for await (const wf of p.client.workflow.list({ query: `WorkflowId = '${rest.workflowId}'` })) runs.push(wf);
+  expect(runs.length).toBeGreaterThanOrEqual(rest.summary.runs);
 });
