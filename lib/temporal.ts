@@ -6,7 +6,7 @@ import type { Config } from './config';
 import type { Keyring } from './keyring';
 
 export function dataConverter(keyring: Keyring) {
-  return { payloadCodecs: [new EncryptionCodec(keyring)] };
+  return { payloadCodecs: [new EncryptionCodec(keyring)], failureConverterPath: require.resolve('./failure-converter') };
 }
 
 export async function connectClient(temporal: Config['temporal'], keyring: Keyring): Promise<Client> {

@@ -169,3 +169,13 @@ test('a long drain continues as new with its totals carried over, and stops at m
   for await (const wf of p.client.workflow.list({ query: `WorkflowId = '${rest.workflowId}'` })) runs.push(wf);
   expect(runs.length).toBeGreaterThanOrEqual(rest.summary.runs);
 });
+
+test('failure messages are encrypted in the history too, and readable through the codec', async () => {
+  const workflowId = `${p.config.ingest.workflowId}-bad-options`;
+  const handle = await p.client.workflow.start('ingestWorkflow', { workflowId, taskQueue: p.config.temporal.taskQueue, args: [{ batchSize: 5000 }] });
+  await expect(handle.result()).rejects.toMatchObject({ cause: { message: expect.stringContaining('batchSize=5000 must be a whole number from 1 to 1000') } });
+  const events = (await handle.fetchHistory()).events ?? [];
+  const failed = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes?.failure;
+  expect(failed?.encodedAttributes?.metadata?.encoding && Buffer.from(failed.encodedAttributes.metadata.encoding).toString()).toBe('binary/encrypted');
+  expect(JSON.stringify(failed)).not.toContain('batchSize=5000');
+});
