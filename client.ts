@@ -1,6 +1,7 @@
 // The user's door: `npx ts-node client.ts <command>`. `--help` on every command.
 import { Command, InvalidArgumentError } from 'commander';
 import { ScheduleNotFoundError } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { log, withClient } from './cli/common';
 import { registerKeyCommands } from './cli/keys';
 import { registerRecoveryCommands } from './cli/recovery';
@@ -9,7 +10,6 @@ import { formatSummary, optionsFromConfig, runIngest } from './lib/ingest-run';
 import { fileBodies, generateBodies, sampleBodies } from './lib/load';
 import { createSchedule, describeSchedule, SCHEDULE_ID } from './lib/schedule';
 import { createSqsClient, sendMessages } from './lib/sqs';
-
 
 function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string) => {
@@ -93,7 +93,7 @@ schedule
   .option('--every <interval>', 'interval, e.g. 30m or 1h', '30m')
   .action((opts: { every: string }) =>
     withScheduleClient(async (client, config) => {
-      await createSchedule(client, config, opts.every as '30m');
+      await createSchedule(client, config, opts.every as Duration);
       console.log(describeSchedule(await client.schedule.getHandle(SCHEDULE_ID).describe()));
     }),
   );
