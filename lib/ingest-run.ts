@@ -22,13 +22,18 @@ export function optionsFromConfig(ingest: Config['ingest']): IngestOptions {
   };
 }
 
+/** Whether a worker polls the task queue; a worker that has just started gets a moment to show up. */
 async function hasWorkers(client: Client, config: Config): Promise<boolean> {
-  const res = await client.workflowService.describeTaskQueue({
-    namespace: config.temporal.namespace,
-    taskQueue: { name: config.temporal.taskQueue },
-    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-  });
-  return (res.pollers?.length ?? 0) > 0;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const res = await client.workflowService.describeTaskQueue({
+      namespace: config.temporal.namespace,
+      taskQueue: { name: config.temporal.taskQueue },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    if ((res.pollers?.length ?? 0) > 0) return true;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return false;
 }
 
 export function formatProgress(p: IngestSummary): string {
