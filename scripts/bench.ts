@@ -70,9 +70,13 @@ async function main() {
     const worker = await startWorker(config, keyring);
     const client = await connectClient(config.temporal, keyring);
     const options = { ...optionsFromConfig(config.ingest), batchSize: arg('batch-size', config.ingest.batchSize), concurrency: arg('concurrency', config.ingest.concurrency) };
+    // Peak memory of this process (client and worker both live here) while the ingest runs.
+    let peakRss = process.memoryUsage().rss;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
     t = performance.now();
     const run = await runIngest(client, config, options);
     const ingestSeconds = (performance.now() - t) / 1000;
+    clearInterval(sampler);
     const left = await queueDepth(sqs, config.sqs.queueUrl);
     await client.connection.close();
     await worker.shutdown();
@@ -80,7 +84,7 @@ async function main() {
 
     const plainRate = drained / plainSeconds;
     const ingestRate = run.summary.received / ingestSeconds;
-    console.log(JSON.stringify({ messages, options, plain: { drained, seconds: +plainSeconds.toFixed(2), perSecond: Math.round(plainRate) }, ingest: { received: run.summary.received, persisted: run.summary.persisted, quarantined: run.summary.quarantined, batches: run.summary.batches, runs: run.summary.runs, seconds: +ingestSeconds.toFixed(2), perSecond: Math.round(ingestRate) }, ratio: +(ingestRate / plainRate).toFixed(3), left, node: process.version }, null, 2));
+    console.log(JSON.stringify({ messages, options, plain: { drained, seconds: +plainSeconds.toFixed(2), perSecond: Math.round(plainRate) }, ingest: { received: run.summary.received, persisted: run.summary.persisted, quarantined: run.summary.quarantined, batches: run.summary.batches, runs: run.summary.runs, seconds: +ingestSeconds.toFixed(2), perSecond: Math.round(ingestRate), peakRssMiB: Math.round(peakRss / 2 ** 20) }, ratio: +(ingestRate / plainRate).toFixed(3), left, node: process.version }, null, 2));
   } finally {
     await services.stop();
   }
