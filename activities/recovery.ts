@@ -62,17 +62,13 @@ const summary = (r: RecoveryRequestBody) => ({
 
 export function createRecoveryActivities({ db, keyring, operatorsFile, policy }: RecoveryDeps) {
   const audit = (...entries: AuditEntry[]) => appendAudit(db, entries);
+  /** A signed document checked against the registry as it is now, and the signature age policy. */
+  const verify = <T extends { operator: string; issuedAt: string; type: string }>(signed: unknown, type: T['type'], validateBody: (b: unknown) => string | null) =>
+    verifySigned<T>(signed, type, registry(operatorsFile), new Date(), policy.signatureMaxAgeSeconds * 1000, validateBody);
 
   return {
     async verifyRecoveryRequest(signed: unknown, ctx: { workflowId: string; runId: string }): Promise<VerifiedRequest> {
-      const result = verifySigned<RecoveryRequestBody>(
-        signed,
-        'pii-recovery-request',
-        registry(operatorsFile),
-        new Date(),
-        policy.signatureMaxAgeSeconds * 1000,
-        validateRequestBody,
-      );
+      const result = verify<RecoveryRequestBody>(signed, 'pii-recovery-request', validateRequestBody);
       const requestId = result.ok ? result.body.requestId : claimedRequestId(signed);
       const refuse = async (code: string, detail: string, actor: string | null): Promise<VerifiedRequest> => {
         await audit({ requestId, event: 'request_refused', actor, details: { code, detail, runId: ctx.runId } });
@@ -101,14 +97,7 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
     },
 
     async verifyApproval(signed: unknown, ctx: { requestId: string; requester: string }): Promise<VerifiedApproval> {
-      const result = verifySigned<ApprovalBody>(
-        signed,
-        'pii-recovery-approval',
-        registry(operatorsFile),
-        new Date(),
-        policy.signatureMaxAgeSeconds * 1000,
-        validateApprovalBody,
-      );
+      const result = verify<ApprovalBody>(signed, 'pii-recovery-approval', validateApprovalBody);
       let verdict: VerifiedApproval;
       if (!result.ok) verdict = { ok: false, code: result.code, detail: result.detail };
       else if (result.body.requestId !== ctx.requestId) verdict = { ok: false, code: 'wrong_request', detail: `signed for request ${result.body.requestId}` };
