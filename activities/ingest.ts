@@ -7,7 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { isPermanentDbError, sqlState, type Db } from '../lib/db';
 import { refreshKeyring, type Keyring } from '../lib/keyring';
-import { persistBatch as persist } from '../lib/persist';
+import { persistBatchIsolating as persist } from '../lib/persist';
 import { deleteMessages, MAX_BODY_CHARS, queueDepth as depth, receiveMessages } from '../lib/sqs';
 import { transformBatch as transform } from '../lib/transform';
 import type { AcknowledgeResult, PersistResult, QueueDepth, ReceivedMessage, TransformedBatch } from '../lib/types';
@@ -75,12 +75,13 @@ export function createIngestActivities({ db, sqs, queueUrl, keyring }: IngestDep
 
     async persistBatch(batch: TransformedBatch): Promise<PersistResult> {
       try {
-        const result = await persist(db, batch);
+        const result = await persist(db, keyring, batch);
         log.info('Persisted batch', { ...result });
         return result;
       } catch (err) {
         if (isPermanentDbError(err)) {
-          // Not retried: the same statement would fail again. The messages stay in the queue.
+          // A quarantine entry the database refuses: not retried (the same statement would
+          // fail again), and the messages stay in the queue.
           throw ApplicationFailure.nonRetryable(`The database refused the batch (SQLSTATE ${sqlState(err)}): ${(err as Error).message}`, 'PermanentDbError');
         }
         throw err;

@@ -18,7 +18,9 @@ export function sqlState(err: unknown): string | null {
     seen.add(e);
     const o = e as Record<string, unknown>;
     for (const key of ['code', 'originalCode']) {
-      if (typeof o[key] === 'string' && /^[0-9A-Z]{5}$/.test(o[key] as string)) return o[key] as string;
+      const code = o[key];
+      // Prisma's own codes (P1000–P6999) have the same shape as a SQLSTATE: look past them.
+      if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^P[1-9]\d{3}$/.test(code)) return code;
     }
     stack.push(o.cause, o.meta, o.driverAdapterError);
   }

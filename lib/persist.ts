@@ -3,8 +3,11 @@
 // written to `user_logins` or `quarantine`. A redelivered message (its ID already
 // claimed) writes nothing, however often it comes back. Arrays go in through unnest(),
 // one round trip per batch.
-import type { Db } from './db';
-import type { PersistResult, TransformedBatch } from './types';
+import { seal } from './crypto';
+import { isPermanentDbError, sqlState, type Db } from './db';
+import type { Keyring } from './keyring';
+import { piiContext } from './mask';
+import type { LoginRow, PersistResult, QuarantineEntry, TransformedBatch } from './types';
 
 interface Counts {
   persisted: number;
@@ -87,4 +90,59 @@ export async function persistBatch(db: Db, batch: TransformedBatch): Promise<Per
     alreadySeen: total - counts.claimed,
     duplicateLogins: counts.duplicate_logins,
   };
+}
+
+function addResults(a: PersistResult, b: PersistResult): PersistResult {
+  const byReason = { ...a.quarantinedByReason };
+  for (const [reason, n] of Object.entries(b.quarantinedByReason)) byReason[reason] = (byReason[reason] ?? 0) + n;
+  return {
+    persisted: a.persisted + b.persisted,
+    quarantined: a.quarantined + b.quarantined,
+    quarantinedByReason: byReason,
+    alreadySeen: a.alreadySeen + b.alreadySeen,
+    duplicateLogins: a.duplicateLogins + b.duplicateLogins,
+  };
+}
+
+/**
+ * A row the database refused although it passed validation, as a quarantine entry: the
+ * row as transformed (IP and device ID still encrypted inside) becomes the sealed body.
+ */
+function rejectedRow(keyring: Keyring, row: LoginRow, state: string): QuarantineEntry {
+  const body = JSON.stringify(row);
+  const sealed = seal(keyring, body, piiContext(row.messageId, 'body'));
+  return {
+    messageId: row.messageId,
+    reasons: [`db_rejected:${state}`],
+    bodyCiphertext: sealed.blob.toString('base64'),
+    piiKeyId: sealed.keyId,
+    bodyBytes: Buffer.byteLength(body),
+    bodyTruncated: false,
+    sentAt: null,
+  };
+}
+
+/**
+ * persistBatch, except that one row the database refuses (a value validation let through)
+ * cannot fail the batch: on a permanent database error the batch is halved until the
+ * refused row stands alone, and that row is quarantined as `db_rejected:<SQLSTATE>`. Costs
+ * nothing while the database accepts everything. A refused quarantine entry still throws.
+ */
+export async function persistBatchIsolating(db: Db, keyring: Keyring, batch: TransformedBatch): Promise<PersistResult> {
+  try {
+    return await persistBatch(db, batch);
+  } catch (err) {
+    if (!isPermanentDbError(err)) throw err;
+    const { rows, quarantine } = batch;
+    if (rows.length + quarantine.length <= 1) {
+      if (rows.length === 1) return persistBatch(db, { rows: [], quarantine: [rejectedRow(keyring, rows[0], sqlState(err) ?? 'unknown')] });
+      throw err;
+    }
+    // Halve the batch as one list (rows first), so each half is strictly smaller.
+    const cut = Math.ceil((rows.length + quarantine.length) / 2);
+    const first = { rows: rows.slice(0, cut), quarantine: quarantine.slice(0, Math.max(0, cut - rows.length)) };
+    const second = { rows: rows.slice(cut), quarantine: quarantine.slice(Math.max(0, cut - rows.length)) };
+    const a = await persistBatchIsolating(db, keyring, first);
+    return addResults(a, await persistBatchIsolating(db, keyring, second));
+  }
 }

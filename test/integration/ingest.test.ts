@@ -5,7 +5,8 @@ import { Client as PgClient } from 'pg';
 import { EncryptionCodec } from '../../lib/codec';
 import { optionsFromConfig, runIngest, type IngestRun } from '../../lib/ingest-run';
 import { generateBodies, sampleBodies } from '../../lib/load';
-import { persistBatch } from '../../lib/persist';
+import { persistBatch, persistBatchIsolating } from '../../lib/persist';
+import { open } from '../../lib/crypto';
 import { queueDepth, receiveMessages, sendMessages } from '../../lib/sqs';
 import { transformBatch } from '../../lib/transform';
 import { dumpTables, findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, type Pipeline } from './helpers';
@@ -178,4 +179,30 @@ test('failure messages are encrypted in the history too, and readable through th
   const failed = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes?.failure;
   expect(failed?.encodedAttributes?.metadata?.encoding && Buffer.from(failed.encodedAttributes.metadata.encoding).toString()).toBe('binary/encrypted');
   expect(JSON.stringify(failed)).not.toContain('batchSize=5000');
+});
+
+test('a row the database refuses despite validation is quarantined alone; the rest of its batch is stored', async () => {
+  const messages = SAMPLE.slice(30, 34).map((e, i) => ({
+    messageId: `isolate-${i}-${Date.now()}`,
+    receiptHandle: 'unused',
+    body: JSON.stringify(e),
+    bodyBytes: JSON.stringify(e).length,
+    bodyTruncated: false,
+    sentTimestamp: Date.now(),
+    receiveCount: 1,
+  }));
+  const batch = transformBatch(p.keyring, messages);
+  expect(batch.rows).toHaveLength(4);
+  batch.rows[2].appVersionMajor = 3_000_000_000; // beyond PostgreSQL's integer: SQLSTATE 22003
+  await expect(persistBatch(p.db, batch)).rejects.toThrow(); // the plain statement fails as a whole
+
+  const result = await persistBatchIsolating(p.db, p.keyring, batch);
+  expect(result).toMatchObject({ persisted: 3, quarantined: 1, quarantinedByReason: { 'db_rejected:22003': 1 }, alreadySeen: 0 });
+  const ids = messages.map((m) => m.messageId);
+  expect((await pg.query('SELECT count(*)::int AS n FROM ingested_messages WHERE message_id = ANY($1)', [ids])).rows[0].n).toBe(4);
+  const q = await pg.query('SELECT message_id, reasons, body_ciphertext, pii_key_id FROM quarantine WHERE message_id = $1', [ids[2]]);
+  expect(q.rows[0].reasons).toEqual(['db_rejected:22003']);
+  const body = open(p.keyring, { keyId: q.rows[0].pii_key_id, blob: q.rows[0].body_ciphertext }, `${ids[2]}:body`).toString();
+  expect(JSON.parse(body)).toMatchObject({ messageId: ids[2], userId: SAMPLE[32].user_id, appVersionMajor: 3_000_000_000 });
+  expect(findPlaintext([{ where: 'rejected body', value: body }], SAMPLE_PII)).toEqual([]);
 });
