@@ -100,5 +100,8 @@ export function formatSummary(run: IngestRun): string {
     `  already seen (redelivered, skipped): ${s.alreadySeen}`,
     `  duplicate logins (same fingerprint): ${s.duplicateLogins}`,
     `  deletes refused by SQS:              ${s.ackFailed}`,
+    ...(s.leftInQueue
+      ? [`  left in the queue (held by another receiver past a visibility timeout): ${s.leftInQueue.visible} visible, ${s.leftInQueue.inFlight} in flight`]
+      : []),
   ].join('\n');
 }

@@ -7,12 +7,13 @@ import {
   defineQuery,
   proxyActivities,
   setHandler,
+  sleep,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common';
 import type { IngestActivities } from '../activities/ingest';
-import type { ReceivedMessage } from '../lib/types';
+import type { QueueDepth, ReceivedMessage } from '../lib/types';
 
 export interface IngestOptions {
   /** Messages per batch (at most 1000; a batch also stops at a size budget). */
@@ -29,7 +30,13 @@ export interface IngestOptions {
   batchesPerRun?: number;
 }
 
-export type StopReason = 'queue_empty' | 'max_messages';
+/**
+ * queue_empty: two empty receives in a row, none of our batches in flight, and SQS counts
+ * nothing visible or in flight. messages_unavailable: the same receives, but SQS still
+ * counted messages (in flight with another receiver, e.g. a worker that died mid-batch)
+ * after waiting longer than a visibility timeout; they are left for the next run.
+ */
+export type StopReason = 'queue_empty' | 'max_messages' | 'messages_unavailable';
 
 export interface IngestSummary {
   received: number;
@@ -42,6 +49,8 @@ export interface IngestSummary {
   duplicateLogins: number;
   /** Deletes SQS refused; those messages come back and count as alreadySeen then. */
   ackFailed: number;
+  /** What SQS still counted when the run stopped with messages_unavailable. */
+  leftInQueue: QueueDepth | null;
   batches: number;
   /** Runs of this workflow ID so far (continue-as-new starts a new run). */
   runs: number;
@@ -83,6 +92,7 @@ export function emptySummary(startedAt: string, queueDepthAtStart = 0): IngestSu
     alreadySeen: 0,
     duplicateLogins: 0,
     ackFailed: 0,
+    leftInQueue: null,
     batches: 0,
     runs: 1,
     queueDepthAtStart,
@@ -127,6 +137,11 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
   const visibilityTimeoutSeconds = 60 + Math.ceil(o.batchSize / 5);
   let stop = null as StopReason | 'continue_as_new' | null;
   let emptyReceives = 0;
+  // Messages another receiver holds (a worker killed mid-batch, say) are invisible until
+  // their visibility timeout ends: wait for them that long, and a little more, at most.
+  const inFlightPatienceMs = (visibilityTimeoutSeconds + 30) * 1000;
+  let waitedForInFlightMs = 0;
+  let checkingDepth = false;
   let batchesInFlight = 0;
   let batchesThisRun = 0;
   let requested = 0; // messages asked for by receives still under way (for maxMessages)
@@ -178,8 +193,22 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
       }
       if (messages.length === 0) {
         batchesThisRun--;
-        // Empty twice in a row with no batch of ours still being stored: the queue is drained.
-        if (++emptyReceives >= 2 && batchesInFlight === 0) stop = 'queue_empty';
+        // Empty twice in a row with no batch of ours still being stored: drained, unless
+        // SQS still counts messages in flight elsewhere.
+        if (++emptyReceives >= 2 && batchesInFlight === 0 && !checkingDepth) {
+          checkingDepth = true; // one lane checks and waits; the others keep receiving
+          const depth = await queueDepth();
+          if (depth.visible + depth.inFlight === 0) stop ??= 'queue_empty';
+          else if (waitedForInFlightMs >= inFlightPatienceMs) {
+            stop ??= 'messages_unavailable';
+            summary.leftInQueue = depth;
+          } else {
+            await sleep('5s');
+            waitedForInFlightMs += 5000;
+          }
+          emptyReceives = 0;
+          checkingDepth = false;
+        }
         continue;
       }
       emptyReceives = 0;

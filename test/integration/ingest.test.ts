@@ -206,3 +206,15 @@ test('a row the database refuses despite validation is quarantined alone; the re
   expect(JSON.parse(body)).toMatchObject({ messageId: ids[2], userId: SAMPLE[32].user_id, appVersionMajor: 3_000_000_000 });
   expect(findPlaintext([{ where: 'rejected body', value: body }], SAMPLE_PII)).toEqual([]);
 });
+
+test('messages held by a receiver that died are waited for, not left behind', async () => {
+  const bodies = generateBodies(15, { seed: 11 });
+  await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies.slice(0, 5));
+  // A worker that received these and died: invisible for 4 s, never deleted.
+  const held = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 4, concurrency: 1, maxBatchChars: 1e6 });
+  expect(held).toHaveLength(5);
+  await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies.slice(5));
+  const run = await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
+  expect(run.summary).toMatchObject({ received: 15, alreadySeen: 0, stopReason: 'queue_empty', leftInQueue: null });
+  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+});
