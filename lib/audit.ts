@@ -66,6 +66,28 @@ export async function appendAudit(db: Db, entries: AuditEntry[]): Promise<Stored
   });
 }
 
+interface AuditRow {
+  id: bigint;
+  at: Date;
+  request_id: string;
+  event: AuditEvent;
+  actor: string | null;
+  details: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+const fromRow = (r: AuditRow): StoredAuditEntry => ({
+  id: r.id.toString(),
+  at: r.at.toISOString(),
+  requestId: r.request_id,
+  event: r.event,
+  actor: r.actor,
+  details: r.details,
+  prevHash: r.prev_hash,
+  hash: r.hash,
+});
+
 export type VerifyChainResult =
   | { ok: true; entries: number; head: string }
   | { ok: false; entries: number; brokenAt: string; problem: string };
@@ -77,28 +99,18 @@ export async function verifyAuditChain(db: Db, pageSize = 1000): Promise<VerifyC
   let checked = 0;
   let after = -1n;
   for (;;) {
-    const rows = await db.$queryRaw<
-      { id: bigint; at: Date; request_id: string; event: string; actor: string | null; details: Record<string, unknown>; prev_hash: string; hash: string }[]
-    >`SELECT id, at, request_id, event, actor, details, prev_hash, hash FROM pii_audit_log WHERE id > ${after} ORDER BY id LIMIT ${pageSize}`;
-    for (const r of rows) {
-      const id = r.id.toString();
-      if (r.prev_hash !== prevHash) {
+    const rows = await db.$queryRaw<AuditRow[]>`
+      SELECT id, at, request_id, event, actor, details, prev_hash, hash FROM pii_audit_log WHERE id > ${after} ORDER BY id LIMIT ${pageSize}`;
+    for (const e of rows.map(fromRow)) {
+      if (e.prevHash !== prevHash) {
         const where = prevId === null ? 'the start of the chain' : `entry ${prevId}`;
-        return { ok: false, entries: checked, brokenAt: id, problem: `entry ${id} does not follow ${where} (an entry before it was deleted, inserted or reordered)` };
+        return { ok: false, entries: checked, brokenAt: e.id, problem: `entry ${e.id} does not follow ${where} (an entry before it was deleted, inserted or reordered)` };
       }
-      const recomputed = entryHash(r.prev_hash, {
-        id,
-        at: r.at.toISOString(),
-        requestId: r.request_id,
-        event: r.event as AuditEvent,
-        actor: r.actor,
-        details: r.details,
-      });
-      if (recomputed !== r.hash) {
-        return { ok: false, entries: checked, brokenAt: id, problem: `entry ${id} does not match its hash (its content was changed)` };
+      if (entryHash(e.prevHash, e) !== e.hash) {
+        return { ok: false, entries: checked, brokenAt: e.id, problem: `entry ${e.id} does not match its hash (its content was changed)` };
       }
-      prevHash = r.hash;
-      prevId = id;
+      prevHash = e.hash;
+      prevId = e.id;
       checked++;
     }
     if (rows.length < pageSize) return { ok: true, entries: checked, head: prevHash };
@@ -107,8 +119,7 @@ export async function verifyAuditChain(db: Db, pageSize = 1000): Promise<VerifyC
 }
 
 export async function auditEntriesFor(db: Db, requestId: string): Promise<StoredAuditEntry[]> {
-  const rows = await db.$queryRaw<
-    { id: bigint; at: Date; request_id: string; event: AuditEvent; actor: string | null; details: Record<string, unknown>; prev_hash: string; hash: string }[]
-  >`SELECT id, at, request_id, event, actor, details, prev_hash, hash FROM pii_audit_log WHERE request_id = ${requestId} ORDER BY id`;
-  return rows.map((r) => ({ id: r.id.toString(), at: r.at.toISOString(), requestId: r.request_id, event: r.event, actor: r.actor, details: r.details, prevHash: r.prev_hash, hash: r.hash }));
+  const rows = await db.$queryRaw<AuditRow[]>`
+    SELECT id, at, request_id, event, actor, details, prev_hash, hash FROM pii_audit_log WHERE request_id = ${requestId} ORDER BY id`;
+  return rows.map(fromRow);
 }

@@ -1,17 +1,27 @@
 // Mask: turn a validated event into a row with no readable PII. IP and device ID become
 // keyed fingerprints (comparable) plus AES-256-GCM ciphertext (recoverable only through
 // the audited recovery workflow).
-import { fingerprint, seal } from './crypto';
+import { fingerprint, open, seal, type Sealed } from './crypto';
 import type { Keyring } from './keyring';
 import type { LoginRow } from './types';
 import type { LoginEvent } from './validate';
 
+export type PiiField = 'ip' | 'device_id' | 'body';
+
 /** The AAD that binds a PII ciphertext to its message and field. */
-export const piiContext = (messageId: string, field: 'ip' | 'device_id' | 'body') => `${messageId}:${field}`;
+export const piiContext = (messageId: string, field: PiiField) => `${messageId}:${field}`;
+
+/** Encrypts one PII value of a message with the active key, bound to that message and field. */
+export const sealPii = (keyring: Keyring, value: Uint8Array | string, messageId: string, field: PiiField): Sealed =>
+  seal(keyring, value, piiContext(messageId, field));
+
+/** Decrypts one stored PII value (a bytea column and its pii_key_id) of a message. */
+export const openPii = (keyring: Keyring, keyId: string, blob: Uint8Array, messageId: string, field: PiiField): Buffer =>
+  open(keyring, { keyId, blob: Buffer.from(blob) }, piiContext(messageId, field));
 
 export function mask(keyring: Keyring, messageId: string, event: LoginEvent, fallbackCreateDate: Date): LoginRow {
-  const ip = seal(keyring, event.ip, piiContext(messageId, 'ip'));
-  const deviceId = seal(keyring, event.deviceId, piiContext(messageId, 'device_id'));
+  const ip = sealPii(keyring, event.ip, messageId, 'ip');
+  const deviceId = sealPii(keyring, event.deviceId, messageId, 'device_id');
   const [major, minor, patch] = event.appVersionParts;
   return {
     messageId,

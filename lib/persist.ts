@@ -3,11 +3,10 @@
 // written to `user_logins` or `quarantine`. A redelivered message (its ID already
 // claimed) writes nothing, however often it comes back. Arrays go in through unnest(),
 // one round trip per batch.
-import { seal } from './crypto';
 import { isPermanentDbError, sqlState, type Db } from './db';
 import type { Keyring } from './keyring';
-import { piiContext } from './mask';
-import type { LoginRow, PersistResult, QuarantineEntry, TransformedBatch } from './types';
+import { quarantineEntry } from './transform';
+import { addPersistResults, type LoginRow, type PersistResult, type QuarantineEntry, type TransformedBatch } from './types';
 
 interface Counts {
   persisted: number;
@@ -92,34 +91,14 @@ export async function persistBatch(db: Db, batch: TransformedBatch): Promise<Per
   };
 }
 
-function addResults(a: PersistResult, b: PersistResult): PersistResult {
-  const byReason = { ...a.quarantinedByReason };
-  for (const [reason, n] of Object.entries(b.quarantinedByReason)) byReason[reason] = (byReason[reason] ?? 0) + n;
-  return {
-    persisted: a.persisted + b.persisted,
-    quarantined: a.quarantined + b.quarantined,
-    quarantinedByReason: byReason,
-    alreadySeen: a.alreadySeen + b.alreadySeen,
-    duplicateLogins: a.duplicateLogins + b.duplicateLogins,
-  };
-}
-
 /**
  * A row the database refused although it passed validation, as a quarantine entry: the
  * row as transformed (IP and device ID still encrypted inside) becomes the sealed body.
  */
 function rejectedRow(keyring: Keyring, row: LoginRow, state: string): QuarantineEntry {
   const body = JSON.stringify(row);
-  const sealed = seal(keyring, body, piiContext(row.messageId, 'body'));
-  return {
-    messageId: row.messageId,
-    reasons: [`db_rejected:${state}`],
-    bodyCiphertext: sealed.blob.toString('base64'),
-    piiKeyId: sealed.keyId,
-    bodyBytes: Buffer.byteLength(body),
-    bodyTruncated: false,
-    sentAt: null,
-  };
+  const asMessage = { messageId: row.messageId, receiptHandle: '', body, bodyBytes: Buffer.byteLength(body), bodyTruncated: false, sentTimestamp: null, receiveCount: null };
+  return quarantineEntry(keyring, asMessage, [`db_rejected:${state}`]);
 }
 
 /**
@@ -143,6 +122,6 @@ export async function persistBatchIsolating(db: Db, keyring: Keyring, batch: Tra
     const first = { rows: rows.slice(0, cut), quarantine: quarantine.slice(0, Math.max(0, cut - rows.length)) };
     const second = { rows: rows.slice(cut), quarantine: quarantine.slice(Math.max(0, cut - rows.length)) };
     const a = await persistBatchIsolating(db, keyring, first);
-    return addResults(a, await persistBatchIsolating(db, keyring, second));
+    return addPersistResults(a, await persistBatchIsolating(db, keyring, second));
   }
 }

@@ -1,10 +1,9 @@
 // Finding and decrypting the records a recovery request names. Used only by the recovery
 // activities, after the request was verified, authorised and approved, and after the
 // audit entries for these records were committed.
-import { open } from './crypto';
 import type { Db } from './db';
 import type { Keyring } from './keyring';
-import { piiContext } from './mask';
+import { openPii } from './mask';
 import type { RecoveryRequestBody } from './operators';
 
 export type Selector = RecoveryRequestBody['selector'];
@@ -52,10 +51,8 @@ export async function decryptRecords(db: Db, keyring: Keyring, records: RecordRe
     SELECT message_id, ip_ciphertext, device_id_ciphertext, pii_key_id FROM user_logins WHERE message_id = ANY(${ids('user_logins')}::text[])`;
   for (const r of logins) {
     const rec: RecoveredRecord = { table: 'user_logins', messageId: r.message_id };
-    if (fields.includes('ip')) rec.ip = open(keyring, { keyId: r.pii_key_id, blob: Buffer.from(r.ip_ciphertext) }, piiContext(r.message_id, 'ip')).toString('utf8');
-    if (fields.includes('device_id')) {
-      rec.device_id = open(keyring, { keyId: r.pii_key_id, blob: Buffer.from(r.device_id_ciphertext) }, piiContext(r.message_id, 'device_id')).toString('utf8');
-    }
+    if (fields.includes('ip')) rec.ip = openPii(keyring, r.pii_key_id, r.ip_ciphertext, r.message_id, 'ip').toString('utf8');
+    if (fields.includes('device_id')) rec.device_id = openPii(keyring, r.pii_key_id, r.device_id_ciphertext, r.message_id, 'device_id').toString('utf8');
     out.push(rec);
   }
   if (!fields.includes('body')) return out;
@@ -65,7 +62,7 @@ export async function decryptRecords(db: Db, keyring: Keyring, records: RecordRe
     out.push({
       table: 'quarantine',
       messageId: r.message_id,
-      body: open(keyring, { keyId: r.pii_key_id, blob: Buffer.from(r.body_ciphertext) }, piiContext(r.message_id, 'body')).toString('utf8'),
+      body: openPii(keyring, r.pii_key_id, r.body_ciphertext, r.message_id, 'body').toString('utf8'),
     });
   }
   return out;

@@ -2,10 +2,9 @@
 // written under older keys to the active key, a page at a time. Each update only applies
 // when the row still carries the key it was read with, so a page can be retried, run
 // twice or run beside the ingest without harm.
-import { open, seal } from './crypto';
 import type { Db } from './db';
 import type { Keyring } from './keyring';
-import { piiContext } from './mask';
+import { openPii, sealPii, type PiiField } from './mask';
 
 export type ReencryptTable = 'user_logins' | 'quarantine';
 export const REENCRYPT_TABLES: ReencryptTable[] = ['user_logins', 'quarantine'];
@@ -19,18 +18,16 @@ export interface ReencryptPage {
 
 export async function reencryptPage(db: Db, keyring: Keyring, table: ReencryptTable, afterId: string, limit: number): Promise<ReencryptPage> {
   const active = keyring.activeKeyId;
+  const reseal = (keyId: string, blob: Uint8Array, messageId: string, field: PiiField) =>
+    sealPii(keyring, openPii(keyring, keyId, blob, messageId, field), messageId, field);
   let reencrypted = 0;
   if (table === 'user_logins') {
     const rows = await db.$queryRaw<{ id: bigint; message_id: string; ip_ciphertext: Buffer; device_id_ciphertext: Buffer; pii_key_id: string }[]>`
       SELECT id, message_id, ip_ciphertext, device_id_ciphertext, pii_key_id FROM user_logins
       WHERE id > ${BigInt(afterId)} AND pii_key_id <> ${active} ORDER BY id LIMIT ${limit}`;
     for (const r of rows) {
-      const ip = seal(keyring, open(keyring, { keyId: r.pii_key_id, blob: Buffer.from(r.ip_ciphertext) }, piiContext(r.message_id, 'ip')), piiContext(r.message_id, 'ip'));
-      const device = seal(
-        keyring,
-        open(keyring, { keyId: r.pii_key_id, blob: Buffer.from(r.device_id_ciphertext) }, piiContext(r.message_id, 'device_id')),
-        piiContext(r.message_id, 'device_id'),
-      );
+      const ip = reseal(r.pii_key_id, r.ip_ciphertext, r.message_id, 'ip');
+      const device = reseal(r.pii_key_id, r.device_id_ciphertext, r.message_id, 'device_id');
       reencrypted += await db.$executeRaw`
         UPDATE user_logins SET ip_ciphertext = ${ip.blob}, device_id_ciphertext = ${device.blob}, pii_key_id = ${ip.keyId}
         WHERE id = ${r.id} AND pii_key_id = ${r.pii_key_id}`;
@@ -41,7 +38,7 @@ export async function reencryptPage(db: Db, keyring: Keyring, table: ReencryptTa
     SELECT id, message_id, body_ciphertext, pii_key_id FROM quarantine
     WHERE id > ${BigInt(afterId)} AND pii_key_id <> ${active} ORDER BY id LIMIT ${limit}`;
   for (const r of rows) {
-    const body = seal(keyring, open(keyring, { keyId: r.pii_key_id, blob: Buffer.from(r.body_ciphertext) }, piiContext(r.message_id, 'body')), piiContext(r.message_id, 'body'));
+    const body = reseal(r.pii_key_id, r.body_ciphertext, r.message_id, 'body');
     reencrypted += await db.$executeRaw`
       UPDATE quarantine SET body_ciphertext = ${body.blob}, pii_key_id = ${body.keyId} WHERE id = ${r.id} AND pii_key_id = ${r.pii_key_id}`;
   }

@@ -1,10 +1,9 @@
 // Transform one received message into exactly one outcome: a masked row, or a quarantine
 // entry with reason codes and the body encrypted. Pure apart from the random nonces: no
 // I/O, never throws for anything a message can contain.
-import { seal } from './crypto';
 import { flatten } from './flatten';
 import type { Keyring } from './keyring';
-import { mask, piiContext } from './mask';
+import { mask, sealPii } from './mask';
 import type { LoginRow, QuarantineEntry, ReceivedMessage, TransformedBatch } from './types';
 import { validate } from './validate';
 
@@ -20,7 +19,7 @@ export function parseBody(message: ReceivedMessage): { ok: true; value: unknown 
 }
 
 export function quarantineEntry(keyring: Keyring, message: ReceivedMessage, reasons: string[]): QuarantineEntry {
-  const sealed = seal(keyring, message.body, piiContext(message.messageId, 'body'));
+  const sealed = sealPii(keyring, message.body, message.messageId, 'body');
   return {
     messageId: message.messageId,
     reasons,

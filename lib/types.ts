@@ -1,5 +1,6 @@
 // The shapes that travel between activities (and so through the workflow history, where
-// the payload codec encrypts them). Plain JSON: no Buffers, no Dates.
+// the payload codec encrypts them). Plain JSON: no Buffers, no Dates. Anything else here is
+// pure, so workflow code may import it.
 
 /** One SQS message as the receive activity hands it on. */
 export interface ReceivedMessage {
@@ -61,6 +62,19 @@ export interface PersistResult {
   alreadySeen: number;
   /** New rows whose login fingerprint equals an earlier row's (same login, new message ID). */
   duplicateLogins: number;
+}
+
+/** Two PersistResults as one (pure: the workflow adds up its batches with it too). */
+export function addPersistResults(a: PersistResult, b: PersistResult): PersistResult {
+  const byReason = { ...a.quarantinedByReason };
+  for (const [reason, n] of Object.entries(b.quarantinedByReason)) byReason[reason] = (byReason[reason] ?? 0) + n;
+  return {
+    persisted: a.persisted + b.persisted,
+    quarantined: a.quarantined + b.quarantined,
+    quarantinedByReason: byReason,
+    alreadySeen: a.alreadySeen + b.alreadySeen,
+    duplicateLogins: a.duplicateLogins + b.duplicateLogins,
+  };
 }
 
 export interface AcknowledgeResult {

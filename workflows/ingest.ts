@@ -13,7 +13,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common';
 import type { IngestActivities } from '../activities/ingest';
-import type { QueueDepth, ReceivedMessage } from '../lib/types';
+import { addPersistResults, type QueueDepth, type ReceivedMessage } from '../lib/types';
 
 export interface IngestOptions {
   /** Messages per batch (at most 1000; a batch also stops at a size budget). */
@@ -156,13 +156,7 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
     const persisted = await persistBatch(transformed);
     // Only after the commit: a message deleted before it is stored could be lost.
     const acked = await acknowledgeBatch(messages.map(({ messageId, receiptHandle }) => ({ messageId, receiptHandle })));
-    summary.persisted += persisted.persisted;
-    summary.quarantined += persisted.quarantined;
-    summary.alreadySeen += persisted.alreadySeen;
-    summary.duplicateLogins += persisted.duplicateLogins;
-    for (const [reason, n] of Object.entries(persisted.quarantinedByReason)) {
-      summary.quarantinedByReason[reason] = (summary.quarantinedByReason[reason] ?? 0) + n;
-    }
+    Object.assign(summary, addPersistResults(summary, persisted));
     summary.ackFailed += acked.failed.length;
     summary.batches++;
   }
