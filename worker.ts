@@ -6,6 +6,7 @@ import { createKeyActivities } from './activities/keys';
 import { createRecoveryActivities } from './activities/recovery';
 import { loadConfig, type Config } from './lib/config';
 import { createDb } from './lib/db';
+import { DrainPool } from './lib/drain-pool';
 import { loadKeyring, type Keyring } from './lib/keyring';
 import { installWorkerLogging } from './lib/logging';
 import { createSqsClient } from './lib/sqs';
@@ -22,6 +23,9 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
   installWorkerLogging(config.logLevel);
   const db = createDb(config.databaseUrl);
   const sqs = createSqsClient(config.sqs);
+  // The drain threads start now, so the first ingest does not wait for them.
+  const pool = new DrainPool(config, config.worker.drainThreads, { db, sqs, queueUrl: config.sqs.queueUrl, keyring });
+  await pool.start();
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const worker = await Worker.create({
     connection,
@@ -29,7 +33,7 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('./workflows'),
     activities: {
-      ...createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, keyring }),
+      ...createIngestActivities({ sqs, queueUrl: config.sqs.queueUrl, pool }),
       ...createRecoveryActivities({ db, keyring, operatorsFile: config.recovery.operatorsFile, policy: config.recovery }),
       ...createKeyActivities({ db, keyring }),
     },
@@ -37,6 +41,7 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
   });
   const done = worker.run().finally(async () => {
+    await pool.close();
     await connection.close();
     await db.$disconnect();
     sqs.destroy();

@@ -3,7 +3,8 @@
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Config } from './config';
-import { ingestWorkflow, progressQuery, type IngestOptions, type IngestSummary } from '../workflows/ingest';
+import type { IngestOptions } from './ingest-options';
+import { ingestWorkflow, progressQuery, type IngestSummary } from '../workflows/ingest';
 
 export interface IngestRun {
   workflowId: string;
@@ -13,13 +14,8 @@ export interface IngestRun {
 }
 
 export function optionsFromConfig(ingest: Config['ingest']): IngestOptions {
-  return {
-    batchSize: ingest.batchSize,
-    concurrency: ingest.concurrency,
-    maxMessages: ingest.maxMessages,
-    waitTimeSeconds: ingest.waitTimeSeconds,
-    receiveConcurrency: ingest.receiveConcurrency,
-  };
+  const { workflowId: _, ...options } = ingest;
+  return options;
 }
 
 /** Whether a worker polls the task queue; a worker that has just started gets a moment to show up. */
@@ -37,7 +33,7 @@ async function hasWorkers(client: Client, config: Config): Promise<boolean> {
 }
 
 export function formatProgress(p: IngestSummary): string {
-  return `received ${p.received} · persisted ${p.persisted} · quarantined ${p.quarantined} · already seen ${p.alreadySeen} · batches ${p.batches} · ${(p.durationMs / 1000).toFixed(1)} s`;
+  return `received ${p.received} · persisted ${p.persisted} · quarantined ${p.quarantined} · already seen ${p.alreadySeen} · drains ${p.slices} · ${(p.durationMs / 1000).toFixed(1)} s`;
 }
 
 export async function runIngest(
@@ -91,7 +87,7 @@ export function formatSummary(run: IngestRun): string {
     .sort((a, b) => b[1] - a[1])
     .map(([r, n]) => `    ${r}: ${n}`);
   return [
-    `Ingest ${run.workflowId} finished (${s.stopReason}) in ${(s.durationMs / 1000).toFixed(1)} s over ${s.runs} run(s), ${s.batches} batch(es)`,
+    `Ingest ${run.workflowId} finished (${s.stopReason}) in ${(s.durationMs / 1000).toFixed(1)} s over ${s.runs} run(s), ${s.slices} drain(s), ${s.commits} commit(s)`,
     `  queue depth at start:  ${s.queueDepthAtStart}`,
     `  received:              ${s.received}`,
     `  persisted (new rows):  ${s.persisted}`,

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/config';
 import { startEmbeddedPostgres } from './postgres';
-import { startEmbeddedSqs } from './sqs';
+import { startEmbeddedSqs, startSqsProcess } from './sqs';
 import { findOrInstallTemporalCli, freePort, startTemporalDevServer } from './temporal';
 
 export const QUEUE_NAME = 'login-queue';
@@ -21,7 +21,7 @@ export interface RunningServices extends EmbeddedServices {
 
 export async function startServices(
   config: Config,
-  opts: { ephemeral?: boolean; log?: (msg: string) => void } = {},
+  opts: { ephemeral?: boolean; log?: (msg: string) => void; /** The SQS emulator in a process of its own. */ sqsProcess?: boolean } = {},
 ): Promise<RunningServices> {
   const log = opts.log ?? console.log;
   const { fromEnv } = config.embedded;
@@ -85,9 +85,12 @@ export async function startServices(
     let sqsQueueUrl = config.sqs.queueUrl;
     let sqsEndpoint = config.sqs.endpoint ?? '';
     if (!fromEnv.sqs) {
-      const sqs = await startEmbeddedSqs({ port: await port(config.embedded.sqsPort), queueName: QUEUE_NAME, region: config.sqs.region });
+      const sqsPort = await port(config.embedded.sqsPort);
+      const sqs = opts.sqsProcess
+        ? await startSqsProcess({ port: sqsPort, region: config.sqs.region })
+        : await startEmbeddedSqs({ port: sqsPort, queueName: QUEUE_NAME, region: config.sqs.region });
       stops.push(sqs.stop);
-      started.push('SQS emulator (fauxqs, in memory)');
+      started.push(`SQS emulator (fauxqs, in memory${opts.sqsProcess ? `, process ${sqs.pid}` : ''})`);
       sqsQueueUrl = sqs.queueUrl;
       sqsEndpoint = sqs.endpoint;
     }
