@@ -106,47 +106,65 @@ export async function drain(
   // Full chunks wait here for one of the commitsInFlight committers.
   const ready: Chunk[] = [];
   let committing = 0;
+  let acking = 0;
   const idle: (() => void)[] = []; // pollers waiting for the held set to shrink, and the final wait
   const wake = () => idle.splice(0).forEach((resolve) => resolve());
   const waitForChange = (ms: number) => new Promise<void>((resolve) => (idle.push(resolve), setTimeout(resolve, ms)));
 
-  function flush(): void {
-    if (buffer.ids.length) {
+  /**
+   * Hands the buffer to a committer when one is free, or when it is full; otherwise it keeps
+   * filling, so chunks grow while the database is busy and stay small while it is not.
+   */
+  function flush(force = false): void {
+    const free = committing + ready.length < opts.commitsInFlight;
+    if (buffer.ids.length && (force || free || buffer.ids.length >= opts.chunkSize)) {
       ready.push(buffer);
       buffer = { rows: [], quarantine: [], ids: [] };
     }
     while (committing < opts.commitsInFlight && ready.length) {
       const chunk = ready.shift()!;
       committing++;
-      commit(chunk).finally(() => {
-        committing--;
-        flush();
-        wake();
-      });
+      persist(chunk)
+        .then((ok) => {
+          committing--;
+          flush();
+          // Deletes run outside the commit slots: the next commit need not wait for them.
+          return ok ? acknowledge(chunk) : undefined;
+        })
+        .finally(wake);
     }
   }
 
-  async function commit(chunk: Chunk): Promise<void> {
-    let started = performance.now();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const persisted = await persistBatchIsolating(db, keyring, chunk);
-        Object.assign(result, addPersistResults(result, persisted));
-        result.commits++;
-        break;
-      } catch (err) {
-        if (isPermanentDbError(err)) {
-          // Only a refused quarantine entry gets here (rows are isolated): the messages stay in the queue.
-          // The message names the SQLSTATE only: a database's text can quote the value it refused.
-          return fail(new PermanentDrainError(`The database refused a quarantine entry (SQLSTATE ${sqlState(err)}); the messages stay in the queue.`, 'PermanentDbError'));
+  /** One chunk in one transaction, retried until it commits; false when the database refuses it for good. */
+  async function persist(chunk: Chunk): Promise<boolean> {
+    const started = performance.now();
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const persisted = await persistBatchIsolating(db, keyring, chunk);
+          Object.assign(result, addPersistResults(result, persisted));
+          result.commits++;
+          return true;
+        } catch (err) {
+          if (isPermanentDbError(err)) {
+            // Only a refused quarantine entry gets here (rows are isolated): the messages stay in the queue.
+            // The message names the SQLSTATE only: a database's text can quote the value it refused.
+            fail(new PermanentDrainError(`The database refused a quarantine entry (SQLSTATE ${sqlState(err)}); the messages stay in the queue.`, 'PermanentDbError'));
+            return false;
+          }
+          result.persistRetries++;
+          await sleep(backoff(attempt));
         }
-        result.persistRetries++;
-        await sleep(backoff(attempt));
       }
+    } finally {
+      result.stageMs.persist += performance.now() - started;
     }
-    result.stageMs.persist += performance.now() - started;
+  }
 
-    started = performance.now();
+  /** Deletes a committed chunk's messages (only now: a message deleted before its commit could be lost). */
+  async function acknowledge(chunk: Chunk): Promise<void> {
+    acking++;
+    const started = performance.now();
     const messages = chunk.ids.flatMap((messageId) => {
       const h = held.get(messageId);
       return h ? [{ messageId, receiptHandle: h.receiptHandle }] : [];
@@ -167,6 +185,7 @@ export async function drain(
     }
     for (const id of chunk.ids) held.delete(id);
     result.stageMs.acknowledge += performance.now() - started;
+    acking--;
     onProgress(result);
   }
 
@@ -252,8 +271,8 @@ export async function drain(
 
   try {
     await Promise.all(Array.from({ length: opts.pollers }, poller));
-    flush();
-    while (committing || ready.length) await waitForChange(1000);
+    flush(true);
+    while (committing || ready.length || acking) await waitForChange(1000);
   } finally {
     clearInterval(ticker);
   }

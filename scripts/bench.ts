@@ -59,10 +59,11 @@ function runNode(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<
   });
 }
 
-async function rawDrain(endpoint: string, queueUrl: string): Promise<number> {
+/** The raw drain's rate, and the CPU seconds its process spent. */
+async function rawDrain(endpoint: string, queueUrl: string): Promise<{ rate: number; cpuSeconds: number }> {
   const out = await runNode([path.join(__dirname, 'bench', 'raw-drain.ts'), endpoint, queueUrl, String(os.availableParallelism()), '8']);
-  const { drained, seconds } = JSON.parse(out.trim().split('\n').pop()!);
-  return drained / seconds;
+  const { drained, seconds, cpuSeconds } = JSON.parse(out.trim().split('\n').pop()!);
+  return { rate: drained / seconds, cpuSeconds };
 }
 
 /** Plain SQL, no ORM: the same rows into the same table and indexes, unnest arrays, bytea as bytes. */
@@ -151,7 +152,8 @@ async function startWorkers(n: number, env: NodeJS.ProcessEnv): Promise<Workers>
   const children = await Promise.all(
     Array.from({ length: n }, () =>
       new Promise<import('node:child_process').ChildProcess>((resolve, reject) => {
-        const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'worker.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+        const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+        const child = spawn(process.execPath, [...profile, '-r', 'ts-node/register/transpile-only', 'worker.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
         let out = '';
         const onData = (c: Buffer) => {
           out += c.toString('utf8');
@@ -186,6 +188,32 @@ function sampleRss(pids: number[]) {
   };
   const timer = setInterval(read, 100);
   return () => (clearInterval(timer), read(), Math.max(...peak.values()));
+}
+
+/** CPU seconds (user + system) used so far by the given processes, or by every process of a command name. */
+function cpuSeconds(pids: number[] | string): number {
+  const list = typeof pids === 'string'
+    ? fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && readOr(`/proc/${d}/comm`).trim() === pids).map(Number)
+    : pids;
+  let ticks = 0;
+  for (const pid of list) {
+    const fields = readOr(`/proc/${pid}/stat`).split(') ')[1]?.split(' ') ?? [];
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks / 100;
+}
+const readOr = (file: string) => {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+/** CPU seconds per process group over a stretch of work. */
+function cpuMeter(groups: Record<string, number[] | string>) {
+  const start = Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, cpuSeconds(v)]));
+  return () => Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, round(cpuSeconds(v) - start[k], 2)]));
 }
 
 async function createQueue(sqs: SQSClient, name: string): Promise<string> {
@@ -232,17 +260,23 @@ async function main() {
         const env = { ...common, SQS_QUEUE_URL: queueUrl, DATABASE_URL: await freshDatabase(services.databaseUrl, tag), TEMPORAL_TASK_QUEUE: `tq-${tag}`, INGEST_WORKFLOW_ID: `ingest-${tag}` };
         const config: Config = loadConfig(env);
 
+        const emulator = [services.sqsPid!];
         await sendMessages(admin, queueUrl, bodies);
-        const rawBefore = await rawDrain(services.sqsEndpoint, queueUrl);
+        const rawCpu = cpuMeter({ emulator });
+        const before = await rawDrain(services.sqsEndpoint, queueUrl);
+        const rawBefore = before.rate;
+        const rawCpuSeconds = { ...rawCpu(), drain: round(before.cpuSeconds, 2) };
 
         const sentIds = await sendMessages(admin, queueUrl, bodies);
         const pool = await startWorkers(workers, env);
         const peakRss = sampleRss(pool.pids);
         const client = await connectClient(config.temporal, keyring);
+        const cpu = cpuMeter({ workers: pool.pids, emulator, postgres: 'postgres', temporal: 'temporal' });
         const t = performance.now();
         const ingest = await runIngest(client, config, optionsFromConfig(config.ingest));
         const seconds = (performance.now() - t) / 1000;
         const rss = peakRss();
+        const pipelineCpuSeconds = cpu();
         await pool.stop();
         const history = await historySize(client, config.ingest.workflowId);
         await client.connection.close();
@@ -259,7 +293,7 @@ async function main() {
         const balanced = db.rows + db.quarantine === distinct && db.ledger === distinct && left.visible + left.inFlight === 0;
 
         await sendMessages(admin, queueUrl, bodies);
-        const rawAfter = await rawDrain(services.sqsEndpoint, queueUrl);
+        const rawAfter = (await rawDrain(services.sqsEndpoint, queueUrl)).rate;
         const persist = workers === workerCounts[0]
           ? await persistVsRaw(services.databaseUrl, `${tag}_p`, keyring, bodies, config.ingest.batchSize, config.worker.drainThreads * config.ingest.commitsInFlight)
           : null;
@@ -274,6 +308,7 @@ async function main() {
           ...(persist && { rawPgRowsPerSecond: round(persist.rawRowsPerSecond), persistRowsPerSecond: round(persist.persistRowsPerSecond), persistRatio: round(persist.persistRowsPerSecond / persist.rawRowsPerSecond, 3) }),
           workerPeakRssMiB: round(rss / 2 ** 20),
           historyEventsPer10k: round((history.events / s.received) * 10_000, 1), historyBytesPer10k: round((history.bytes / s.received) * 10_000), historyRuns: history.runs,
+          cpuSeconds: { rawDrain: rawCpuSeconds, pipeline: pipelineCpuSeconds },
           stageMsPerMessage: Object.fromEntries(Object.entries(s.stageMs).map(([k, v]) => [k, round(v / s.received, 3)])),
           received: s.received, persisted: s.persisted, quarantined: s.quarantined, alreadySeen: s.alreadySeen, drains: s.slices, commits: s.commits,
         };

@@ -16,6 +16,8 @@ export const QUEUE_NAME = 'login-queue';
 export interface RunningServices extends EmbeddedServices {
   /** What was started here (the rest came from the environment). */
   started: string[];
+  /** The SQS emulator's own process, when it runs in one (opts.sqsProcess). */
+  sqsPid?: number;
   stop(): Promise<void>;
 }
 
@@ -84,6 +86,7 @@ export async function startServices(
 
     let sqsQueueUrl = config.sqs.queueUrl;
     let sqsEndpoint = config.sqs.endpoint ?? '';
+    let sqsPid: number | undefined;
     if (!fromEnv.sqs) {
       const sqsPort = await port(config.embedded.sqsPort);
       const sqs = opts.sqsProcess
@@ -93,11 +96,12 @@ export async function startServices(
       started.push(`SQS emulator (fauxqs, in memory${opts.sqsProcess ? `, process ${sqs.pid}` : ''})`);
       sqsQueueUrl = sqs.queueUrl;
       sqsEndpoint = sqs.endpoint;
+      sqsPid = sqs.pid;
     }
 
     const services: EmbeddedServices = { pid: process.pid, temporalAddress, temporalUiUrl, databaseUrl, sqsQueueUrl, sqsEndpoint };
     if (!ephemeral) fs.writeFileSync(servicesFile(dataDir), JSON.stringify(services, null, 2), { mode: 0o600 });
-    return { ...services, started, stop: stopAll };
+    return { ...services, started, sqsPid, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   const workers = Array.from({ length: Number(threads) }, () => new Worker(THREAD, { eval: true, workerData: { endpoint, queueUrl, pollers: Number(pollers) } }));
   await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const counts = await Promise.all(
     workers.map((w) => {
       const done = new Promise<number>((resolve) => w.once('message', resolve));
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
   // that tail is the same for every drain measured, the pipeline's included.
   const seconds = (performance.now() - started) / 1000;
   const drained = counts.reduce((a, b) => a + b, 0);
-  console.log(JSON.stringify({ drained, seconds }));
+  const cpu = process.cpuUsage(cpuBefore);
+  console.log(JSON.stringify({ drained, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));
   await Promise.all(workers.map((w) => w.terminate()));
 }
 
