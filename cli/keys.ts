@@ -1,4 +1,5 @@
 // CLI commands for the PII keys and the codec server: keys init|rotate|status, codec-server.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -7,7 +8,7 @@ import { EncryptionCodec } from '../lib/codec';
 import { newCodecToken, startCodecServer } from '../lib/codec-server';
 import { loadConfig } from '../lib/config';
 import { createDb } from '../lib/db';
-import { devKeyringPath, initKeyringFile, keyringStatus, masterKeyWrapper, rotateKeyring } from '../lib/keyring';
+import { devKeyringPath, initKeyringFile, keyringStatus, loadCodecKeys, masterKeyWrapper, rotateKeyring } from '../lib/keyring';
 import { keyUsage } from '../lib/reencrypt';
 import { reencryptWorkflow } from '../workflows/reencrypt';
 import { log, setup, withClient } from './common';
@@ -38,7 +39,7 @@ export function registerKeyCommands(program: Command): void {
       const { newKeyId, previousKeyId } = await rotateKeyring(file, masterKeyWrapper(config));
       const db = createDb(config.databaseUrl);
       try {
-        await appendAudit(db, [{ requestId: `rotation-${newKeyId}`, event: 'keys_rotated', actor: null, details: { newKeyId, previousKeyId } }]);
+        await appendAudit(db, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: { newKeyId, previousKeyId } }]);
       } finally {
         await db.$disconnect();
       }
@@ -75,10 +76,12 @@ export function registerKeyCommands(program: Command): void {
 
   program
     .command('codec-server')
-    .description('serve the payload codec to the Temporal Web UI and CLI, behind a bearer token')
+    .description('serve the payload codec to the Temporal Web UI and CLI, behind a bearer token (codec keys only: it cannot read a stored PII value)')
     .option('--port <n>', 'port (default CODEC_SERVER_PORT)')
-    .action(async (opts: { port?: string }) => {
-      const { config, keyring } = await setup([]);
+    .option('--allow-encode', 'also serve /encode (off by default: the Web UI only decodes, and /encode lets a token holder make payloads workers accept)')
+    .action(async (opts: { port?: string; allowEncode?: boolean }) => {
+      const config = loadConfig(process.env, []);
+      const codecKeys = loadCodecKeys(config, log);
       let token = config.codecServer.token;
       if (!token) {
         if (config.production) throw new Error('CODEC_SERVER_TOKEN is not set: production needs a token of at least 32 characters.');
@@ -88,8 +91,9 @@ export function registerKeyCommands(program: Command): void {
         log(`Using the development token in ${file}.`);
       }
       const server = await startCodecServer({
-        codec: new EncryptionCodec(keyring),
+        codec: new EncryptionCodec(codecKeys),
         token,
+        allowEncode: opts.allowEncode ?? false,
         allowedOrigins: config.codecServer.corsOrigins,
         port: opts.port ? Number(opts.port) : config.codecServer.port,
         log,

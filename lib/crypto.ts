@@ -18,7 +18,7 @@ export interface Sealed {
  * authenticated data (e.g. `<message id>:ip`), so a ciphertext moved to another row or
  * field fails to decrypt instead of revealing a value in the wrong place.
  */
-export function seal(keyring: Keyring, plaintext: Uint8Array | string, context: string): Sealed {
+export function seal(keyring: Pick<Keyring, 'activeKeyId' | 'keys'>, plaintext: Uint8Array | string, context: string): Sealed {
   const keyId = keyring.activeKeyId;
   const nonce = crypto.randomBytes(NONCE_BYTES);
   const cipher = crypto.createCipheriv('aes-256-gcm', keyring.keys.get(keyId)!, nonce);
@@ -27,7 +27,7 @@ export function seal(keyring: Keyring, plaintext: Uint8Array | string, context: 
   return { keyId, blob: Buffer.concat([Buffer.from([FORMAT_V1]), nonce, cipher.getAuthTag(), ciphertext]) };
 }
 
-export function open(keyring: Keyring, sealed: Sealed, context: string): Buffer {
+export function open(keyring: Pick<Keyring, 'activeKeyId' | 'keys'>, sealed: Sealed, context: string): Buffer {
   const key = keyring.keys.get(sealed.keyId);
   if (!key) throw new Error(`No key with ID ${JSON.stringify(sealed.keyId)} in the keyring: was it removed after a rotation?`);
   const { blob } = sealed;
