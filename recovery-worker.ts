@@ -11,8 +11,27 @@ import type { Db } from './lib/db';
 import type { Keyring } from './lib/keyring';
 import { dataConverter } from './lib/temporal';
 
+/**
+ * The audit trail holds only if the application cannot alter its table: refuses (in
+ * production) or warns (elsewhere) when DATABASE_URL's role owns pii_audit_log or can act
+ * as its owner, or can write it directly.
+ */
+export async function checkAuditRole(db: Db, production: boolean, warn: (msg: string) => void = console.error): Promise<void> {
+  const [row] = await db.$queryRaw<{ role: string; owns: boolean; writes: boolean }[]>`
+    SELECT current_user::text AS role, pg_has_role(current_user, tableowner, 'USAGE') AS owns,
+           has_table_privilege('pii_audit_log', 'INSERT') OR has_table_privilege('pii_audit_log', 'UPDATE') AS writes
+    FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'pii_audit_log'`;
+  if (!row || (!row.owns && !row.writes)) return;
+  const problem =
+    `DATABASE_URL connects as ${row.role}, which ${row.owns ? 'owns pii_audit_log (it could disable its triggers)' : 'can write pii_audit_log directly'}: ` +
+    'the application must use its own role (login_ingest_app) and the migrations the owner role (DATABASE_OWNER_URL); see the README, "The audit trail in the database: two roles"';
+  if (production) throw new Error(problem);
+  warn(`Warning: ${problem}`);
+}
+
 export async function createRecoveryWorker(opts: { connection: NativeConnection; config: Config; keyring: Keyring; db: Db }): Promise<Worker> {
   const { connection, config, keyring, db } = opts;
+  await checkAuditRole(db, config.production);
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,

@@ -8,7 +8,7 @@ import { EncryptionCodec } from '../lib/codec';
 import { newCodecToken, startCodecServer } from '../lib/codec-server';
 import { loadConfig } from '../lib/config';
 import { createDb } from '../lib/db';
-import { devKeyringPath, initKeyringFile, keyringStatus, loadCodecKeys, masterKeyWrapper, rotateKeyring } from '../lib/keyring';
+import { devKeyringPath, initKeyringFile, keyringStatus, loadCodecKeys, masterKeyWrapper, newCodecKeyFile, rotateKeyring } from '../lib/keyring';
 import { keyUsage } from '../lib/reencrypt';
 import { reencryptWorkflow } from '../workflows/reencrypt';
 import { log, setup, withClient } from './common';
@@ -27,6 +27,22 @@ export function registerKeyCommands(program: Command): void {
       const out = opts.out ?? config.keys.keyringFile ?? devKeyringPath(config.dataDir);
       const { activeKeyId, kek } = await initKeyringFile(out, masterKeyWrapper(config, { create: !config.production, log }));
       console.log(`Wrote ${out} (mode 600): data key ${activeKeyId}, wrapped by ${kek}. Point PII_KEYRING_FILE at it; keep it and the master key out of version control.`);
+    });
+
+  keys
+    .command('codec-init')
+    .description("write a new payload codec key file (TEMPORAL_CODEC_KEY_FILE): the key every worker and client uses for the workflow history; not a PII key; never overwrites one")
+    .requiredOption('--out <path>', 'where to write it')
+    .action((opts: { out: string }) => {
+      const content = newCodecKeyFile();
+      fs.mkdirSync(path.dirname(opts.out), { recursive: true, mode: 0o700 });
+      try {
+        fs.writeFileSync(opts.out, JSON.stringify(content, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${opts.out} already exists: a key file is never overwritten`);
+        throw err;
+      }
+      console.log(`Wrote ${opts.out} (mode 600): codec key ${content.activeKeyId}. Point TEMPORAL_CODEC_KEY_FILE at it in every worker, CLI and codec server of the namespace.`);
     });
 
   keys

@@ -1,6 +1,6 @@
 // The doors users take, as they take them: `npx ts-node client.ts …` in a subprocess,
 // configured only through the environment variables the README documents.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -199,4 +199,37 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   const status = (await client(['keys', 'status'])).stdout;
   expect(status).toMatch(/Keys: +k-\S+, k-\S+/);
   expect(status).not.toContain('not yet re-encrypted');
+});
+
+test('the codec server runs without the PII keys, decodes the history with the codec key alone, and serves no /encode', async () => {
+  const env = { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...p.env, PII_KEYRING_FILE: path.join(os.tmpdir(), `absent-${Date.now()}`, 'keyring.json'), PII_MASTER_KEY: '' };
+  const child = spawn(process.execPath, ['-r', 'ts-node/register', 'client.ts', 'codec-server', '--port', '0'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        output.push(chunk.toString());
+        const m = /Codec server on (http:\/\/[\d.:]+)/.exec(output.join(''));
+        if (m) resolve(m[1]);
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('exit', (code) => reject(new Error(`codec-server exited (${code}): ${output.join('')}`)));
+    });
+    const token = fs.readFileSync(path.join(p.env.DATA_DIR, 'codec-server.token'), 'utf8').trim();
+    const run = await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
+    const events = (await p.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
+    const payload = events[0].workflowExecutionStartedEventAttributes!.input!.payloads![0];
+    const json = { metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(payload.data!).toString('base64') };
+    const post = (endpoint: string) => fetch(`${url}/${endpoint}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ payloads: [json] }) });
+    const decoded = await post('decode');
+    expect(decoded.status).toBe(200);
+    const [out] = ((await decoded.json()) as { payloads: { metadata: Record<string, string> }[] }).payloads;
+    expect(Buffer.from(out.metadata.encoding, 'base64').toString()).toBe('json/plain');
+    expect((await post('encode')).status).toBe(404);
+    expect(fs.existsSync(env.PII_KEYRING_FILE)).toBe(false);
+    expect(output.join('')).not.toContain(token);
+  } finally {
+    child.kill('SIGINT');
+  }
 });

@@ -12,6 +12,8 @@ import { Client as PgClient } from 'pg';
 import { recoveryWorkflowId } from '../../activities/recovery';
 import { appendAudit, auditEntriesFor, verifyAuditChain } from '../../lib/audit';
 import { EncryptionCodec } from '../../lib/codec';
+import { createDb } from '../../lib/db';
+import { checkAuditRole } from '../../recovery-worker';
 import { optionsFromConfig, runIngest } from '../../lib/ingest-run';
 import { sampleBodies } from '../../lib/load';
 import { generateOperatorKeys, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/operators';
@@ -277,6 +279,25 @@ test('an approval of another record set, or replayed onto another request, does 
   await second.handle.terminate('test over');
 });
 
+test('a database error that retrying cannot fix fails the recovery at once instead of retrying without end', async () => {
+  await owner.query('REVOKE SELECT ON user_logins FROM login_ingest_app');
+  try {
+    const body = requestBody();
+    const started = Date.now();
+    const handle = await p.client.workflow.start(recoveryWorkflow, {
+      workflowId: recoveryWorkflowId(body.requestId),
+      taskQueue: p.config.temporal.taskQueue,
+      args: [sign(body, key('alice')), { activityTaskQueue: p.config.temporal.recoveryTaskQueue }],
+    });
+    const failure = await handle.result().catch((e) => e);
+    expect(String(failure?.cause?.cause?.message ?? failure)).toMatch(/SQLSTATE 42501.*retrying cannot fix/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(await reads(body.requestId)).toEqual([]);
+  } finally {
+    await owner.query('GRANT SELECT ON user_logins TO login_ingest_app');
+  }
+});
+
 describe("the application's database role and the audit trail", () => {
   test('cannot write, forge, or unprotect the table; appends only through the function, which chooses id, prev_hash and hash', async () => {
     const [last] = (await app.query('SELECT id, hash FROM pii_audit_log ORDER BY id DESC LIMIT 1')).rows;
@@ -296,6 +317,19 @@ describe("the application's database role and the audit trail", () => {
     // The owner, who can, is not the application: the triggers and grants are its to change.
     expect((await owner.query(`SELECT tableowner FROM pg_tables WHERE tablename = 'pii_audit_log'`)).rows[0].tableowner).toBe('login_ingest_owner');
     expect((await app.query('SELECT current_user AS u')).rows[0].u).toBe('login_ingest_app');
+  });
+
+  test('a worker in production refuses to run as a role that owns the trail; the application role passes', async () => {
+    const asOwner = createDb(p.ownerDatabaseUrl);
+    try {
+      await expect(checkAuditRole(asOwner, true)).rejects.toThrow(/connects as login_ingest_owner, which owns pii_audit_log/);
+      const warnings: string[] = [];
+      await checkAuditRole(asOwner, false, (m) => warnings.push(m));
+      expect(warnings).toHaveLength(1);
+    } finally {
+      await asOwner.$disconnect();
+    }
+    await expect(checkAuditRole(p.db, true)).resolves.toBeUndefined();
   });
 
   test('audit verify reports every broken entry, not only the first', async () => {

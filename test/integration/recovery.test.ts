@@ -229,4 +229,9 @@ test('the recovery and ingest histories and the logs hold no plaintext IP or dev
   expect(logs).toContain('Recovery completed'); // the worker's INFO lines were captured
   expect(logs).toContain('Persisted batch');
   expect(findPlaintext([{ where: 'worker logs', value: logs }], SAMPLE_PII)).toEqual([]);
+  // Nor a secret: database passwords, the master key, the codec key.
+  const codecKeyFile = JSON.parse(fs.readFileSync(p.env.TEMPORAL_CODEC_KEY_FILE, 'utf8'));
+  const secrets = [new URL(p.env.DATABASE_URL).password, new URL(p.env.DATABASE_OWNER_URL).password, p.env.PII_MASTER_KEY, ...Object.values(codecKeyFile.keys as Record<string, string>)];
+  expect(secrets.every((s) => s.length >= 16)).toBe(true);
+  expect(secrets.filter((s) => logs.includes(s) || logs.includes(encodeURIComponent(s)))).toEqual([]);
 });
