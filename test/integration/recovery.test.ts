@@ -12,7 +12,7 @@ import { auditEntriesFor, verifyAuditChain } from '../../lib/audit';
 import { EncryptionCodec } from '../../lib/codec';
 import { optionsFromConfig, runIngest } from '../../lib/ingest-run';
 import { sampleBodies } from '../../lib/load';
-import { generateOperatorKeys, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/operators';
+import { canonicalJson, generateOperatorKeys, keyFingerprint, loadRegistry, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/operators';
 import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery, type NewRequest } from '../../lib/recovery-client';
 import { newRecipientKeys } from '../../lib/sealed';
 import { sendMessages } from '../../lib/sqs';
@@ -104,6 +104,19 @@ test('an approved recovery returns exactly the original IP and device ID, sealed
   }
   const trail = (await auditEntriesFor(p.db, id)).map((e) => e.event);
   expect(trail).toEqual(['request_received', 'authorised', 'approved', 'grant_consumed', 'record_read', 'record_read', 'completed']);
+  // A third party verifies who asked and who agreed from the trail and the registry alone.
+  const registry = loadRegistry(p.config.recovery.operatorsFile);
+  const entries = await auditEntriesFor(p.db, id);
+  for (const [event, operator] of [['request_received', 'alice'], ['approved', 'bob']] as const) {
+    const e = entries.find((x) => x.event === event)!;
+    const publicKey = registry.byName.get(operator)!.publicKey;
+    expect(e.details.keyFingerprint).toBe(keyFingerprint(publicKey));
+    const key = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey, 'base64').toString('base64url') }, format: 'jwk' });
+    const signature = Buffer.from(String(e.details.signature), 'base64');
+    expect(crypto.verify(null, Buffer.from(canonicalJson(e.details.document), 'utf8'), key, signature)).toBe(true);
+    // The control: the same check fails for a document that says something else.
+    expect(crypto.verify(null, Buffer.from(canonicalJson({ ...(e.details.document as object), operator: 'mallory' }), 'utf8'), key, signature)).toBe(false);
+  }
   // The one-time key is gone: nobody can open the sealed result again from this machine.
   await expect(awaitRecovery(p.client, p.config, id)).rejects.toThrow(/one-time key/);
 });
