@@ -46,7 +46,10 @@ async function handOverToOwner(pg: import('pg').Client): Promise<void> {
     DECLARE r record;
     BEGIN
       FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S') AND pg_get_userbyid(c.relowner) <> '${OWNER_ROLE}' LOOP
+               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S') AND pg_get_userbyid(c.relowner) <> '${OWNER_ROLE}'
+                 -- a sequence that belongs to a column moves with its table
+                 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
+               ORDER BY c.relkind DESC LOOP
         EXECUTE format(CASE r.relkind WHEN 'S' THEN 'ALTER SEQUENCE %I OWNER TO ${OWNER_ROLE}' ELSE 'ALTER TABLE %I OWNER TO ${OWNER_ROLE}' END, r.relname);
       END LOOP;
       FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -124,11 +127,14 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; p
     // A database from before the two roles: its objects belong to the superuser.
     const { Client } = await import('pg');
     const inDb = new Client({ connectionString: url(USER, password) });
-    await inDb.connect();
     try {
+      await inDb.connect();
       await handOverToOwner(inDb);
+    } catch (err) {
+      await pg.stop().catch(() => {});
+      throw new Error(`Embedded PostgreSQL in ${opts.dir}: could not hand its tables to ${OWNER_ROLE}: ${(err as Error).message}`);
     } finally {
-      await inDb.end();
+      await inDb.end().catch(() => {});
     }
   }
   return {
