@@ -95,8 +95,14 @@ const reads = async (requestId: string) =>
  * back (encrypted by the recovery worker), so its workflow would stall: its outcome is read
  * from the history instead (the failure decoded with the codec key), and the run ended.
  */
-async function attack(via: 'plain' | 'codec', activity: string, args: unknown[], workflowId = `attack-${crypto.randomUUID()}`): Promise<AttackOutcome> {
-  const input: Attack = { taskQueue: p.config.temporal.recoveryTaskQueue, activity, args };
+async function attack(
+  via: 'plain' | 'codec',
+  activity: string,
+  args: unknown[],
+  workflowId = `attack-${crypto.randomUUID()}`,
+  taskQueue = p.config.temporal.recoveryTaskQueue,
+): Promise<AttackOutcome> {
+  const input: Attack = { taskQueue, activity, args };
   const options = { workflowId, taskQueue: queues[via], args: [input] as [Attack], workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE };
   if (via === 'codec') return p.client.workflow.execute(attackWorkflow, options);
   const handle = await plainClient.workflow.start(attackWorkflow, options);
@@ -203,6 +209,10 @@ describe('a foreign workflow scheduling the recovery activities directly', () =>
     expect(await attack('codec', 'expireRequest', [])).toMatchObject({ ok: false, type: 'not_a_recovery' });
     expect(await attack('codec', 'expireRequest', [], recoveryWorkflowId(id))).toMatchObject({ ok: false });
     expect((await attack('codec', 'recordDecision', [{ requestId: id, event: 'approved', actor: 'bob', details: {} }])).error).toMatch(/not registered|recordDecision/);
+    // The ingest task queue (where the original attack scheduled them) runs no recovery activity at all.
+    for (const activity of ['recoverRecords', 'authoriseRequest', 'verifyApproval']) {
+      expect((await attack('codec', activity, [legit.signed], undefined, p.config.temporal.taskQueue)).error).toMatch(/not registered/);
+    }
     for (const activity of ['authoriseRequest', 'verifyApproval', 'recoverRecords', 'expireRequest']) {
       expect((await attack('plain', activity, [legit.signed])).error).toMatch(/unencrypted payload/);
     }
