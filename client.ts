@@ -6,6 +6,7 @@ import { log, withClient } from './cli/common';
 import { registerKeyCommands } from './cli/keys';
 import { registerRecoveryCommands } from './cli/recovery';
 import { loadConfig } from './lib/config';
+import { INGEST_LIMITS } from './lib/ingest-options';
 import { formatSummary, optionsFromConfig, runIngest } from './lib/ingest-run';
 import { fileBodies, generateBodies, sampleBodies } from './lib/load';
 import { createSchedule, describeSchedule, SCHEDULE_ID } from './lib/schedule';
@@ -32,8 +33,8 @@ program
   .command('ingest')
   .description('Drain the queue into the database (attaches to the ingest already running, if any) and print the summary.')
   .option('--json', 'print the summary as one JSON object (with the workflow ID)')
-  .option('--batch-size <n>', 'messages per batch (default INGEST_BATCH_SIZE)', intOption(1, 1000))
-  .option('--concurrency <n>', 'batches in flight at once (default INGEST_CONCURRENCY)', intOption(1, 16))
+  .option('--batch-size <n>', 'most messages per commit (default INGEST_BATCH_SIZE)', intOption(INGEST_LIMITS.batchSize.min, INGEST_LIMITS.batchSize.max))
+  .option('--concurrency <n>', 'drain activities in flight (default INGEST_CONCURRENCY)', intOption(INGEST_LIMITS.concurrency.min, INGEST_LIMITS.concurrency.max))
   .option('--max-messages <n>', 'stop after this many messages (default: until the queue is empty)', intOption(1))
   .action(async (opts: { json?: boolean; batchSize?: number; concurrency?: number; maxMessages?: number }) => {
     await withClient(async (client, config) => {

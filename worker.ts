@@ -3,7 +3,6 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createIngestActivities } from './activities/ingest';
 import { createKeyActivities } from './activities/keys';
-import { createRecoveryActivities } from './activities/recovery';
 import { loadConfig, type Config } from './lib/config';
 import { createDb } from './lib/db';
 import { DrainPool } from './lib/drain-pool';
@@ -11,6 +10,7 @@ import { loadKeyring, type Keyring } from './lib/keyring';
 import { installWorkerLogging } from './lib/logging';
 import { createSqsClient } from './lib/sqs';
 import { dataConverter } from './lib/temporal';
+import { createRecoveryWorker, runTogether } from './recovery-worker';
 
 export interface RunningWorker {
   worker: Worker;
@@ -34,13 +34,13 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
     workflowsPath: require.resolve('./workflows'),
     activities: {
       ...createIngestActivities({ sqs, queueUrl: config.sqs.queueUrl, pool }),
-      ...createRecoveryActivities({ db, keyring, operatorsFile: config.recovery.operatorsFile, policy: config.recovery }),
       ...createKeyActivities({ db, keyring }),
     },
     dataConverter: dataConverter(keyring),
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
   });
-  const done = worker.run().finally(async () => {
+  const recovery = await createRecoveryWorker({ connection, config, keyring, db });
+  const done = runTogether([worker, recovery]).finally(async () => {
     await pool.close();
     await connection.close();
     await db.$disconnect();
@@ -50,7 +50,7 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
     worker,
     done,
     async shutdown() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of [worker, recovery]) if (w.getState() === 'RUNNING') w.shutdown();
       await done;
     },
   };
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const keyring = await loadKeyring(config);
   const running = await startWorker(config, keyring);
-  console.log(`Worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address} (namespace ${config.temporal.namespace}). Ctrl-C stops it.`);
+  console.log(`Worker polling task queue "${config.temporal.taskQueue}" (recovery: "${config.temporal.recoveryTaskQueue}") on ${config.temporal.address} (namespace ${config.temporal.namespace}). Ctrl-C stops it.`);
   await running.done; // the SDK shuts the worker down on SIGINT/SIGTERM
 }
 

@@ -1,23 +1,27 @@
 // Shared by the CLI's command modules: configuration, keys and a Temporal client, set up
-// once per command, with progress on stderr and results on stdout.
+// once per command, with progress on stderr and results on stdout. A command that talks
+// to Temporal loads the payload codec's keys only: never the PII key file, the master key
+// or a data key (an operator's machine holds its own signing key and the codec key).
 import type { Client } from '@temporalio/client';
 import { loadConfig, type Config, type Service } from '../lib/config';
-import { loadKeyring, type Keyring } from '../lib/keyring';
+import { loadCodecKeys, loadKeyring, type CodecKeys, type Keyring } from '../lib/keyring';
 import { connectClient } from '../lib/temporal';
 
 export const log = (line: string) => console.error(line);
 
+/** Configuration and the PII keyring: only for the key commands (keys status), never for talking to Temporal. */
 export async function setup(needs: Service[]): Promise<{ config: Config; keyring: Keyring }> {
   const config = loadConfig(process.env, needs);
   return { config, keyring: await loadKeyring(config, log) };
 }
 
-/** Runs `fn` with a connected client and closes the connection afterwards. */
-export async function withClient<T>(fn: (client: Client, config: Config, keyring: Keyring) => Promise<T>, needs: Service[] = ['temporal']): Promise<T> {
-  const { config, keyring } = await setup(needs);
-  const client = await connectClient(config.temporal, keyring);
+/** Runs `fn` with a connected client (codec keys only) and closes the connection afterwards. */
+export async function withClient<T>(fn: (client: Client, config: Config, codecKeys: CodecKeys) => Promise<T>, needs: Service[] = ['temporal']): Promise<T> {
+  const config = loadConfig(process.env, needs);
+  const codecKeys = loadCodecKeys(config, log);
+  const client = await connectClient(config.temporal, codecKeys);
   try {
-    return await fn(client, config, keyring);
+    return await fn(client, config, codecKeys);
   } finally {
     await client.connection.close();
   }

@@ -1,4 +1,5 @@
 // CLI commands for the PII keys and the codec server: keys init|rotate|status, codec-server.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -7,7 +8,7 @@ import { EncryptionCodec } from '../lib/codec';
 import { newCodecToken, startCodecServer } from '../lib/codec-server';
 import { loadConfig } from '../lib/config';
 import { createDb } from '../lib/db';
-import { devKeyringPath, initKeyringFile, keyringStatus, masterKeyWrapper, rotateKeyring } from '../lib/keyring';
+import { devKeyringPath, initKeyringFile, keyringStatus, loadCodecKeys, masterKeyWrapper, newCodecKeyFile, rotateKeyring } from '../lib/keyring';
 import { keyUsage } from '../lib/reencrypt';
 import { reencryptWorkflow } from '../workflows/reencrypt';
 import { log, setup, withClient } from './common';
@@ -29,6 +30,22 @@ export function registerKeyCommands(program: Command): void {
     });
 
   keys
+    .command('codec-init')
+    .description("write a new payload codec key file (TEMPORAL_CODEC_KEY_FILE): the key every worker and client uses for the workflow history; not a PII key; never overwrites one")
+    .requiredOption('--out <path>', 'where to write it')
+    .action((opts: { out: string }) => {
+      const content = newCodecKeyFile();
+      fs.mkdirSync(path.dirname(opts.out), { recursive: true, mode: 0o700 });
+      try {
+        fs.writeFileSync(opts.out, JSON.stringify(content, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${opts.out} already exists: a key file is never overwritten`);
+        throw err;
+      }
+      console.log(`Wrote ${opts.out} (mode 600): codec key ${content.activeKeyId}. Point TEMPORAL_CODEC_KEY_FILE at it in every worker, CLI and codec server of the namespace.`);
+    });
+
+  keys
     .command('rotate')
     .description('make a new active data key (used for new rows at once), then re-encrypt old rows and quarantine bodies with it')
     .option('--no-reencrypt', 'only rotate; run the re-encryption later with `keys reencrypt`')
@@ -38,7 +55,7 @@ export function registerKeyCommands(program: Command): void {
       const { newKeyId, previousKeyId } = await rotateKeyring(file, masterKeyWrapper(config));
       const db = createDb(config.databaseUrl);
       try {
-        await appendAudit(db, [{ requestId: `rotation-${newKeyId}`, event: 'keys_rotated', actor: null, details: { newKeyId, previousKeyId } }]);
+        await appendAudit(db, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: { newKeyId, previousKeyId } }]);
       } finally {
         await db.$disconnect();
       }
@@ -75,10 +92,12 @@ export function registerKeyCommands(program: Command): void {
 
   program
     .command('codec-server')
-    .description('serve the payload codec to the Temporal Web UI and CLI, behind a bearer token')
+    .description('serve the payload codec to the Temporal Web UI and CLI, behind a bearer token (codec keys only: it cannot read a stored PII value)')
     .option('--port <n>', 'port (default CODEC_SERVER_PORT)')
-    .action(async (opts: { port?: string }) => {
-      const { config, keyring } = await setup([]);
+    .option('--allow-encode', 'also serve /encode (off by default: the Web UI only decodes, and /encode lets a token holder make payloads workers accept)')
+    .action(async (opts: { port?: string; allowEncode?: boolean }) => {
+      const config = loadConfig(process.env, []);
+      const codecKeys = loadCodecKeys(config, log);
       let token = config.codecServer.token;
       if (!token) {
         if (config.production) throw new Error('CODEC_SERVER_TOKEN is not set: production needs a token of at least 32 characters.');
@@ -88,8 +107,9 @@ export function registerKeyCommands(program: Command): void {
         log(`Using the development token in ${file}.`);
       }
       const server = await startCodecServer({
-        codec: new EncryptionCodec(keyring),
+        codec: new EncryptionCodec(codecKeys),
         token,
+        allowEncode: opts.allowEncode ?? false,
         allowedOrigins: config.codecServer.corsOrigins,
         port: opts.port ? Number(opts.port) : config.codecServer.port,
         log,

@@ -6,7 +6,8 @@ import { verifyAuditChain } from '../lib/audit';
 import { loadConfig } from '../lib/config';
 import { createDb } from '../lib/db';
 import { generateOperatorKeys, ROLES, writePrivateKey, type RecoveryRequestBody, type Role } from '../lib/operators';
-import { awaitRecovery, decide, operatorKeyFile, pendingRequests, recoveryStatus, startRecovery, type RecoveryOutcome } from '../lib/recovery-client';
+import { awaitRecovery, decide, operatorKeyFile, pendingRequests, recordSetToApprove, recoveryStatus, startRecovery, type RecoveryOutcome } from '../lib/recovery-client';
+import type { RecoveryStatus } from '../workflows/recovery';
 import { log, withClient } from './common';
 
 const FIELDS = ['ip', 'device_id', 'body'] as const;
@@ -22,6 +23,18 @@ function rolesOption(value: string): Role[] {
   return roles as Role[];
 }
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** What a request asks for, as an approver must see it before signing. */
+function describeRequest(r: RecoveryStatus): string {
+  return [
+    `${r.requestId}  ${r.state}  by ${r.requester}  ticket ${r.ticket}  expires ${r.expiresAt ?? '-'}`,
+    `    reason:     ${r.reason}`,
+    `    selector:   ${JSON.stringify(r.selector)}`,
+    `    fields:     ${r.fields?.join(', ') ?? '?'}`,
+    `    records:    ${r.records ?? '?'}${r.recordSet ? ` (${r.recordSet.map((x) => `${x.table}:${x.messageId}`).join(', ')})` : ''}`,
+    `    record set: ${r.recordSetHash ?? '?'}`,
+  ].join('\n');
+}
 
 function printOutcome(outcome: RecoveryOutcome): void {
   if (!('records' in outcome)) {
@@ -85,6 +98,11 @@ export function registerRecoveryCommands(program: Command): void {
       .option('--comment <text>', 'a note for the audit trail')
       .action(async (requestId: string, opts: { operator: string; key?: string; comment?: string }) => {
         await withClient(async (client, config) => {
+          const shown = await recoveryStatus(client, requestId);
+          if (decision === 'approve') {
+            const { count } = recordSetToApprove(shown); // throws if the shown records do not match their hash
+            log(`Approving, signed as ${opts.operator}, exactly these ${count} record(s):\n${describeRequest(shown)}`);
+          }
           const { status, refused } = await decide(client, config, { operator: opts.operator, keyFile: opts.key }, requestId, decision, opts.comment);
           if (refused) {
             console.error(`Refused: ${refused} (see the audit trail). The request still waits for a valid decision.`);
@@ -106,9 +124,7 @@ export function registerRecoveryCommands(program: Command): void {
       withClient(async (client) => {
         const pending = await pendingRequests(client);
         if (!pending.length) console.log('No pending recovery requests.');
-        for (const r of pending) {
-          console.log(`${r.requestId}  ${r.state}  by ${r.requester}  ticket ${r.ticket}  records ${r.records ?? '?'}  expires ${r.expiresAt ?? '-'}\n    reason: ${r.reason}`);
-        }
+        for (const r of pending) console.log(describeRequest(r));
       }),
     );
 
@@ -116,7 +132,7 @@ export function registerRecoveryCommands(program: Command): void {
     .command('audit')
     .description('The PII audit trail.')
     .command('verify')
-    .description('Walk the hash chain of the audit trail; names the first entry that was edited, deleted or reordered (exit code 1).')
+    .description('Walk the hash chain of the audit trail; names every entry that was edited, deleted or reordered (exit code 1).')
     .action(async () => {
       const config = loadConfig(process.env, ['database']);
       const db = createDb(config.databaseUrl);
@@ -124,7 +140,8 @@ export function registerRecoveryCommands(program: Command): void {
         const result = await verifyAuditChain(db);
         if (result.ok) console.log(`Audit trail intact: ${result.entries} entries, head ${result.head}.`);
         else {
-          console.error(`Audit trail BROKEN at entry ${result.brokenAt}: ${result.problem}. ${result.entries} entries before it verified.`);
+          console.error(`Audit trail BROKEN: ${result.breaks.length} problem(s) in ${result.entries} entries (head ${result.head}):`);
+          for (const b of result.breaks) console.error(`  ${b.problem}`);
           process.exitCode = 1;
         }
       } finally {

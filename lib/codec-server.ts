@@ -26,8 +26,10 @@ export interface CodecServerOptions {
   port: number;
   /** Default 127.0.0.1. */
   host?: string;
-  /** One line per request: method path status duration. Never payload content. */
+  /** One line per request: method path status duration. Never payload content or the token. */
   log?: (line: string) => void;
+  /** Serve /encode too (default false: the Web UI only needs /decode). */
+  allowEncode?: boolean;
 }
 
 export interface RunningCodecServer {
@@ -264,8 +266,24 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<Runnin
     const byPath = isToken(pathToken(path));
     return byHeader || byPath;
   };
-  /** Paths as logged: a token in the path never reaches a log line. */
-  const redact = (path: string): string => (isToken(pathToken(path)) ? path.replace(pathToken(path)!, '<token>') : path);
+  /**
+   * Paths as logged: the token never reaches a log line, wherever it sits (any segment, part
+   * of one, percent-encoded or not), and neither does a segment long enough to be a token.
+   */
+  const redact = (path: string): string => {
+    let decoded = path;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      // not valid percent-encoding: log the raw path, redacted alike
+    }
+    return decoded
+      .split(opts.token)
+      .join('<token>')
+      .split('/')
+      .map((segment) => (segment.length >= MIN_TOKEN_LENGTH && segment !== '<token>' ? '<redacted>' : segment))
+      .join('/');
+  };
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> {
     res.setHeader('Cache-Control', 'no-store');
@@ -280,7 +298,9 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<Runnin
 
     // The protocol selects the endpoint by the last path segment only.
     const endpoint = path.split('/').filter(Boolean).pop();
-    if (endpoint !== 'decode' && endpoint !== 'encode') throw new HttpError(404, 'not found: use POST /decode or POST /encode');
+    if (endpoint !== 'decode' && (endpoint !== 'encode' || !opts.allowEncode)) {
+      throw new HttpError(404, opts.allowEncode ? 'not found: use POST /decode or POST /encode' : 'not found: use POST /decode (this server does not encode)');
+    }
 
     // CORS: the allow-origin header only ever echoes a listed origin, on every answer
     // (401s included, so the UI can show the error rather than a CORS failure).

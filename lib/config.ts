@@ -22,7 +22,10 @@ export interface EmbeddedServices {
   pid: number;
   temporalAddress: string;
   temporalUiUrl: string | null;
+  /** As the application role. */
   databaseUrl: string;
+  /** As the owner role, which runs the migrations (absent in files written before there were two roles). */
+  ownerDatabaseUrl?: string;
   sqsQueueUrl: string;
   sqsEndpoint: string;
 }
@@ -61,9 +64,14 @@ const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' }).optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('login-ingest'),
+  TEMPORAL_RECOVERY_TASK_QUEUE: z.string().min(1).optional(),
+  TEMPORAL_CODEC_KEY_FILE: z.string().min(1).optional(),
+  TEMPORAL_CODEC_KEYS: z.string().min(1).optional(),
+  TEMPORAL_CODEC_ACTIVE_KEY_ID: z.string().min(1).optional(),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
 
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATABASE_OWNER_URL: url(['postgres:', 'postgresql:']).optional(),
 
   SQS_QUEUE_URL: url(['http:', 'https:']).optional(),
   AWS_REGION: z.string().min(1).optional(),
@@ -102,8 +110,20 @@ export interface Config {
   production: boolean;
   dataDir: string;
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
-  temporal: { address: string; namespace: string; taskQueue: string; uiUrl: string | null };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    /** Where the recovery activities (the only ones that decrypt PII) run: TEMPORAL_RECOVERY_TASK_QUEUE, default <taskQueue>-pii-recovery. */
+    recoveryTaskQueue: string;
+    uiUrl: string | null;
+  };
+  /** The payload codec's keys: never the PII data keys or the fingerprint key (lib/keyring.ts loadCodecKeys). */
+  codecKeys: { file?: string; keys?: string; activeKeyId?: string };
+  /** The application's role (DATABASE_URL). */
   databaseUrl: string;
+  /** The owner role that runs the migrations (DATABASE_OWNER_URL; default DATABASE_URL, or the embedded owner). */
+  databaseOwnerUrl: string;
   sqs: { queueUrl: string; region: string; endpoint?: string; embedded: boolean };
   keys: {
     keyringFile?: string;
@@ -159,10 +179,31 @@ export function readEmbeddedServices(dataDir: string): EmbeddedServices | null {
   }
 }
 
+/**
+ * Variables whose value may hold a secret (a password in a URL, a token, a key) wherever
+ * in the value it sits: an error names them but never shows their value.
+ */
+export const SECRET_VARIABLE = /(DATABASE|_URL$|TOKEN|KEY|SECRET|PASSWORD|CODEC_ENDPOINT)/;
+const NOT_SECRET = new Set(['SQS_QUEUE_URL', 'AWS_ENDPOINT_URL_SQS', 'TEMPORAL_CODEC_ACTIVE_KEY_ID', 'PII_ACTIVE_KEY_ID', 'PII_KEYRING_FILE', 'PII_MASTER_KEY_FILE', 'TEMPORAL_CODEC_KEY_FILE']);
+export const isSecretVariable = (name: string) => SECRET_VARIABLE.test(name) && !NOT_SECRET.has(name);
+
 function describeIssue(issue: z.core.$ZodIssue, env: NodeJS.ProcessEnv): string {
   const name = String(issue.path[0]);
   const value = env[name];
-  return `${name} ${issue.message}${value === undefined ? '' : ` (got ${JSON.stringify(value)})`}`;
+  if (value === undefined) return `${name} ${issue.message}`;
+  if (isSecretVariable(name)) return `${name} ${issue.message} (its value is not shown: it may hold a secret)`;
+  return `${name} ${issue.message} (got ${JSON.stringify(value)})`;
+}
+
+/** A URL as it may be logged: the password (and anything that fails to parse) hidden. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(a URL that does not parse; not shown)';
+  }
 }
 
 export type Service = 'temporal' | 'database' | 'sqs';
@@ -199,6 +240,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
   if (e.SQS_QUEUE_URL && !e.AWS_REGION && !regionFromQueueUrl(e.SQS_QUEUE_URL)) {
     problems.push('AWS_REGION is not set and cannot be read from SQS_QUEUE_URL: set AWS_REGION, e.g. us-east-1');
   }
+  if (e.NODE_ENV === 'production' && e.PII_RECOVERY_REQUIRE_APPROVAL === 'false') {
+    problems.push('PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production: every PII recovery needs a second operator\'s signed approval there (remove the variable)');
+  }
   if (problems.length) throw new ConfigError(problems);
 
   return {
@@ -209,15 +253,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       address: temporalAddress ?? '',
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
+      recoveryTaskQueue: e.TEMPORAL_RECOVERY_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-pii-recovery`,
       uiUrl: e.TEMPORAL_ADDRESS ? null : (embedded?.temporalUiUrl ?? null),
     },
     databaseUrl: databaseUrl ?? '',
+    databaseOwnerUrl: e.DATABASE_OWNER_URL ?? (e.DATABASE_URL ? e.DATABASE_URL : embedded?.ownerDatabaseUrl) ?? databaseUrl ?? '',
     sqs: {
       queueUrl: queueUrl ?? '',
       region: e.AWS_REGION ?? (queueUrl ? regionFromQueueUrl(queueUrl) : null) ?? 'us-east-1',
       endpoint: sqsFromEmbedded && embedded ? embedded.sqsEndpoint : e.AWS_ENDPOINT_URL_SQS,
       embedded: sqsFromEmbedded && !!embedded,
     },
+    codecKeys: { file: e.TEMPORAL_CODEC_KEY_FILE, keys: e.TEMPORAL_CODEC_KEYS, activeKeyId: e.TEMPORAL_CODEC_ACTIVE_KEY_ID },
     keys: {
       keyringFile: e.PII_KEYRING_FILE,
       encryptionKeys: e.PII_ENCRYPTION_KEYS,

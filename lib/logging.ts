@@ -20,6 +20,12 @@ let installed = false;
 /** Installs the logger for the Temporal runtime of this process (once; later calls do nothing). */
 export function installWorkerLogging(level: LogLevel): void {
   if (installed) return;
-  Runtime.install({ logger: new DefaultLogger(level, (entry) => console.error(formatLogEntry(entry))) });
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => {
+      // The recovery worker runs activities only, by design (recovery-worker.ts): not worth a warning.
+      if (entry.message === 'No workflows registered, not polling for workflow tasks') return;
+      console.error(formatLogEntry(entry));
+    }),
+  });
   installed = true;
 }

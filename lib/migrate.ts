@@ -35,8 +35,12 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [LOCK_ID]);
-    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+    // Up to date already: nothing to do, so even the application's role (which cannot create tables) may ask.
+    const hasLedger = (await client.query(`SELECT to_regclass('schema_migrations') IS NOT NULL AS ok`)).rows[0].ok;
+    if (!hasLedger) {
+      await client.query(`CREATE TABLE schema_migrations (
+        name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+    }
     const applied = new Map<string, string>(
       (await client.query('SELECT name, checksum FROM schema_migrations')).rows.map((r) => [r.name, r.checksum]),
     );
@@ -56,7 +60,8 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK');
-        throw new Error(`Migration ${m.name} failed and was rolled back: ${(err as Error).message}`);
+        const hint = (err as { code?: string }).code === '42501' ? ' Migrations run as the owner role: set DATABASE_OWNER_URL (the application role in DATABASE_URL cannot change the schema).' : '';
+        throw new Error(`Migration ${m.name} failed and was rolled back: ${(err as Error).message}.${hint}`);
       }
       log(`Applied migration ${m.name}`);
       done.push(m.name);

@@ -132,6 +132,11 @@ export function loadRegistry(file: string): OperatorRegistry {
   return parseRegistry(text, `PII_OPERATORS_FILE (${file})`);
 }
 
+/** SHA-256 (hex) of an operator's raw public key: names the key that made a signature in the audit trail. */
+export function keyFingerprint(publicKey: string): string {
+  return crypto.createHash('sha256').update(Buffer.from(publicKey, 'base64')).digest('hex');
+}
+
 export function hasRole(op: Operator, role: Role): boolean {
   return op.roles.includes(role);
 }
@@ -269,6 +274,12 @@ export interface ApprovalBody {
   /** Who approves or denies. */
   operator: string;
   decision: 'approve' | 'deny';
+  /**
+   * The hash of the exact record set frozen at authorisation (lib/recovery.ts
+   * recordSetHash: request ID, selector, fields and every record's table and message ID).
+   * Required to approve: an approval covers those records and no others.
+   */
+  recordSetHash?: string;
   /** 1..1000 characters when present. */
   comment?: string;
   issuedAt: string;
@@ -476,13 +487,15 @@ const APPROVAL_FIELDS = ['type', 'requestId', 'operator', 'decision', 'issuedAt'
 /** What is wrong with an approval body, or null when it is valid. Never throws for JSON input. */
 export function validateApprovalBody(b: unknown): string | null {
   if (!isPlainObject(b)) return `approval body must be an object, got ${kindOf(b)}`;
-  const shape = fieldsProblem(b, APPROVAL_FIELDS, ['comment']);
+  const shape = fieldsProblem(b, APPROVAL_FIELDS, ['comment', 'recordSetHash']);
   if (shape) return shape;
   if (b.type !== 'pii-recovery-approval') return 'type must be pii-recovery-approval';
   if (typeof b.requestId !== 'string' || !UUID_V4.test(b.requestId)) return 'requestId must be a lower-case UUID v4';
   const name = prefixed('operator ', nameProblem(b.operator));
   if (name) return name;
   if (b.decision !== 'approve' && b.decision !== 'deny') return 'decision must be approve or deny';
+  if (Object.hasOwn(b, 'recordSetHash') && (typeof b.recordSetHash !== 'string' || !FINGERPRINT.test(b.recordSetHash))) return 'recordSetHash must be 64 lower-case hex digits';
+  if (b.decision === 'approve' && !Object.hasOwn(b, 'recordSetHash')) return 'an approval must carry the recordSetHash of the records it approves';
   if (Object.hasOwn(b, 'comment')) {
     const comment = freeTextProblem(b.comment, 'comment', 1, 1000);
     if (comment) return comment;

@@ -4,13 +4,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorkflowIdReusePolicy, type Client } from '@temporalio/client';
+import { WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { recoveryWorkflowId } from '../activities/recovery';
 import type { Config } from './config';
 import { readPrivateKey, sign, writePrivateKey, type ApprovalBody, type RecoveryRequestBody } from './operators';
-import type { RecoveredRecord } from './recovery';
+import { recordSetHash, type RecoveredRecord } from './recovery';
 import { newRecipientKeys, openSealed } from './sealed';
-import { decisionSignal, recoveryWorkflow, statusQuery, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
+import { decisionUpdate, recoveryWorkflow, statusQuery, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
 
 export const operatorKeyFile = (config: Config, name: string) => path.join(config.dataDir, 'operators', `${name}.key`);
 const requestKeyFile = (config: Config, requestId: string) => path.join(config.dataDir, 'requests', `${requestId}.key`);
@@ -51,7 +51,7 @@ export async function startRecovery(client: Client, config: Config, who: Signing
   await client.workflow.start(recoveryWorkflow, {
     workflowId: recoveryWorkflowId(body.requestId),
     taskQueue: config.temporal.taskQueue,
-    args: [sign(body, key)],
+    args: [sign(body, key), { activityTaskQueue: config.temporal.recoveryTaskQueue }],
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
   });
   return body.requestId;
@@ -74,7 +74,23 @@ export async function recoveryStatus(client: Client, requestId: string): Promise
   return client.workflow.getHandle(recoveryWorkflowId(requestId)).query(statusQuery);
 }
 
-/** Signs an approval or denial and sends it; resolves once the workflow has judged it, with the status and the refusal code if it was refused. */
+/**
+ * What an approver is about to sign: the request's selector, fields and frozen records as
+ * its status shows them, checked against the record-set hash the status claims (which the
+ * approval then signs). Throws when they do not agree.
+ */
+export function recordSetToApprove(status: RecoveryStatus): { hash: string; count: number } {
+  if (!status.requestId || !status.recordSet || !status.fields || !status.recordSetHash) throw new Error('This request has no frozen record set to approve (is it awaiting approval?)');
+  const hash = recordSetHash({ requestId: status.requestId, selector: status.selector as never, fields: status.fields as never, records: status.recordSet });
+  if (hash !== status.recordSetHash) throw new Error(`The record set shown for request ${status.requestId} does not match its hash: refusing to sign`);
+  return { hash, count: status.recordSet.length };
+}
+
+/**
+ * Signs an approval or denial (an approval covers the record-set hash the request shows)
+ * and sends it as a Workflow Update; resolves with the verdict's refusal code (null when it
+ * counted) and the status once the request has moved on.
+ */
 export async function decide(
   client: Client,
   config: Config,
@@ -83,20 +99,31 @@ export async function decide(
   decision: 'approve' | 'deny',
   comment?: string,
 ): Promise<{ status: RecoveryStatus; refused: string | null }> {
-  const body: ApprovalBody = { type: 'pii-recovery-approval', requestId, operator: who.operator, decision, issuedAt: new Date().toISOString(), ...(comment ? { comment } : {}) };
   const handle = client.workflow.getHandle(recoveryWorkflowId(requestId));
   const before = await handle.query(statusQuery);
-  await handle.signal(decisionSignal, sign(body, signingKey(config, who)));
-  // Judged once it was refused (one more refusal) or the request moved on to an end state.
-  const judged = (s: RecoveryStatus) =>
-    s.refusedApprovals.length > before.refusedApprovals.length || !['verifying', 'awaiting_approval', 'recovering'].includes(s.state);
-  let now = before;
-  for (let i = 0; i < 100 && !judged(now); i++) {
+  const body: ApprovalBody = {
+    type: 'pii-recovery-approval',
+    requestId,
+    operator: who.operator,
+    decision,
+    ...(decision === 'approve' ? { recordSetHash: recordSetToApprove(before).hash } : before.recordSetHash ? { recordSetHash: before.recordSetHash } : {}),
+    issuedAt: new Date().toISOString(),
+    ...(comment ? { comment } : {}),
+  };
+  let refused: string | null;
+  try {
+    const verdict = await handle.executeUpdate(decisionUpdate, { args: [sign(body, signingKey(config, who))] });
+    refused = verdict.ok ? null : verdict.code;
+  } catch (err) {
+    if (!(err instanceof WorkflowUpdateFailedError)) throw err;
+    refused = 'not_awaiting_decision';
+  }
+  let now = await handle.query(statusQuery);
+  // An approval sets the recovery going: wait (20 s at most) for its end state.
+  for (let i = 0; i < 100 && !refused && ['verifying', 'awaiting_approval', 'recovering'].includes(now.state); i++) {
     await new Promise((r) => setTimeout(r, 200));
     now = await handle.query(statusQuery);
   }
-  // Not judged within 20 s (is a worker running?): report where it stands.
-  const refused = now.refusedApprovals.length > before.refusedApprovals.length ? now.refusedApprovals[now.refusedApprovals.length - 1] : null;
   return { status: now, refused };
 }
 

@@ -1,10 +1,11 @@
 // Finding and decrypting the records a recovery request names. Used only by the recovery
 // activities, after the request was verified, authorised and approved, and after the
 // audit entries for these records were committed.
+import crypto from 'node:crypto';
 import type { Db } from './db';
 import type { Keyring } from './keyring';
 import { openPii } from './mask';
-import type { RecoveryRequestBody } from './operators';
+import { canonicalJson, type RecoveryRequestBody } from './operators';
 
 export type Selector = RecoveryRequestBody['selector'];
 export type Field = RecoveryRequestBody['fields'][number];
@@ -19,6 +20,31 @@ export interface RecoveredRecord extends RecordRef {
   device_id?: string;
   /** Quarantined messages, when `body` is asked for: the raw body as received (first 8 KiB). */
   body?: string;
+}
+
+/** What an approver approves: the records frozen at authorisation, and what of them is read. */
+export interface RecordSet {
+  requestId: string;
+  selector: Selector;
+  fields: Field[];
+  records: RecordRef[];
+}
+
+/**
+ * The hash an approval signs (ApprovalBody.recordSetHash): SHA-256 over the canonical JSON
+ * of the request ID, the selector, the fields and every record's table and message ID, in
+ * order. Computed alike by the worker (at authorisation and again before decrypting) and
+ * by the approver's CLI from what it is shown.
+ */
+export function recordSetHash(set: RecordSet): string {
+  const content = canonicalJson({
+    type: 'pii-record-set',
+    requestId: set.requestId,
+    selector: set.selector,
+    fields: set.fields,
+    records: set.records.map((r) => [r.table, r.messageId]),
+  });
+  return crypto.createHash('sha256').update(content, 'utf8').digest('hex');
 }
 
 /** The records a selector names, at most `limit` (ask for one more than allowed to detect "too many"). */

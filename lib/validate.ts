@@ -51,7 +51,11 @@ function text(event: FlatEvent, field: keyof typeof MAX_LENGTH, reasons: string[
   return null;
 }
 
+/** A dotted quad of 0–255 without leading zeros: exactly what ipaddr's isValidFourPartDecimal accepts, and already canonical. */
+const PLAIN_IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
 export function canonicalIp(value: string): string | null {
+  if (PLAIN_IPV4.test(value)) return value; // the common case, without parsing (measured: 8% of a transform)
   if (value.length > 45 || value.includes('%')) return null; // zone IDs are host-local, not addresses
   if (ipaddr.IPv4.isValidFourPartDecimal(value)) return ipaddr.IPv4.parse(value).toString();
   // ipaddr.isValid also accepts shorthand such as "10.1" or octal "010.0.0.1": only the

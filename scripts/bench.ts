@@ -96,25 +96,29 @@ async function insertRate(chunks: TransformedBatch[], lanes: number, insert: (la
   return chunks.reduce((n, c) => n + c.rows.length + c.quarantine.length, 0) / ((performance.now() - started) / 1000);
 }
 
-async function freshDatabase(baseUrl: string, name: string): Promise<string> {
-  const pg = new PgClient({ connectionString: baseUrl });
+/** A new, migrated database: its URLs as the owner role and as the application role (services/postgres.ts). */
+async function freshDatabase(services: { ownerDatabaseUrl?: string; databaseUrl: string }, name: string): Promise<{ owner: string; app: string }> {
+  const ownerBase = services.ownerDatabaseUrl ?? services.databaseUrl;
+  const pg = new PgClient({ connectionString: ownerBase });
   await pg.connect();
   await pg.query(`CREATE DATABASE "${name}"`);
   await pg.end();
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  await migrate(url.toString(), () => {});
-  return url.toString();
+  const owner = new URL(ownerBase);
+  owner.pathname = `/${name}`;
+  await migrate(owner.toString(), () => {});
+  const app = new URL(services.databaseUrl);
+  app.pathname = `/${name}`;
+  return { owner: owner.toString(), app: app.toString() };
 }
 
 /** The persist step alone, the pipeline's own function through Prisma, against plain SQL on the same data and concurrency. */
-async function persistVsRaw(baseUrl: string, tag: string, keyring: Keyring, bodies: string[], chunkSize: number, lanes: number) {
+async function persistVsRaw(services: { ownerDatabaseUrl?: string; databaseUrl: string }, tag: string, keyring: Keyring, bodies: string[], chunkSize: number, lanes: number) {
   const messages = bodies.map((Body, i) => toReceived({ MessageId: `${tag}-${i}`, ReceiptHandle: 'x', Body, Attributes: { SentTimestamp: String(Date.now()) } }));
   const chunks: TransformedBatch[] = [];
   for (let i = 0; i < messages.length; i += chunkSize) chunks.push(transformBatch(keyring, messages.slice(i, i + chunkSize)));
   const rowsOnly = chunks.map((c) => ({ rows: c.rows, quarantine: [] }));
 
-  const rawUrl = await freshDatabase(baseUrl, `${tag}_raw`);
+  const rawUrl = (await freshDatabase(services, `${tag}_raw`)).app;
   const pgs = await Promise.all(Array.from({ length: lanes }, async () => {
     const pg = new PgClient({ connectionString: rawUrl });
     await pg.connect();
@@ -123,7 +127,7 @@ async function persistVsRaw(baseUrl: string, tag: string, keyring: Keyring, bodi
   const raw = await insertRate(rowsOnly, lanes, (lane, chunk) => rawInsert(pgs[lane], chunk));
   await Promise.all(pgs.map((pg) => pg.end()));
 
-  const db = createDb(await freshDatabase(baseUrl, `${tag}_persist`), { maxConnections: lanes });
+  const db = createDb((await freshDatabase(services, `${tag}_persist`)).app, { maxConnections: lanes });
   const persist = await insertRate(rowsOnly, lanes, async (_, chunk) => void (await persistBatch(db, chunk)));
   await db.$disconnect();
   return { rawRowsPerSecond: raw, persistRowsPerSecond: persist };
@@ -257,7 +261,8 @@ async function main() {
       for (const workers of workerCounts) {
         const tag = `b${run}w${workers}_${crypto.randomBytes(3).toString('hex')}`;
         const queueUrl = await createQueue(admin, tag);
-        const env = { ...common, SQS_QUEUE_URL: queueUrl, DATABASE_URL: await freshDatabase(services.databaseUrl, tag), TEMPORAL_TASK_QUEUE: `tq-${tag}`, INGEST_WORKFLOW_ID: `ingest-${tag}` };
+        const database = await freshDatabase(services, tag);
+        const env = { ...common, SQS_QUEUE_URL: queueUrl, DATABASE_URL: database.app, DATABASE_OWNER_URL: database.owner, TEMPORAL_TASK_QUEUE: `tq-${tag}`, INGEST_WORKFLOW_ID: `ingest-${tag}` };
         const config: Config = loadConfig(env);
 
         const emulator = [services.sqsPid!];
@@ -295,7 +300,7 @@ async function main() {
         await sendMessages(admin, queueUrl, bodies);
         const rawAfter = (await rawDrain(services.sqsEndpoint, queueUrl)).rate;
         const persist = workers === workerCounts[0]
-          ? await persistVsRaw(services.databaseUrl, `${tag}_p`, keyring, bodies, config.ingest.batchSize, config.worker.drainThreads * config.ingest.commitsInFlight)
+          ? await persistVsRaw(services, `${tag}_p`, keyring, bodies, config.ingest.batchSize, config.worker.drainThreads * config.ingest.commitsInFlight)
           : null;
 
         const raw = Math.max(rawBefore, rawAfter);

@@ -31,7 +31,7 @@ async function main() {
     const config = loadConfig(process.env); // now resolves the embedded services too
     const keyring = await loadKeyring(config, log);
 
-    const applied = await migrate(config.databaseUrl, log);
+    const applied = await migrate(config.databaseOwnerUrl, log);
     log(`Database ready (${applied.length} migration(s) applied).`);
 
     const sqs = createSqsClient(config.sqs);

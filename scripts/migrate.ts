@@ -4,7 +4,7 @@ import { migrate } from '../lib/migrate';
 
 async function main() {
   const config = loadConfig(process.env, ['database']);
-  const applied = await migrate(config.databaseUrl);
+  const applied = await migrate(config.databaseOwnerUrl);
   console.log(applied.length ? `Database is up to date (${applied.length} migration(s) applied).` : 'Database is up to date (nothing to apply).');
 }
 

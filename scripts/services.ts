@@ -4,7 +4,7 @@
 //   --ephemeral          temporary data and free ports (tests)
 //   --ready-file PATH    write the addresses there as JSON once everything is up
 import fs from 'node:fs';
-import { loadConfig } from '../lib/config';
+import { loadConfig, redactUrl } from '../lib/config';
 import { migrate } from '../lib/migrate';
 import { startServices } from '../services';
 
@@ -25,12 +25,12 @@ async function main() {
   process.on('SIGTERM', stop);
   process.on('disconnect', stop); // a parent that forked us went away
 
-  await migrate(services.databaseUrl, log);
+  await migrate(services.ownerDatabaseUrl ?? services.databaseUrl, log);
   const { stop: _stop, started, ...addresses } = services;
   if (readyFile) fs.writeFileSync(readyFile, JSON.stringify(addresses));
   log(`Started: ${started.join(', ') || 'nothing (all from the environment)'}`);
   log(`  Temporal:   ${addresses.temporalAddress}${addresses.temporalUiUrl ? ` (Web UI ${addresses.temporalUiUrl})` : ''}`);
-  log(`  PostgreSQL: ${addresses.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
+  log(`  PostgreSQL: ${redactUrl(addresses.databaseUrl)} (application role; migrations as ${redactUrl(addresses.ownerDatabaseUrl ?? addresses.databaseUrl)})`);
   log(`  SQS queue:  ${addresses.sqsQueueUrl}`);
   if (!ephemeral) log('worker.ts and client.ts in other terminals use these. Ctrl-C stops them.');
 }

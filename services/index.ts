@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { migrate } from '../lib/migrate';
 import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/config';
 import { startEmbeddedPostgres } from './postgres';
 import { startEmbeddedSqs, startSqsProcess } from './sqs';
@@ -72,6 +73,7 @@ export async function startServices(
     }
 
     let databaseUrl = config.databaseUrl;
+    let ownerDatabaseUrl = config.databaseOwnerUrl;
     if (!fromEnv.database) {
       const pg = await startEmbeddedPostgres({
         dir: path.join(scratch, 'postgres'),
@@ -82,6 +84,9 @@ export async function startServices(
       stops.push(pg.stop);
       started.push('PostgreSQL (embedded)');
       databaseUrl = pg.databaseUrl;
+      ownerDatabaseUrl = pg.ownerDatabaseUrl;
+      // As the owner: the application role can neither create nor alter tables.
+      await migrate(ownerDatabaseUrl, log);
     }
 
     let sqsQueueUrl = config.sqs.queueUrl;
@@ -99,7 +104,7 @@ export async function startServices(
       sqsPid = sqs.pid;
     }
 
-    const services: EmbeddedServices = { pid: process.pid, temporalAddress, temporalUiUrl, databaseUrl, sqsQueueUrl, sqsEndpoint };
+    const services: EmbeddedServices = { pid: process.pid, temporalAddress, temporalUiUrl, databaseUrl, ownerDatabaseUrl, sqsQueueUrl, sqsEndpoint };
     if (!ephemeral) fs.writeFileSync(servicesFile(dataDir), JSON.stringify(services, null, 2), { mode: 0o600 });
     return { ...services, started, sqsPid, stop: stopAll };
   } catch (err) {

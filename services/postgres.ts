@@ -6,12 +6,58 @@ import path from 'node:path';
 import { importEsm } from './esm';
 
 export interface EmbeddedPostgresHandle {
+  /** As the application role (login_ingest_app): what the worker and the CLI use. */
   databaseUrl: string;
+  /** As the owner role (login_ingest_owner): runs the migrations, owns the tables. */
+  ownerDatabaseUrl: string;
   stop(): Promise<void>;
 }
 
 const DATABASE = 'logins';
 const USER = 'postgres';
+/** Owns the database and its tables, runs the migrations; may create databases (the tests make one per file). */
+export const OWNER_ROLE = 'login_ingest_owner';
+/** The application: data tables, and the audit trail only through pii_audit_append (migration 0003). */
+export const APP_ROLE = 'login_ingest_app';
+
+function readOrCreatePassword(file: string): string {
+  if (!fs.existsSync(file)) fs.writeFileSync(file, crypto.randomBytes(18).toString('base64url'), { mode: 0o600 });
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
+/**
+ * The two roles and the database, as the superuser: created when missing, passwords set
+ * from their files at every start. A database made before the roles existed (owned by
+ * the superuser) is handed to the owner role with its tables, sequences and functions.
+ */
+async function ensureRoles(pg: import('pg').Client, passwords: { owner: string; app: string }): Promise<void> {
+  for (const [role, password, extra] of [
+    [OWNER_ROLE, passwords.owner, 'CREATEDB'],
+    [APP_ROLE, passwords.app, 'NOCREATEDB'],
+  ] as const) {
+    const exists = await pg.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    const literal = (await pg.query('SELECT quote_literal($1) AS q', [password])).rows[0].q;
+    await pg.query(`${exists.rowCount ? 'ALTER' : 'CREATE'} ROLE ${role} LOGIN ${extra} NOSUPERUSER NOCREATEROLE PASSWORD ${literal}`);
+  }
+}
+
+async function handOverToOwner(pg: import('pg').Client): Promise<void> {
+  await pg.query(`DO $$
+    DECLARE r record;
+    BEGIN
+      FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S') AND pg_get_userbyid(c.relowner) <> '${OWNER_ROLE}'
+                 -- a sequence that belongs to a column moves with its table
+                 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
+               ORDER BY c.relkind DESC LOOP
+        EXECUTE format(CASE r.relkind WHEN 'S' THEN 'ALTER SEQUENCE %I OWNER TO ${OWNER_ROLE}' ELSE 'ALTER TABLE %I OWNER TO ${OWNER_ROLE}' END, r.relname);
+      END LOOP;
+      FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> '${OWNER_ROLE}' LOOP
+        EXECUTE format('ALTER FUNCTION %s OWNER TO ${OWNER_ROLE}', r.f);
+      END LOOP;
+    END $$`);
+}
 
 /**
  * Run as root, PostgreSQL runs as the `postgres` system user, which must be able to reach
@@ -50,6 +96,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; p
   letPostgresUserReach([path.join(__dirname, '..', 'node_modules'), path.dirname(opts.dir)], opts.log);
   if (fresh) fs.writeFileSync(passwordFile, crypto.randomBytes(18).toString('base64url'), { mode: 0o600 });
   const password = fs.readFileSync(passwordFile, 'utf8').trim();
+  const roles = { owner: readOrCreatePassword(`${opts.dir}.owner.password`), app: readOrCreatePassword(`${opts.dir}.app.password`) };
 
   const pg = new EmbeddedPostgres({
     databaseDir: opts.dir,
@@ -68,13 +115,31 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; p
   const client = pg.getPgClient();
   await client.connect();
   try {
+    await ensureRoles(client, roles);
     const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
-    if (exists.rowCount === 0) await pg.createDatabase(DATABASE);
+    if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${DATABASE} OWNER ${OWNER_ROLE}`);
+    else await client.query(`ALTER DATABASE ${DATABASE} OWNER TO ${OWNER_ROLE}`);
   } finally {
     await client.end();
   }
+  const url = (user: string, pw: string) => `postgresql://${user}:${encodeURIComponent(pw)}@127.0.0.1:${opts.port}/${DATABASE}`;
+  if (!fresh) {
+    // A database from before the two roles: its objects belong to the superuser.
+    const { Client } = await import('pg');
+    const inDb = new Client({ connectionString: url(USER, password) });
+    try {
+      await inDb.connect();
+      await handOverToOwner(inDb);
+    } catch (err) {
+      await pg.stop().catch(() => {});
+      throw new Error(`Embedded PostgreSQL in ${opts.dir}: could not hand its tables to ${OWNER_ROLE}: ${(err as Error).message}`);
+    } finally {
+      await inDb.end().catch(() => {});
+    }
+  }
   return {
-    databaseUrl: `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${DATABASE}`,
+    databaseUrl: url(APP_ROLE, roles.app),
+    ownerDatabaseUrl: url(OWNER_ROLE, roles.owner),
     stop: () => pg.stop(),
   };
 }

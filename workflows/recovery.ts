@@ -1,10 +1,13 @@
 // The recovery workflow: the one door through which PII comes back. A signed request is
-// verified, authorised (role, record limit), approved by a second operator (four-eyes,
-// signed approvals arriving as signals, with expiry), and only then are the values
-// decrypted, sealed to the requester's one-time key. Every step is audited by the
-// activities; this file only decides.
-import { condition, defineQuery, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { RecoveryActivities } from '../activities/recovery';
+// verified and authorised (role, record limit) and its exact record set frozen; a second
+// operator approves or denies it with a signed decision sent as a Workflow Update (the
+// verdict goes back to the caller), with expiry; and only then are the values decrypted,
+// sealed to the requester's one-time key. The workflow only orchestrates: every check that
+// matters is made again by the activities, on the recovery task queue, which trust no input.
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { allHandlersFinished, condition, defineQuery, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { ApprovalVerdict, RecoveryActivities } from '../activities/recovery';
+import type { RecordRef } from '../lib/recovery';
 import type { SealedBox } from '../lib/sealed';
 
 export type RecoveryState = 'verifying' | 'awaiting_approval' | 'recovering' | 'completed' | 'refused' | 'denied' | 'expired';
@@ -14,10 +17,15 @@ export interface RecoveryStatus {
   requester: string | null;
   reason: string | null;
   ticket: string | null;
+  /** What the approver approves: the selector, the fields, the frozen records and their hash (lib/recovery.ts recordSetHash). */
+  selector: unknown;
+  fields: string[] | null;
+  recordSet: RecordRef[] | null;
+  recordSetHash: string | null;
   records: number | null;
   state: RecoveryState;
   expiresAt: string | null;
-  /** Approvals that arrived but were refused (unsigned, forged, stale, self-approval …), by code. */
+  /** Decisions that arrived but were refused (unsigned, forged, stale, self-approval …), by code. */
   refusedApprovals: string[];
 }
 
@@ -25,73 +33,102 @@ export type RecoveryResult =
   | { status: 'completed'; requestId: string; records: number; sealed: SealedBox }
   | { status: 'refused' | 'denied' | 'expired'; requestId: string; code: string; detail: string };
 
-/** Carries a signed approval or denial (Signed<ApprovalBody>); anything else is refused and audited. */
-export const decisionSignal = defineSignal<[unknown]>('decision');
+export interface RecoveryOptions {
+  /** The task queue of the recovery activities (the recovery worker); default <this task queue>-pii-recovery. */
+  activityTaskQueue?: string;
+}
+
+/** Carries a signed approval or denial (Signed<ApprovalBody>); returns the verdict. Refused unless the request awaits a decision. */
+export const decisionUpdate = defineUpdate<ApprovalVerdict, [unknown]>('decision');
 export const statusQuery = defineQuery<RecoveryStatus>('status');
 
-const { verifyRecoveryRequest, countRecords, verifyApproval, recordDecision } = proxyActivities<RecoveryActivities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '30s' },
-});
-const { recoverRecords } = proxyActivities<RecoveryActivities>({
-  startToCloseTimeout: '2m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
-});
+const REFUSALS = new Set<string>(['not_a_recovery', 'bad_request', 'bad_approval', 'not_authorised', 'expired', 'grant_consumed']);
 
-export async function recoveryWorkflow(signed: unknown): Promise<RecoveryResult> {
-  const status: RecoveryStatus = { requestId: null, requester: null, reason: null, ticket: null, records: null, state: 'verifying', expiresAt: null, refusedApprovals: [] };
+export async function recoveryWorkflow(signed: unknown, options: RecoveryOptions = {}): Promise<RecoveryResult> {
+  const taskQueue = options.activityTaskQueue ?? `${workflowInfo().taskQueue}-pii-recovery`;
+  const { authoriseRequest, verifyApproval, expireRequest } = proxyActivities<RecoveryActivities>({
+    taskQueue,
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '1s', maximumInterval: '30s' },
+  });
+  const { recoverRecords } = proxyActivities<RecoveryActivities>({
+    taskQueue,
+    startToCloseTimeout: '2m',
+    retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
+  });
+
+  const status: RecoveryStatus = {
+    requestId: null,
+    requester: null,
+    reason: null,
+    ticket: null,
+    selector: null,
+    fields: null,
+    recordSet: null,
+    recordSetHash: null,
+    records: null,
+    state: 'verifying',
+    expiresAt: null,
+    refusedApprovals: [],
+  };
   setHandler(statusQuery, () => status);
-  const inbox: unknown[] = [];
-  setHandler(decisionSignal, (approval) => void inbox.push(approval));
-
-  const { workflowId, runId } = workflowInfo();
-  const verified = await verifyRecoveryRequest(signed, { workflowId, runId });
-  if (!verified.ok) {
-    status.state = 'refused';
-    return { status: 'refused', requestId: verified.requestId, code: verified.code, detail: verified.detail };
-  }
-  const { request, policy } = verified;
-  Object.assign(status, { requestId: request.requestId, requester: request.operator, reason: request.reason, ticket: request.ticket });
-  const end = async (state: 'refused' | 'denied' | 'expired', code: string, detail: string, audit = true): Promise<RecoveryResult> => {
+  const made: { value: { decision: 'approve' | 'deny'; approver: string; signed: unknown } | null } = { value: null };
+  setHandler(
+    decisionUpdate,
+    async (approval: unknown): Promise<ApprovalVerdict> => {
+      const verdict = await verifyApproval(approval);
+      if (!verdict.ok) status.refusedApprovals.push(verdict.code);
+      else if (made.value) return { ok: false, code: 'already_decided', detail: `${made.value.approver} decided first` };
+      else made.value = { decision: verdict.decision, approver: verdict.approver, signed: approval };
+      return verdict;
+    },
+    {
+      validator: (_approval: unknown) => {
+        if (status.state !== 'awaiting_approval' || made.value) throw new Error(`request is ${made.value ? 'decided' : status.state}, not awaiting a decision`);
+      },
+    },
+  );
+  const finish = async (result: RecoveryResult, state: RecoveryState): Promise<RecoveryResult> => {
     status.state = state;
-    if (audit) await recordDecision({ requestId: request.requestId, event: state === 'expired' ? 'expired' : 'denied', actor: null, details: { code, detail } });
-    return { status: state, requestId: request.requestId, code, detail };
+    await condition(allHandlersFinished);
+    return result;
   };
 
-  if (!verified.requesterRoles.includes('pii-requester')) {
-    return end('refused', 'not_a_requester', `${request.operator} does not hold pii-requester`);
-  }
-  const records = await countRecords(request.selector);
-  status.records = records;
-  if (records === 0) return end('refused', 'no_records', 'the selector matches no record');
-  if (records > policy.maxRecords) return end('refused', 'too_many_records', `the selector matches more than ${policy.maxRecords} records`);
-  await recordDecision({ requestId: request.requestId, event: 'authorised', actor: null, details: { records, approvalRequired: policy.requireApproval } });
+  const auth = await authoriseRequest(signed);
+  if (!auth.ok) return finish({ status: 'refused', requestId: auth.requestId, code: auth.code, detail: auth.detail }, 'refused');
+  Object.assign(status, {
+    requestId: auth.requestId,
+    requester: auth.requester,
+    reason: auth.reason,
+    ticket: auth.ticket,
+    selector: auth.selector,
+    fields: auth.fields,
+    recordSet: auth.records,
+    recordSetHash: auth.recordSetHash,
+    records: auth.records.length,
+    expiresAt: auth.expiresAt,
+  });
+  const { requestId } = auth;
 
-  if (policy.requireApproval) {
+  if (auth.approvalRequired) {
     status.state = 'awaiting_approval';
-    const deadline = Date.now() + policy.approvalTimeoutSeconds * 1000;
-    status.expiresAt = new Date(deadline).toISOString();
-    for (;;) {
-      if (!(await condition(() => inbox.length > 0, Math.max(0, deadline - Date.now())))) {
-        return end('expired', 'expired', `no valid decision within ${policy.approvalTimeoutSeconds} s`);
-      }
-      const decision = await verifyApproval(inbox.shift(), { requestId: request.requestId, requester: request.operator });
-      if (!decision.ok) {
-        status.refusedApprovals.push(decision.code);
-        continue;
-      }
-      if (decision.decision === 'deny') return end('denied', 'denied', `denied by ${decision.approver}`, false);
-      break;
+    if (!(await condition(() => made.value !== null, Math.max(0, Date.parse(auth.expiresAt) - Date.now())))) {
+      status.state = 'expired';
+      await expireRequest();
+      return finish({ status: 'expired', requestId, code: 'expired', detail: `no valid decision by ${auth.expiresAt}` }, 'expired');
     }
+    if (made.value!.decision === 'deny') return finish({ status: 'denied', requestId, code: 'denied', detail: `denied by ${made.value!.approver}` }, 'denied');
   }
 
   status.state = 'recovering';
   try {
-    const result = await recoverRecords({ request });
-    status.state = 'completed';
-    return { status: 'completed', requestId: request.requestId, records: result.records, sealed: result.sealed };
+    const result = await recoverRecords({ signedRequest: signed, signedApproval: made.value?.signed ?? null });
+    return finish({ status: 'completed', requestId, records: result.records, sealed: result.sealed }, 'completed');
   } catch (err) {
-    await recordDecision({ requestId: request.requestId, event: 'failed', actor: null, details: { error: (err as Error).message.slice(0, 200) } });
+    const cause = err instanceof ActivityFailure ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type && REFUSALS.has(cause.type)) {
+      return finish({ status: 'refused', requestId, code: cause.type, detail: cause.message }, 'refused');
+    }
     throw err;
   }
 }

@@ -1,6 +1,6 @@
 // The doors users take, as they take them: `npx ts-node client.ts …` in a subprocess,
 // configured only through the environment variables the README documents.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,9 +110,21 @@ test('bad configuration is refused with the variable named, and nothing runs', a
   expect(bad.code).toBe(1);
   expect(bad.stderr).toContain('INGEST_BATCH_SIZE must be a whole number (got "lots")');
 
-  const prod = await client(['ingest'], { NODE_ENV: 'production', PII_KEYRING_FILE: '' }).catch((e) => e);
+  // The client needs the codec key (never the PII keys); production never makes one up.
+  const prod = await client(['ingest'], { NODE_ENV: 'production', TEMPORAL_CODEC_KEY_FILE: '' }).catch((e) => e);
   expect(prod.code).toBe(1);
-  expect(prod.stderr).toMatch(/NODE_ENV=production and no PII keys are configured: set PII_KEYRING_FILE/);
+  expect(prod.stderr).toMatch(/NODE_ENV=production and no payload codec key is configured: set TEMPORAL_CODEC_KEY_FILE/);
+
+  // A malformed URL never echoes its password, wherever it sits.
+  for (const url of ['postgres//app:Sup3rSecretPw@db:5432/x', 'mysql://app:Sup3rSecretPw@db/x', 'Sup3rSecretPw']) {
+    const leak = await client(['audit', 'verify'], { DATABASE_URL: url, DATABASE_OWNER_URL: url }).catch((e) => e);
+    expect(leak.code).toBe(1);
+    expect(leak.stderr).toContain('DATABASE_URL must be a URL');
+    expect(leak.stderr + leak.stdout).not.toContain('Sup3rSecretPw');
+  }
+  const fourEyesOff = await client(['requests'], { NODE_ENV: 'production', PII_RECOVERY_REQUIRE_APPROVAL: 'false' }).catch((e) => e);
+  expect(fourEyesOff.code).toBe(1);
+  expect(fourEyesOff.stderr).toContain('PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production');
 });
 
 test('schedule: create, describe, trigger (a scheduled ingest runs), pause, unpause, delete', async () => {
@@ -151,20 +163,35 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   const [messageId] = await sendMessages(p.sqs, p.config.sqs.queueUrl, [JSON.stringify({ ...SAMPLE[0], user_id: 'cli-recovery-user' })]);
   await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
   const rows = [{ message_id: messageId }];
-  const started = await client(['recover', '--operator', 'erin', '--reason', 'Support case: confirm the login IP.', '--ticket', 'SUP-9', '--message-id', rows[0].message_id, '--no-wait']);
+  // An operator's machine holds the operator's key and the codec key, never the PII keys:
+  // the key file these commands would need does not exist, and no master key is set.
+  const operatorEnv = { PII_KEYRING_FILE: path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'no-pii-keys-')), 'keyring.json'), PII_MASTER_KEY: '' };
+  const withoutKeys = (args: string[]) => client(args, operatorEnv);
+  // The control: a command that does load the PII keys fails in that environment.
+  expect((await withoutKeys(['keys', 'status']).catch((e) => e)).stderr).toMatch(/cannot be read/);
+  const started = await withoutKeys(['recover', '--operator', 'erin', '--reason', 'Support case: confirm the login IP.', '--ticket', 'SUP-9', '--message-id', rows[0].message_id, '--no-wait']);
   const requestId = /Request ([0-9a-f-]{36}) started/.exec(started.stderr)![1];
 
-  expect((await client(['requests'])).stdout).toContain(`${requestId}  awaiting_approval  by erin`);
-  const self = await client(['approve', requestId, '--operator', 'erin']).catch((e) => e);
+  const listed = (await withoutKeys(['requests'])).stdout;
+  expect(listed).toContain(`${requestId}  awaiting_approval  by erin`);
+  // The approver sees what the approval will cover: selector, fields, records and their hash.
+  expect(listed).toContain(`selector:   {"messageIds":["${messageId}"]}`);
+  expect(listed).toContain('fields:     ip, device_id');
+  expect(listed).toContain(`records:    1 (user_logins:${messageId})`);
+  expect(listed).toMatch(/record set: [0-9a-f]{64}/);
+  const self = await withoutKeys(['approve', requestId, '--operator', 'erin']).catch((e) => e);
   expect(self.code).toBe(2);
   expect(self.stderr).toContain('Refused: self_approval');
-  expect((await client(['approve', requestId, '--operator', 'frank', '--comment', 'ok'])).stdout).toContain(`Request ${requestId}: completed.`);
+  const approved = await withoutKeys(['approve', requestId, '--operator', 'frank', '--comment', 'ok']);
+  expect(approved.stdout).toContain(`Request ${requestId}: completed.`);
+  expect(approved.stderr).toContain('exactly these 1 record(s)');
 
-  const result = await client(['recover', '--operator', 'erin', '--resume', requestId]);
+  const result = await withoutKeys(['recover', '--operator', 'erin', '--resume', requestId]);
   expect(result.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([
     { table: 'user_logins', messageId: rows[0].message_id, ip: SAMPLE[0].ip, device_id: SAMPLE[0].device_id },
   ]);
   expect((await client(['audit', 'verify'])).stdout).toMatch(/Audit trail intact: \d+ entries/);
+  expect(fs.existsSync(operatorEnv.PII_KEYRING_FILE)).toBe(false); // nothing made one either
 
   const rotated = await client(['keys', 'rotate']);
   expect(rotated.stdout).toMatch(/Rotated: k-\S+ → k-\S+/);
@@ -172,4 +199,37 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   const status = (await client(['keys', 'status'])).stdout;
   expect(status).toMatch(/Keys: +k-\S+, k-\S+/);
   expect(status).not.toContain('not yet re-encrypted');
+});
+
+test('the codec server runs without the PII keys, decodes the history with the codec key alone, and serves no /encode', async () => {
+  const env = { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...p.env, PII_KEYRING_FILE: path.join(os.tmpdir(), `absent-${Date.now()}`, 'keyring.json'), PII_MASTER_KEY: '' };
+  const child = spawn(process.execPath, ['-r', 'ts-node/register', 'client.ts', 'codec-server', '--port', '0'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        output.push(chunk.toString());
+        const m = /Codec server on (http:\/\/[\d.:]+)/.exec(output.join(''));
+        if (m) resolve(m[1]);
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('exit', (code) => reject(new Error(`codec-server exited (${code}): ${output.join('')}`)));
+    });
+    const token = fs.readFileSync(path.join(p.env.DATA_DIR, 'codec-server.token'), 'utf8').trim();
+    const run = await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
+    const events = (await p.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
+    const payload = events[0].workflowExecutionStartedEventAttributes!.input!.payloads![0];
+    const json = { metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(payload.data!).toString('base64') };
+    const post = (endpoint: string) => fetch(`${url}/${endpoint}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ payloads: [json] }) });
+    const decoded = await post('decode');
+    expect(decoded.status).toBe(200);
+    const [out] = ((await decoded.json()) as { payloads: { metadata: Record<string, string> }[] }).payloads;
+    expect(Buffer.from(out.metadata.encoding, 'base64').toString()).toBe('json/plain');
+    expect((await post('encode')).status).toBe(404);
+    expect(fs.existsSync(env.PII_KEYRING_FILE)).toBe(false);
+    expect(output.join('')).not.toContain(token);
+  } finally {
+    child.kill('SIGINT');
+  }
 });

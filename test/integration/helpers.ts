@@ -11,7 +11,7 @@ import { Client as PgClient } from 'pg';
 import { loadConfig, type Config, type EmbeddedServices } from '../../lib/config';
 import { createDb, type Db } from '../../lib/db';
 import { LocalKeyWrapper } from '../../lib/kek';
-import { initKeyringFile, loadKeyring, type Keyring } from '../../lib/keyring';
+import { initKeyringFile, loadKeyring, newCodecKeyFile, type Keyring } from '../../lib/keyring';
 import { migrate } from '../../lib/migrate';
 import { createSqsClient } from '../../lib/sqs';
 import { connectClient } from '../../lib/temporal';
@@ -35,8 +35,16 @@ export const SAMPLE_PII: string[] = [
   ...new Set(SAMPLE.flatMap((e) => [e.ip, e.device_id]).filter((v): v is string => typeof v === 'string')),
 ];
 
+/** The owner role's URL of the test services' database (the owner may create databases). */
+function ownerUrl(): string {
+  const services = testServices();
+  if (!services.ownerDatabaseUrl) throw new Error('The test services publish no ownerDatabaseUrl: services/postgres.ts should create the two roles');
+  return services.ownerDatabaseUrl;
+}
+
+/** A new database owned by the owner role; returns the owner's URL of it (run migrations as that). */
 export async function createDatabase(name: string): Promise<string> {
-  const base = testServices().databaseUrl;
+  const base = ownerUrl();
   const pg = new PgClient({ connectionString: base });
   await pg.connect();
   await pg.query(`CREATE DATABASE "${name}"`);
@@ -46,6 +54,15 @@ export async function createDatabase(name: string): Promise<string> {
   return url.toString();
 }
 
+/** The same database as `url`, as the application role (login_ingest_app): what the worker and the CLI use. */
+export function asAppRole(url: string): string {
+  const app = new URL(testServices().databaseUrl);
+  const out = new URL(url);
+  out.username = app.username;
+  out.password = app.password;
+  return out.toString();
+}
+
 export async function createQueue(sqs: SQSClient, name: string): Promise<string> {
   const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name }));
   return QueueUrl!;
@@ -53,6 +70,8 @@ export async function createQueue(sqs: SQSClient, name: string): Promise<string>
 
 export interface Pipeline {
   config: Config;
+  /** The same database as config.databaseUrl, as the owner role (which ran the migrations). */
+  ownerDatabaseUrl: string;
   keyring: Keyring;
   db: Db;
   sqs: SQSClient;
@@ -98,11 +117,13 @@ export async function startWorkerProcess(env: Record<string, string>, output: st
 export async function startPipeline(name: string, extraEnv: Record<string, string> = {}, opts: { subprocessWorker?: boolean } = {}): Promise<Pipeline> {
   const services = testServices();
   const id = `${name}_${crypto.randomBytes(4).toString('hex')}`;
-  const databaseUrl = await createDatabase(id);
-  await migrate(databaseUrl, () => {});
+  const ownerDatabaseUrl = await createDatabase(id);
+  await migrate(ownerDatabaseUrl, () => {});
   const baseEnv = {
     TEMPORAL_ADDRESS: services.temporalAddress,
-    DATABASE_URL: databaseUrl,
+    // Two roles, as in production: the application's, and the owner's for migrations.
+    DATABASE_URL: asAppRole(ownerDatabaseUrl),
+    DATABASE_OWNER_URL: ownerDatabaseUrl,
     AWS_REGION: 'us-east-1',
     AWS_ENDPOINT_URL_SQS: services.sqsEndpoint,
     AWS_ACCESS_KEY_ID: 'test',
@@ -120,7 +141,10 @@ export async function startPipeline(name: string, extraEnv: Record<string, strin
   const keyFile = path.join(baseEnv.DATA_DIR, 'keyring.json');
   const masterKey = crypto.randomBytes(32).toString('base64');
   await initKeyringFile(keyFile, new LocalKeyWrapper(Buffer.from(masterKey, 'base64')));
-  const env = { ...baseEnv, SQS_QUEUE_URL: queueUrl, PII_KEYRING_FILE: keyFile, PII_MASTER_KEY: masterKey };
+  // The payload codec's own key, apart from the PII keys.
+  const codecKeyFile = path.join(baseEnv.DATA_DIR, 'codec-keys.json');
+  fs.writeFileSync(codecKeyFile, JSON.stringify(newCodecKeyFile()), { mode: 0o600 });
+  const env = { ...baseEnv, SQS_QUEUE_URL: queueUrl, PII_KEYRING_FILE: keyFile, PII_MASTER_KEY: masterKey, TEMPORAL_CODEC_KEY_FILE: codecKeyFile };
   const config = loadConfig(env);
   const keyring = await loadKeyring(config, () => {});
   const db = createDb(config.databaseUrl);
@@ -135,6 +159,7 @@ export async function startPipeline(name: string, extraEnv: Record<string, strin
   const client = await connectClient(config.temporal, keyring);
   return {
     config,
+    ownerDatabaseUrl,
     keyring,
     db,
     sqs,

@@ -6,7 +6,7 @@ import { Client as PgClient } from 'pg';
 import { appendAudit, verifyAuditChain } from '../../lib/audit';
 import { EncryptionCodec } from '../../lib/codec';
 import { optionsFromConfig, runIngest, type IngestRun } from '../../lib/ingest-run';
-import { rotateKeyring, masterKeyWrapper } from '../../lib/keyring';
+import { loadCodecKeys, rotateKeyring, masterKeyWrapper } from '../../lib/keyring';
 import { sampleBodies } from '../../lib/load';
 import { generateOperatorKeys, writePrivateKey } from '../../lib/operators';
 import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery } from '../../lib/recovery-client';
@@ -86,13 +86,22 @@ test('after the rotation, old and new rows decrypt through an approved recovery'
   for (const r of outcome.records) expect(r).toMatchObject({ ip: SAMPLE[0].ip, device_id: SAMPLE[0].device_id });
 });
 
-test('histories written under the old key still decode', async () => {
+test('histories are encrypted with the codec key, never a PII data key, and still decode after the data key rotated', async () => {
   const events = (await p.client.workflow.getHandle(firstRun.workflowId, firstRun.runId).fetchHistory()).events ?? [];
   const payloads = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.input?.payloads ?? []);
   expect(payloads.length).toBeGreaterThan(0);
-  expect(new Set(payloads.map((pl) => Buffer.from(pl.metadata!['encryption-key-id']!).toString()))).toEqual(new Set([oldKey]));
-  const decoded = await new EncryptionCodec(p.keyring).decode(payloads);
-  expect(findPlaintext([{ where: 'decoded', value: decoded }], SAMPLE_PII).length).toBeGreaterThan(0);
+  const codecKeys = loadCodecKeys(p.config, () => {});
+  const used = new Set(payloads.map((pl) => Buffer.from(pl.metadata!['encryption-key-id']!).toString()));
+  expect(used).toEqual(new Set([codecKeys.activeKeyId]));
+  for (const id of used) expect(p.keyring.keys.has(id)).toBe(false);
+  // The codec key opens no stored value, and the data keys open no payload.
+  expect(() => new EncryptionCodec(codecKeys)).not.toThrow();
+  const dataKeysAsCodec = { kind: 'codec-keys' as const, activeKeyId: oldKey, keys: p.keyring.keys, source: 'data keys' };
+  await expect(new EncryptionCodec(dataKeysAsCodec).decode(payloads.slice(0, 1))).rejects.toThrow(/does not hold/);
+  // Decoded after the rotation, the inputs read as what they are: drain options and counts, no message data.
+  const decoded = (await new EncryptionCodec(p.keyring).decode(payloads)).map((d) => Buffer.from(d.data ?? []).toString('utf8'));
+  expect(decoded.some((d) => d.includes('"chunkSize"'))).toBe(true);
+  expect(findPlaintext([{ where: 'decoded', value: decoded }], SAMPLE_PII)).toEqual([]);
 });
 
 test('audit verify names an edited, a deleted and a reordered entry', async () => {
@@ -115,10 +124,10 @@ test('audit verify names an edited, a deleted and a reordered entry', async () =
     try {
       const stored = await appendAudit(db, [1, 2, 3, 4, 5].map((i) => ({ requestId: `r-${i}`, event: 'record_read' as const, actor: 'alice', details: { messageId: `m-${i}` } })));
       expect(await verifyAuditChain(db)).toMatchObject({ ok: true, entries: 5 });
-      // Tampering takes a superuser switching the append-only triggers off: the application cannot.
+      // Tampering takes the owner switching the append-only triggers off: the application cannot.
       const admin = new PgClient({ connectionString: url });
       await admin.connect();
-      await admin.query(`SET session_replication_role = replica; ${tamper}`);
+      await admin.query(`ALTER TABLE pii_audit_log DISABLE TRIGGER USER; ${tamper}; ALTER TABLE pii_audit_log ENABLE TRIGGER USER`);
       await admin.end();
       const result = await verifyAuditChain(db);
       expect(result.ok).toBe(false);

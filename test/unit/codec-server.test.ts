@@ -1,22 +1,16 @@
 // The codec server over real HTTP on 127.0.0.1 (port 0), with the real EncryptionCodec and
 // a keyring made in-test from random bytes.
-import crypto from 'node:crypto';
 import http from 'node:http';
 import { defaultPayloadConverter, METADATA_ENCODING_KEY, type Payload } from '@temporalio/common';
 import { ENCRYPTED_ENCODING, EncryptionCodec, METADATA_KEY_ID } from '../../lib/codec';
 import { MAX_BODY_BYTES, newCodecToken, startCodecServer, type RunningCodecServer } from '../../lib/codec-server';
-import type { Keyring } from '../../lib/keyring';
+import { testCodecKeys } from './helpers';
 
 const IP = '203.0.113.9';
 const UI_ORIGIN = 'http://localhost:8233';
 const OTHER_ORIGIN = 'https://evil.example';
 
-const keyring: Keyring = {
-  activeKeyId: 'k1',
-  keys: new Map([['k1', crypto.randomBytes(32)]]),
-  fingerprintKey: crypto.randomBytes(32),
-};
-const codec = new EncryptionCodec(keyring);
+const codec = new EncryptionCodec(testCodecKeys(['k1']));
 
 /** The proto3 JSON form of a Payload, as the Web UI and CLI send it: metadata values and data in base64. */
 interface JsonPayload {
@@ -47,7 +41,8 @@ const logLines: string[] = [];
 
 beforeAll(async () => {
   token = newCodecToken();
-  server = await startCodecServer({ codec, token, allowedOrigins: [UI_ORIGIN], port: 0, log: (line) => logLines.push(line) });
+  // /encode is off by default; these tests exercise it too.
+  server = await startCodecServer({ codec, token, allowedOrigins: [UI_ORIGIN], port: 0, log: (line) => logLines.push(line), allowEncode: true });
 });
 afterAll(async () => {
   await server.close();
@@ -387,7 +382,7 @@ describe('codec server: bad requests', () => {
   });
 
   it('refuses a payload under a key this keyring does not hold with 400', async () => {
-    const otherCodec = new EncryptionCodec({ activeKeyId: 'k-elsewhere', keys: new Map([['k-elsewhere', crypto.randomBytes(32)]]), fingerprintKey: crypto.randomBytes(32) });
+    const otherCodec = new EncryptionCodec(testCodecKeys(['k-elsewhere']));
     const [foreign] = await otherCodec.encode([defaultPayloadConverter.toPayload({ ip: IP })]);
     await expectError(await decode([toJson(foreign)]), 400, /payloads\[0\] cannot be decoded: its encryption key is not in this server's keyring/);
   });
@@ -440,6 +435,29 @@ describe('codec server: logging', () => {
     const all = lines.join('\n');
     for (const forbidden of [IP, 'device-7f3a9c', plainJson.data, encrypted.data, tampered.data, token, Buffer.from(IP).toString('base64')]) {
       expect(all).not.toContain(forbidden);
+    }
+  });
+
+  it('never logs the token, wherever in the path it is, and serves no /encode unless asked', async () => {
+    const lines: string[] = [];
+    const quiet = await startCodecServer({ codec, token, allowedOrigins: [UI_ORIGIN], port: 0, log: (line) => lines.push(line) });
+    try {
+      const auth = { Authorization: `Bearer ${token}` };
+      const body = JSON.stringify({ payloads: [await encryptedPayload()] });
+      const paths = [`/${token}/decode`, `/${token}`, `/${token}/x/decode`, `/a/${token}/b/decode`, `/x${token}y/decode`, `/${encodeURIComponent(token)}/encode`, `/decode/${token}`, `/${token.slice(0, 40)}/decode`];
+      for (const path of paths) await (await fetch(`${quiet.url}${path}`, { method: 'POST', headers: auth, body })).text();
+      expect(lines).toHaveLength(paths.length);
+      const all = lines.join('\n');
+      expect(all).toContain('/decode'); // the lines are there and readable
+      expect(all).not.toContain(token);
+      expect(all).not.toContain(token.slice(0, 40));
+      // The capability-URL form still works (the control: the requests above reached the server).
+      expect(lines[0]).toMatch(/^POST \/<token>\/decode 200/);
+      const encode = await fetch(`${quiet.url}/encode`, { method: 'POST', headers: auth, body: JSON.stringify({ payloads: [toJson(defaultPayloadConverter.toPayload(IP))] }) });
+      expect(encode.status).toBe(404);
+      expect(await encode.text()).toMatch(/does not encode/);
+    } finally {
+      await quiet.close();
     }
   });
 

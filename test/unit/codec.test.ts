@@ -1,6 +1,7 @@
 import { defaultPayloadConverter, METADATA_ENCODING_KEY, type Payload } from '@temporalio/common';
 import { ENCRYPTED_ENCODING, EncryptionCodec, METADATA_KEY_ID } from '../../lib/codec';
-import { rotatedKeyring, testKeyring } from './helpers';
+import { attachCodecKeys } from '../../lib/keyring';
+import { rotatedCodecKeys, testCodecKeys, testKeyring } from './helpers';
 
 const text = (b: Uint8Array | null | undefined) => Buffer.from(b ?? []).toString('utf8');
 const SECRET = 'ip=199.172.111.135;device=593-47-5928';
@@ -9,8 +10,8 @@ const SECRET = 'ip=199.172.111.135;device=593-47-5928';
 const payloadOf = (value: unknown): Payload => defaultPayloadConverter.toPayload(value);
 
 describe('EncryptionCodec', () => {
-  const keyring = testKeyring({ ids: ['k-old'] });
-  const codec = new EncryptionCodec(keyring);
+  const keys = testCodecKeys(['k-old']);
+  const codec = new EncryptionCodec(keys);
 
   it('marks encoded payloads as binary/encrypted and names the key', async () => {
     const [encoded] = await codec.encode([payloadOf({ secret: SECRET })]);
@@ -56,7 +57,7 @@ describe('EncryptionCodec', () => {
 
   it('decodes payloads written under an old key after a rotation that keeps that key', async () => {
     const [old] = await codec.encode([payloadOf({ secret: SECRET })]);
-    const rotated = new EncryptionCodec(rotatedKeyring(keyring, 'k-new'));
+    const rotated = new EncryptionCodec(rotatedCodecKeys(keys, 'k-new'));
     const [fresh] = await rotated.encode([payloadOf({ secret: 'new' })]);
     expect(text(fresh.metadata?.[METADATA_KEY_ID])).toBe('k-new');
     const [oldDecoded, freshDecoded] = await rotated.decode([old, fresh]);
@@ -66,7 +67,7 @@ describe('EncryptionCodec', () => {
 
   it('fails, naming the key, when the keyring no longer holds the payload’s key', async () => {
     const [old] = await codec.encode([payloadOf(SECRET)]);
-    const forgetful = new EncryptionCodec(testKeyring({ ids: ['k-new'] }));
+    const forgetful = new EncryptionCodec(testCodecKeys(['k-new']));
     await expect(forgetful.decode([old])).rejects.toThrow(/k-old/);
   });
 
@@ -93,7 +94,33 @@ describe('EncryptionCodec', () => {
 
   it('does not decrypt with a different key that happens to have the same ID', async () => {
     const [encoded] = await codec.encode([payloadOf(SECRET)]);
-    const impostor = new EncryptionCodec(testKeyring({ ids: ['k-old'] }));
+    const impostor = new EncryptionCodec(testCodecKeys(['k-old']));
     await expect(impostor.decode([encoded])).rejects.toThrow();
+  });
+
+  it('with requireEncrypted (the recovery worker), refuses unencrypted payloads instead of passing them through', async () => {
+    const strict = new EncryptionCodec(keys, { requireEncrypted: true });
+    await expect(strict.decode([payloadOf({ request: 'unsigned' })])).rejects.toThrow(/unencrypted payload/);
+    await expect(strict.decode([{}])).rejects.toThrow(/unencrypted payload/);
+    // What the project's codec made still decodes.
+    const [encoded] = await codec.encode([payloadOf({ a: 1 })]);
+    expect(defaultPayloadConverter.fromPayload((await strict.decode([encoded]))[0])).toEqual({ a: 1 });
+  });
+
+  it('never uses PII data keys: a keyring without codec keys is refused, and codec keys equal to a data key are refused', async () => {
+    const keyring = testKeyring({ ids: ['k-data'] });
+    expect(() => new EncryptionCodec(keyring)).toThrow(/no payload codec keys/);
+    const clash = testKeyring({ ids: ['k-data'] });
+    attachCodecKeys(clash, testCodecKeys(['c-1'], { keys: { 'c-1': clash.keys.get('k-data')! } }));
+    expect(() => new EncryptionCodec(clash)).toThrow(/also a PII key/);
+    const fingerprintClash = testKeyring({ ids: ['k-data'] });
+    attachCodecKeys(fingerprintClash, testCodecKeys(['c-1'], { keys: { 'c-1': fingerprintClash.fingerprintKey } }));
+    expect(() => new EncryptionCodec(fingerprintClash)).toThrow(/also a PII key/);
+    // With keys of its own, a keyring's codec encrypts with those, never with the data key.
+    const separate = testKeyring({ ids: ['k-data'] });
+    attachCodecKeys(separate, keys);
+    const [encoded] = await new EncryptionCodec(separate).encode([payloadOf(SECRET)]);
+    expect(text(encoded.metadata?.[METADATA_KEY_ID])).toBe('k-old');
+    expect(await new EncryptionCodec(keys).decode([encoded])).toHaveLength(1);
   });
 });

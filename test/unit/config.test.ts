@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError, loadConfig, regionFromQueueUrl, servicesFile, type EmbeddedServices, type Service } from '../../lib/config';
+import { ConfigError, loadConfig, redactUrl, regionFromQueueUrl, servicesFile, type EmbeddedServices, type Service } from '../../lib/config';
 import { makeTempDir, removeTempDirs } from './helpers';
 
 afterAll(removeTempDirs);
@@ -135,8 +135,6 @@ describe('loadConfig: bad values', () => {
     ['TEMPORAL_ADDRESS', 'nonsense'],
     ['TEMPORAL_ADDRESS', 'http://localhost:7233'],
     ['TEMPORAL_ADDRESS', 'localhost: 7233'],
-    ['DATABASE_URL', 'mysql://x'],
-    ['DATABASE_URL', 'not a url'],
     ['SQS_QUEUE_URL', 'notaurl'],
     ['SQS_QUEUE_URL', 'ftp://sqs.example.com/q'],
     ['AWS_ENDPOINT_URL_SQS', 'localhost:9324'],
@@ -147,6 +145,32 @@ describe('loadConfig: bad values', () => {
     expect(err.problems[0]).toContain(JSON.stringify(value));
     expect(err.message).toContain(name);
     expect(err.name).toBe('ConfigError');
+  });
+
+  it.each([
+    ['DATABASE_URL', 'mysql://app:S3cretPw@db/x'],
+    ['DATABASE_URL', 'postgres//app:S3cretPw@db:5432/x'],
+    ['DATABASE_URL', 'not a url S3cretPw'],
+    ['DATABASE_OWNER_URL', 'S3cretPw@postgres://owner'],
+    ['CODEC_SERVER_TOKEN', 'S3cretPw'],
+    ['TEMPORAL_UI_CODEC_ENDPOINT', 'http//127.0.0.1:8234/S3cretPw'],
+  ])('%s=%j gives a ConfigError naming the variable, never its value (it may hold a secret, wherever in it)', (name, value) => {
+    const err = configError(fullEnv({ [name]: value }));
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0].startsWith(`${name} `)).toBe(true);
+    expect(err.problems[0]).toContain('value is not shown');
+    expect(err.message).not.toContain('S3cretPw');
+  });
+
+  it('refuses four-eyes off in production, and allows it elsewhere', () => {
+    expect(configError(fullEnv({ NODE_ENV: 'production', PII_RECOVERY_REQUIRE_APPROVAL: 'false' })).message).toMatch(/PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production/);
+    expect(loadConfig(fullEnv({ PII_RECOVERY_REQUIRE_APPROVAL: 'false' })).recovery.requireApproval).toBe(false);
+    expect(loadConfig(fullEnv({ NODE_ENV: 'production' })).recovery.requireApproval).toBe(true);
+  });
+
+  it('redactUrl hides a password and a URL that does not parse', () => {
+    expect(redactUrl('postgresql://app:S3cretPw@db:5432/x')).toBe('postgresql://app:***@db:5432/x');
+    expect(redactUrl('postgres//app:S3cretPw@db')).not.toContain('S3cretPw');
   });
 
   it('explains what a good value looks like', () => {

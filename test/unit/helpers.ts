@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Keyring, KeyringFile } from '../../lib/keyring';
+import type { CodecKeys, Keyring, KeyringFile } from '../../lib/keyring';
 import { sampleBodies } from '../../lib/load';
 import type { ReceivedMessage } from '../../lib/types';
 
@@ -27,6 +27,16 @@ export function rotatedKeyring(base: Keyring, newKeyId: string): Keyring {
   const keys = new Map(base.keys);
   keys.set(newKeyId, randomKey());
   return { activeKeyId: newKeyId, keys, fingerprintKey: base.fingerprintKey };
+}
+
+/** Payload codec keys with fresh random material (first ID active unless `active` says otherwise). */
+export function testCodecKeys(ids: string[] = ['c-test-1'], opts: { active?: string; keys?: Record<string, Buffer> } = {}): CodecKeys {
+  return { kind: 'codec-keys', activeKeyId: opts.active ?? ids[0], keys: new Map(ids.map((id) => [id, opts.keys?.[id] ?? randomKey()])), source: 'test' };
+}
+
+/** The same codec keys plus a new active one. */
+export function rotatedCodecKeys(base: CodecKeys, newKeyId: string): CodecKeys {
+  return { ...base, activeKeyId: newKeyId, keys: new Map([...base.keys, [newKeyId, randomKey()]]) };
 }
 
 /** The JSON (key file) form of a fresh random keyring. */

@@ -7,7 +7,10 @@ import { EncryptionCodec, METADATA_KEY_ID } from '../../lib/codec';
 import { fingerprint, open, seal } from '../../lib/crypto';
 import { LocalKeyWrapper, type KeyWrapper } from '../../lib/kek';
 import {
+  attachCodecKeys,
+  codecKeysOf,
   dataKeyContext,
+  devCodecKeysPath,
   devKeyringPath,
   devMasterKeyPath,
   FINGERPRINT_KEY_CONTEXT,
@@ -15,6 +18,7 @@ import {
   KeyringError,
   keyringFromFile,
   keyringStatus,
+  loadCodecKeys,
   loadKeyring,
   loadKeyringFile,
   masterKeyWrapper,
@@ -28,7 +32,7 @@ import {
   type KeyringFile,
   type KeyringFileV2,
 } from '../../lib/keyring';
-import { makeTempDir, randomKey, removeTempDirs, testKeyring, testKeyringFile } from './helpers';
+import { makeTempDir, randomKey, removeTempDirs, testCodecKeys, testKeyring, testKeyringFile } from './helpers';
 
 afterAll(removeTempDirs);
 afterEach(() => jest.restoreAllMocks());
@@ -370,6 +374,8 @@ describe('rotateKeyring', () => {
     const { file, master, config } = await v2File(['k-1']);
     const clock = manualClock();
     const keyring = await loadKeyring(config, quiet, undefined, { now: clock.now });
+    const codecKeys = testCodecKeys(['c-1']);
+    attachCodecKeys(keyring, codecKeys);
     const codec = new EncryptionCodec(keyring);
 
     const sealedBefore = seal(keyring, '199.172.111.135', 'msg-1:ip');
@@ -391,8 +397,10 @@ describe('rotateKeyring', () => {
     const sealedAfter = seal(keyring, 'x', 'c');
     expect(sealedAfter.keyId).toBe(newKeyId);
     const [encodedAfter] = await codec.encode([payloadOf('y')]);
-    expect(Buffer.from(encodedAfter.metadata![METADATA_KEY_ID]!).toString()).toBe(newKeyId);
+    // The codec has keys of its own: a data key rotation does not touch it.
+    expect(Buffer.from(encodedAfter.metadata![METADATA_KEY_ID]!).toString()).toBe('c-1');
     const fresh = await loadKeyring(config, quiet);
+    attachCodecKeys(fresh, codecKeys);
     expect(open(fresh, sealedAfter, 'c').toString()).toBe('x');
     expect(open(fresh, sealedBefore, 'msg-1:ip').toString()).toBe('199.172.111.135');
     expect(defaultPayloadConverter.fromPayload((await new EncryptionCodec(fresh).decode(encodedBefore))[0])).toEqual({ ip: '199.172.111.135' });
@@ -845,5 +853,42 @@ describe('newKeyringFile / writeKeyringFile / wrapKeyringFile / initKeyringFile'
     expect((await keyringError(() => initKeyringFile(file, wrapper))).message).toMatch(/already exists.*never overwritten/);
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
     expect(fs.readdirSync(path.dirname(file))).toEqual(['keyring.json']);
+  });
+});
+
+describe('loadCodecKeys: the payload codec\'s own keys', () => {
+  it('outside production generates one development key file into DATA_DIR, apart from the PII keys, and reads it again', async () => {
+    const dataDir = makeTempDir();
+    const config = { codecKeys: {}, dataDir, production: false };
+    const first = loadCodecKeys(config, quiet);
+    expect(fs.statSync(devCodecKeysPath(dataDir)).mode & 0o777).toBe(0o600);
+    expect(loadCodecKeys(config, quiet).keys.get(first.activeKeyId)).toEqual(first.keys.get(first.activeKeyId));
+    const keyring = await loadKeyring({ keys: {}, dataDir, production: false, codecKeys: {} }, quiet);
+    const viaKeyring = codecKeysOf(keyring);
+    expect(viaKeyring.activeKeyId).toBe(first.activeKeyId);
+    for (const k of viaKeyring.keys.values()) {
+      expect([...keyring.keys.values(), keyring.fingerprintKey].some((d) => d.equals(k))).toBe(false);
+    }
+  });
+
+  it('reads TEMPORAL_CODEC_KEYS and TEMPORAL_CODEC_KEY_FILE, and refuses production without either', () => {
+    const key = crypto.randomBytes(32).toString('base64');
+    const fromEnv = loadCodecKeys({ codecKeys: { keys: `c-a:${key}` }, dataDir: makeTempDir(), production: true }, quiet);
+    expect(fromEnv.activeKeyId).toBe('c-a');
+    const file = path.join(makeTempDir(), 'codec.json');
+    fs.writeFileSync(file, JSON.stringify({ activeKeyId: 'c-b', keys: { 'c-b': key } }));
+    expect(loadCodecKeys({ codecKeys: { file }, dataDir: makeTempDir(), production: true }, quiet).keys.get('c-b')).toEqual(Buffer.from(key, 'base64'));
+    expect(() => loadCodecKeys({ codecKeys: {}, dataDir: makeTempDir(), production: true }, quiet)).toThrow(/no payload codec key is configured: set TEMPORAL_CODEC_KEY_FILE/);
+    fs.writeFileSync(file, `{"activeKeyId": "c-b", "keys": {"c-b": "${key}"`);
+    const err = (() => {
+      try {
+        loadCodecKeys({ codecKeys: { file }, dataDir: makeTempDir(), production: true }, quiet);
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('no error');
+    })();
+    expect(err.message).toMatch(/not valid JSON/);
+    expect(err.message).not.toContain(key);
   });
 });

@@ -79,6 +79,7 @@ function approvalBody(overrides: Record<string, unknown> = {}): ApprovalBody {
     requestId: '7f1c2a9e-3b4d-4c5e-8f60-718293a4b5c6',
     operator: 'bob',
     decision: 'approve',
+    recordSetHash: 'c'.repeat(64),
     comment: 'Checked the ticket',
     issuedAt: isoAgo(5_000),
     ...overrides,
@@ -433,6 +434,11 @@ describe('validateRequestBody / validateApprovalBody', () => {
     expect(validateRequestBody(null)).toMatch(/must be an object, got null/);
     expect(validateRequestBody([requestBody()])).toMatch(/got an array/);
     expect(validateApprovalBody(approvalBody({ decision: 'yes' }))).toBe('decision must be approve or deny');
+    // An approval covers one frozen record set: without its hash it approves nothing.
+    const { recordSetHash: _hash, ...blind } = approvalBody();
+    expect(validateApprovalBody(blind)).toMatch(/must carry the recordSetHash/);
+    expect(validateApprovalBody({ ...blind, decision: 'deny' })).toBeNull();
+    expect(validateApprovalBody(approvalBody({ recordSetHash: 'C'.repeat(64) }))).toMatch(/recordSetHash must be 64 lower-case hex/);
     expect(validateApprovalBody(approvalBody({ comment: 'x'.repeat(1001) }))).toMatch(/comment must be 1\.\.1000/);
     expect(validateApprovalBody(approvalBody({ extra: 1 }))).toBe('unknown field "extra"');
   });

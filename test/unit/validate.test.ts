@@ -307,3 +307,20 @@ describe('create dates without an offset', () => {
     expect(parseCreateDate('2024-01-01T10:00:00-0530', Date.UTC(2025, 0, 1))?.toISOString()).toBe('2024-01-01T15:30:00.000Z');
   });
 });
+
+describe('canonicalIp: the plain IPv4 fast path agrees with ipaddr.js', () => {
+  it('gives the same answer as the parser for every kind of dotted quad', async () => {
+    const ipaddr = (await import('ipaddr.js')).default;
+    const slow = (v: string) => (ipaddr.IPv4.isValidFourPartDecimal(v) ? ipaddr.IPv4.parse(v).toString() : null);
+    const parts = ['0', '1', '9', '10', '99', '100', '199', '200', '249', '250', '255', '256', '300', '01', '00', '-1', 'a', ''];
+    let checked = 0;
+    for (const a of parts) for (const b of ['0', '255', '01', '256']) for (const c of parts) {
+      const v = `${a}.${b}.${c}.${c === '' ? '1' : '7'}`;
+      const expected = slow(v) ?? (ipaddr.IPv6.isValid(v) ? 'ipv6' : null);
+      if (expected === 'ipv6') continue;
+      expect([v, canonicalIp(v)]).toEqual([v, expected]);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(1000);
+  });
+});

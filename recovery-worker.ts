@@ -1,0 +1,51 @@
+// The recovery worker: the only one that runs the activities which decrypt PII or write
+// the recovery's audit trail. It polls a task queue of its own (TEMPORAL_RECOVERY_TASK_QUEUE,
+// default <TEMPORAL_TASK_QUEUE>-pii-recovery), so a deployment can run it apart, on hosts
+// that alone hold the PII data keys, and its codec refuses any payload that is not
+// encrypted with the project's codec keys. The activities check their own authority all
+// the same (activities/recovery.ts): anyone with access to the namespace can schedule them.
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { createRecoveryActivities } from './activities/recovery';
+import type { Config } from './lib/config';
+import type { Db } from './lib/db';
+import type { Keyring } from './lib/keyring';
+import { dataConverter } from './lib/temporal';
+
+/**
+ * The audit trail holds only if the application cannot alter its table: refuses (in
+ * production) or warns (elsewhere) when DATABASE_URL's role owns pii_audit_log or can act
+ * as its owner, or can write it directly.
+ */
+export async function checkAuditRole(db: Db, production: boolean, warn: (msg: string) => void = console.error): Promise<void> {
+  const [row] = await db.$queryRaw<{ role: string; owns: boolean; writes: boolean }[]>`
+    SELECT current_user::text AS role, pg_has_role(current_user, tableowner, 'USAGE') AS owns,
+           has_table_privilege('pii_audit_log', 'INSERT') OR has_table_privilege('pii_audit_log', 'UPDATE') AS writes
+    FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'pii_audit_log'`;
+  if (!row || (!row.owns && !row.writes)) return;
+  const problem =
+    `DATABASE_URL connects as ${row.role}, which ${row.owns ? 'owns pii_audit_log (it could disable its triggers)' : 'can write pii_audit_log directly'}: ` +
+    'the application must use its own role (login_ingest_app) and the migrations the owner role (DATABASE_OWNER_URL); see the README, "The audit trail in the database: two roles"';
+  if (production) throw new Error(problem);
+  warn(`Warning: ${problem}`);
+}
+
+export async function createRecoveryWorker(opts: { connection: NativeConnection; config: Config; keyring: Keyring; db: Db }): Promise<Worker> {
+  const { connection, config, keyring, db } = opts;
+  await checkAuditRole(db, config.production);
+  return Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.recoveryTaskQueue,
+    activities: createRecoveryActivities({ db, keyring, operatorsFile: config.recovery.operatorsFile, policy: config.recovery }),
+    dataConverter: dataConverter(keyring, { requireEncrypted: true }),
+    maxConcurrentActivityTaskExecutions: 8,
+  });
+}
+
+/** Runs both workers until either stops; then stops the other too. */
+export async function runTogether(workers: Worker[]): Promise<void> {
+  const stopAll = () => {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  await Promise.all(workers.map((w) => w.run().finally(stopAll)));
+}
