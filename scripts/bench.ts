@@ -194,17 +194,22 @@ function sampleRss(pids: number[]) {
   return () => (clearInterval(timer), read(), Math.max(...peak.values()));
 }
 
-/** CPU seconds (user + system) used so far by the given processes, or by every process of a command name. */
-function cpuSeconds(pids: number[] | string): number {
-  const list = typeof pids === 'string'
-    ? fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && readOr(`/proc/${d}/comm`).trim() === pids).map(Number)
-    : pids;
+/** CPU seconds (user + system) used so far by the given processes. */
+function cpuSeconds(pids: number[]): number {
   let ticks = 0;
-  for (const pid of list) {
+  for (const pid of pids) {
     const fields = readOr(`/proc/${pid}/stat`).split(') ')[1]?.split(' ') ?? [];
     ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
   }
   return ticks / 100;
+}
+
+/** The processes of this benchmark's server listening on `port` (its command line says `-p PORT` or `--port PORT`), with their children. */
+function serverProcesses(port: string): number[] {
+  const all = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const roots = all.filter((pid) => readOr(`/proc/${pid}/cmdline`).split('\0').some((arg, i, args) => (arg === '-p' || arg === '--port') && args[i + 1] === port));
+  const ppid = (pid: number) => Number(readOr(`/proc/${pid}/stat`).split(') ')[1]?.split(' ')[1]);
+  return all.filter((pid) => roots.includes(pid) || roots.includes(ppid(pid)));
 }
 const readOr = (file: string) => {
   try {
@@ -215,7 +220,7 @@ const readOr = (file: string) => {
 };
 
 /** CPU seconds per process group over a stretch of work. */
-function cpuMeter(groups: Record<string, number[] | string>) {
+function cpuMeter(groups: Record<string, number[]>) {
   const start = Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, cpuSeconds(v)]));
   return () => Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, round(cpuSeconds(v) - start[k], 2)]));
 }
@@ -276,7 +281,12 @@ async function main() {
         const pool = await startWorkers(workers, env);
         const peakRss = sampleRss(pool.pids);
         const client = await connectClient(config.temporal, keyring);
-        const cpu = cpuMeter({ workers: pool.pids, emulator, postgres: 'postgres', temporal: 'temporal' });
+        const cpu = cpuMeter({
+          workers: pool.pids,
+          emulator,
+          postgres: serverProcesses(new URL(services.databaseUrl).port),
+          temporal: serverProcesses(services.temporalAddress.split(':').pop()!),
+        });
         const t = performance.now();
         const ingest = await runIngest(client, config, optionsFromConfig(config.ingest));
         const seconds = (performance.now() - t) / 1000;

@@ -263,7 +263,9 @@ test('a worker killed in the middle of a drain: every message stored exactly onc
   const ids = await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies);
   // This file's in-process worker sits this one out; two worker.ts processes take its place, one of them killed.
   await p.stopWorker();
-  const killed = await startWorkerProcess(p.env);
+  // Two drain threads each (the default is one), so a drain split over threads is what dies.
+  const env = { ...p.env, WORKER_DRAIN_THREADS: '2' };
+  const killed = await startWorkerProcess(env);
   const run = runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 200, receiveConcurrency: 2, visibilityTimeoutSeconds: 5 });
   for (let stored = 0; stored < 400; ) {
     await new Promise((r) => setTimeout(r, 100));
@@ -272,7 +274,7 @@ test('a worker killed in the middle of a drain: every message stored exactly onc
   await killed('SIGKILL');
   const before = await count(`SELECT count(*) AS n FROM ingested_messages WHERE message_id = ANY('{${ids.join(',')}}')`);
   expect(before).toBeLessThan(ids.length); // the kill struck mid-drain
-  const survivor = await startWorkerProcess(p.env);
+  const survivor = await startWorkerProcess(env);
   try {
     const { summary } = await run;
     expect(summary.stopReason).toBe('queue_empty');
