@@ -33,7 +33,7 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('./workflows'),
     activities: {
-      ...createIngestActivities({ sqs, queueUrl: config.sqs.queueUrl, pool }),
+      ...createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, pool }),
       ...createKeyActivities({ db, keyring }),
     },
     dataConverter: dataConverter(keyring),

@@ -9,13 +9,16 @@
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { Db } from '../lib/db';
 import { PermanentDrainError } from '../lib/drain';
 import type { DrainPool } from '../lib/drain-pool';
 import { checkDrainInput, type DrainInput } from '../lib/ingest-options';
+import { committedBy } from '../lib/persist';
 import { isPermanentSqsError, queueDepth as depth } from '../lib/sqs';
 import { addDrainResults, emptyDrainResult, type DrainResult, type QueueDepth } from '../lib/types';
 
 export interface IngestDeps {
+  db: Db;
   sqs: SQSClient;
   queueUrl: string;
   pool: DrainPool;
@@ -24,7 +27,7 @@ export interface IngestDeps {
 /** How often the drain reports its totals to Temporal (the SDK sends at most one heartbeat per 0.8 × timeout). */
 const HEARTBEAT_EVERY_MS = 1000;
 
-export function createIngestActivities({ sqs, queueUrl, pool }: IngestDeps) {
+export function createIngestActivities({ db, sqs, queueUrl, pool }: IngestDeps) {
   return {
     async queueDepth(): Promise<QueueDepth> {
       return depth(sqs, queueUrl).catch((err: Error) => {
@@ -39,14 +42,22 @@ export function createIngestActivities({ sqs, queueUrl, pool }: IngestDeps) {
       const problem = checkDrainInput(input);
       if (problem) throw ApplicationFailure.nonRetryable(problem, 'InvalidIngestOptions');
       const ctx = Context.current();
-      // A retry after a worker died: the totals that attempt last reported are part of this one.
+      const { workflowExecution, activityId, attempt } = ctx.info;
+      const attemptId = (n: number) => `${workflowExecution?.runId ?? '-'}/${activityId}/${n}`;
+      // A retry after a worker died: the totals that attempt last reported are part of this
+      // one, with what the attempts before committed counted exactly from the ledger (a
+      // dead attempt's last seconds of commits never reached a heartbeat).
       const before: DrainResult = isDrainResult(ctx.info.heartbeatDetails) ? ctx.info.heartbeatDetails : emptyDrainResult();
+      if (attempt > 1) {
+        const committed = await committedBy(db, Array.from({ length: attempt - 1 }, (_, i) => attemptId(i + 1)));
+        Object.assign(before, committed, { received: Math.max(before.received, committed.persisted + committed.quarantined + before.alreadySeen) });
+      }
       let totals = before;
       const beat = setInterval(() => ctx.heartbeat(totals), HEARTBEAT_EVERY_MS);
       ctx.heartbeat(totals);
       try {
         const result = await pool.run(
-          { ...input, maxMessages: input.maxMessages - before.received },
+          { ...input, maxMessages: Math.max(0, input.maxMessages - before.received), attemptId: attemptId(attempt) },
           ctx.cancellationSignal,
           (progress) => (totals = addDrainResults(before, progress)),
         );

@@ -25,6 +25,8 @@ export interface DrainDeps {
 
 /** What to drain (lib/ingest-options.ts says what each field means), and how long a chunk may wait. */
 export interface DrainOptions extends DrainInput {
+  /** Recorded with each claim in the ledger (persistBatch), so a retry can count what this attempt committed. */
+  attemptId?: string;
   /** A chunk not yet full is committed once its oldest message has waited this long (default 100 ms). */
   lingerMs?: number;
 }
@@ -141,7 +143,7 @@ export async function drain(
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          const persisted = await persistBatchIsolating(db, keyring, chunk);
+          const persisted = await persistBatchIsolating(db, keyring, chunk, opts.attemptId ?? null);
           Object.assign(result, addPersistResults(result, persisted));
           result.commits++;
           return true;

@@ -16,7 +16,8 @@ interface Counts {
   by_reason: Record<string, number>;
 }
 
-export async function persistBatch(db: Db, batch: TransformedBatch): Promise<PersistResult> {
+/** `drainAttempt` is recorded with each claim (lib/drain.ts: the retry after a dead worker counts from it). */
+export async function persistBatch(db: Db, batch: TransformedBatch, drainAttempt: string | null = null): Promise<PersistResult> {
   const { rows, quarantine: q } = batch;
   const total = rows.length + q.length;
   if (total === 0) return { persisted: 0, quarantined: 0, quarantinedByReason: {}, alreadySeen: 0, duplicateLogins: 0 };
@@ -43,10 +44,10 @@ export async function persistBatch(db: Db, batch: TransformedBatch): Promise<Per
       ) AS t(message_id, reasons, body_ciphertext, pii_key_id, body_bytes, body_truncated, sent_at)
     ),
     claimed AS (
-      INSERT INTO ingested_messages (message_id, outcome)
-      SELECT message_id, 'row' FROM input_rows
+      INSERT INTO ingested_messages (message_id, outcome, drain_attempt)
+      SELECT message_id, 'row', ${drainAttempt}::text FROM input_rows
       UNION ALL
-      SELECT message_id, 'quarantine' FROM input_quarantine
+      SELECT message_id, 'quarantine', ${drainAttempt}::text FROM input_quarantine
       ON CONFLICT (message_id) DO NOTHING
       RETURNING message_id
     ),
@@ -107,21 +108,35 @@ function rejectedRow(keyring: Keyring, row: LoginRow, state: string): Quarantine
  * refused row stands alone, and that row is quarantined as `db_rejected:<SQLSTATE>`. Costs
  * nothing while the database accepts everything. A refused quarantine entry still throws.
  */
-export async function persistBatchIsolating(db: Db, keyring: Keyring, batch: TransformedBatch): Promise<PersistResult> {
+export async function persistBatchIsolating(db: Db, keyring: Keyring, batch: TransformedBatch, drainAttempt: string | null = null): Promise<PersistResult> {
   try {
-    return await persistBatch(db, batch);
+    return await persistBatch(db, batch, drainAttempt);
   } catch (err) {
     if (!isPermanentDbError(err)) throw err;
     const { rows, quarantine } = batch;
     if (rows.length + quarantine.length <= 1) {
-      if (rows.length === 1) return persistBatch(db, { rows: [], quarantine: [rejectedRow(keyring, rows[0], sqlState(err) ?? 'unknown')] });
+      if (rows.length === 1) return persistBatch(db, { rows: [], quarantine: [rejectedRow(keyring, rows[0], sqlState(err) ?? 'unknown')] }, drainAttempt);
       throw err;
     }
     // Halve the batch as one list (rows first), so each half is strictly smaller.
     const cut = Math.ceil((rows.length + quarantine.length) / 2);
     const first = { rows: rows.slice(0, cut), quarantine: quarantine.slice(0, Math.max(0, cut - rows.length)) };
     const second = { rows: rows.slice(cut), quarantine: quarantine.slice(Math.max(0, cut - rows.length)) };
-    const a = await persistBatchIsolating(db, keyring, first);
-    return addPersistResults(a, await persistBatchIsolating(db, keyring, second));
+    const a = await persistBatchIsolating(db, keyring, first, drainAttempt);
+    return addPersistResults(a, await persistBatchIsolating(db, keyring, second, drainAttempt));
   }
+}
+
+/** What the given drain attempts committed, as the ledger and the quarantine tell it. */
+export async function committedBy(db: Db, drainAttempts: string[]): Promise<Pick<PersistResult, 'persisted' | 'quarantined' | 'quarantinedByReason'>> {
+  if (drainAttempts.length === 0) return { persisted: 0, quarantined: 0, quarantinedByReason: {} };
+  const [counts] = await db.$queryRaw<{ persisted: number; quarantined: number; by_reason: Record<string, number> }[]>`
+    WITH mine AS (SELECT message_id, outcome FROM ingested_messages WHERE drain_attempt = ANY(${drainAttempts}::text[]))
+    SELECT
+      (SELECT count(*) FROM mine WHERE outcome = 'row')::int AS persisted,
+      (SELECT count(*) FROM mine WHERE outcome = 'quarantine')::int AS quarantined,
+      (SELECT coalesce(jsonb_object_agg(reason, n), '{}'::jsonb) FROM (
+         SELECT reason, count(*)::int AS n FROM quarantine q JOIN mine USING (message_id), unnest(q.reasons) AS reason GROUP BY reason
+       ) s) AS by_reason`;
+  return { persisted: counts.persisted, quarantined: counts.quarantined, quarantinedByReason: counts.by_reason };
 }

@@ -286,6 +286,9 @@ test('a worker killed in the middle of a drain: every message stored exactly onc
     );
     expect(rows[0].ledger).toBe(ids.length);
     expect(rows[0].rows + rows[0].quarantine).toBe(ids.length);
+    // The summary equals the database, the killed attempt's unreported commits included.
+    expect({ persisted: summary.persisted, quarantined: summary.quarantined }).toEqual({ persisted: rows[0].rows, quarantined: rows[0].quarantine });
+    expect(summary.received - summary.alreadySeen).toBeGreaterThanOrEqual(ids.length);
     expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
   } finally {
     await survivor();
