@@ -331,3 +331,25 @@ test('the largest batch size, concurrency, pollers and commits the options allow
   expect(run.summary.persisted + run.summary.quarantined).toBe(3000);
   expect(await count(`SELECT count(*) AS n FROM ingested_messages WHERE message_id = ANY('{${ids.join(',')}}')`)).toBe(3000);
 });
+
+test('a commit held up longer than the visibility timeout keeps its messages: visibility is extended, nothing is received twice', async () => {
+  const ids = await sendMessages(p.sqs, p.config.sqs.queueUrl, generateBodies(50, { seed: 31 }));
+  // The database stalls: a lock the commit waits behind for 12 s, more than twice the 5 s visibility.
+  const blocker = new PgClient({ connectionString: p.config.databaseUrl });
+  await blocker.connect();
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE ingested_messages IN ACCESS EXCLUSIVE MODE');
+  const run = runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), visibilityTimeoutSeconds: 5 });
+  // Another receiver, 8 s in (past the visibility timeout): a held message must not be visible to it.
+  await new Promise((r) => setTimeout(r, 8_000));
+  const stolen = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 1, concurrency: 1 });
+  await new Promise((r) => setTimeout(r, 3_000));
+  await blocker.query('COMMIT');
+  await blocker.end();
+  const { summary } = await run;
+  expect(stolen).toEqual([]);
+  expect(summary.visibilityExtended).toBeGreaterThan(0);
+  expect(summary).toMatchObject({ received: 50, alreadySeen: 0, ackFailed: 0, stopReason: 'queue_empty' });
+  expect(await count(`SELECT count(*) AS n FROM ingested_messages WHERE message_id = ANY('{${ids.join(',')}}')`)).toBe(50);
+  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+});
