@@ -197,9 +197,11 @@ export async function drain(
     for (const m of messages) {
       const known = held.get(m.messageId);
       if (known) {
-        // Redelivered while we still hold it: one outcome, deleted with the newest handle.
+        // Redelivered while we still hold it: one outcome, deleted with the newest handle, and
+        // counted as already seen (received = persisted + quarantined + already seen).
         known.receiptHandle = m.receiptHandle;
         known.visibleUntil = now + visibilityMs;
+        result.alreadySeen++;
         continue;
       }
       held.set(m.messageId, { receiptHandle: m.receiptHandle, visibleUntil: now + visibilityMs });
