@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { isPermanentDbError, sqlState, type Db } from '../lib/db';
 import { refreshKeyring, type Keyring } from '../lib/keyring';
+import { recordDeleteFailed, recordOutcomes, recordReceived, setQueueDepth, startStage } from '../lib/metrics'; // issue 12
 import { persistBatchIsolating as persist } from '../lib/persist';
 import { deleteMessages, MAX_BODY_CHARS, queueDepth as depth, receiveMessages } from '../lib/sqs';
 import { transformBatch as transform } from '../lib/transform';
@@ -55,27 +56,36 @@ function sqsFailure(err: unknown, what: string): never {
 export function createIngestActivities({ db, sqs, queueUrl, keyring }: IngestDeps) {
   return {
     async queueDepth(): Promise<QueueDepth> {
-      return depth(sqs, queueUrl).catch((err) => sqsFailure(err, 'GetQueueAttributes'));
+      const d = await depth(sqs, queueUrl).catch((err) => sqsFailure(err, 'GetQueueAttributes'));
+      setQueueDepth(d); // issue 12
+      return d;
     },
 
     async receiveBatch(input: ReceiveInput): Promise<ReceivedMessage[]> {
+      const end = startStage('receive'); // issue 12
       const messages = await receiveMessages(sqs, queueUrl, {
         ...input,
         maxBatchChars: MAX_BATCH_CHARS,
         onProgress: (n) => Context.current().heartbeat(n),
       }).catch((err) => sqsFailure(err, 'ReceiveMessage'));
+      if (messages.length) recordReceived(messages.length, end); // issue 12: empty polls are not batches
       log.info('Received batch', { messages: messages.length });
       return messages;
     },
 
     async transformBatch(messages: ReceivedMessage[]): Promise<TransformedBatch> {
+      const end = startStage('transform'); // issue 12
       await refreshKeyring(keyring); // a rotated key is used for new rows at once
-      return transform(keyring, messages);
+      const transformed = transform(keyring, messages);
+      end(messages.length); // issue 12
+      return transformed;
     },
 
     async persistBatch(batch: TransformedBatch): Promise<PersistResult> {
       try {
+        const end = startStage('persist'); // issue 12
         const result = await persist(db, keyring, batch);
+        recordOutcomes(result, end); // issue 12
         log.info('Persisted batch', { ...result });
         return result;
       } catch (err) {
@@ -89,7 +99,9 @@ export function createIngestActivities({ db, sqs, queueUrl, keyring }: IngestDep
     },
 
     async acknowledgeBatch(messages: { messageId: string; receiptHandle: string }[]): Promise<AcknowledgeResult> {
+      const end = startStage('acknowledge'); // issue 12
       const result = await deleteMessages(sqs, queueUrl, messages).catch((err) => sqsFailure(err, 'DeleteMessageBatch'));
+      recordDeleteFailed(result.failed.length, end, messages.length); // issue 12
       if (result.failed.length) log.warn('Some deletes failed; those messages will be redelivered and deduplicated', { failed: result.failed.length });
       return result;
     },
