@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SEARCH_ATTRIBUTE_ARGS } from '../lib/run-attributes';
 import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/config';
 import { startEmbeddedPostgres } from './postgres';
 import { startEmbeddedSqs } from './sqs';
@@ -61,7 +62,11 @@ export async function startServices(
         dbFilename: ephemeral ? undefined : path.join(scratch, 'temporal.sqlite'),
         namespace: config.temporal.namespace,
         logFile: path.join(scratch, 'temporal.log'),
-        extraArgs: config.embedded.uiCodecEndpoint ? ['--ui-codec-endpoint', config.embedded.uiCodecEndpoint] : [],
+        extraArgs: [
+          // The ingest's counts as search attributes, registered at start (lib/run-attributes.ts).
+          ...SEARCH_ATTRIBUTE_ARGS.flatMap((a) => ['--search-attribute', a]),
+          ...(config.embedded.uiCodecEndpoint ? ['--ui-codec-endpoint', config.embedded.uiCodecEndpoint] : []),
+        ],
       });
       stops.push(server.stop);
       started.push('Temporal dev server');

@@ -9,11 +9,13 @@ import {
   setHandler,
   sleep,
   startChild,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common';
 import type { IngestActivities } from '../activities/ingest';
 import { addPersistResults, type QueueDepth, type ReceivedMessage } from '../lib/types';
+import { runAttributes } from '../lib/run-attributes'; // issue 12: counts as search attributes
 
 export interface IngestOptions {
   /** Messages per batch (at most 1000; a batch also stops at a size budget). */
@@ -132,6 +134,7 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
     summary = emptySummary(new Date().toISOString(), depth.visible + depth.inFlight);
   }
   setHandler(progressQuery, () => ({ ...summary, durationMs: Date.now() - Date.parse(summary.startedAt) }));
+  const attributes = runAttributes(upsertSearchAttributes); // issue 12
 
   // The visibility timeout covers one batch's way through all four activities, with room for retries.
   const visibilityTimeoutSeconds = 60 + Math.ceil(o.batchSize / 5);
@@ -159,6 +162,7 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
     Object.assign(summary, addPersistResults(summary, persisted));
     summary.ackFailed += acked.failed.length;
     summary.batches++;
+    attributes.update(summary); // issue 12: at most every 5 s of workflow time
   }
 
   async function lane(): Promise<void> {
@@ -220,11 +224,13 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
   await Promise.all(Array.from({ length: o.concurrency }, lane));
 
   if (stop === 'continue_as_new') {
+    attributes.final(summary); // issue 12
     return continueAsNew<typeof ingestWorkflow>({ ...options, carried: summary });
   }
   summary.stopReason = stop;
   summary.finishedAt = new Date().toISOString();
   summary.durationMs = Date.parse(summary.finishedAt) - Date.parse(summary.startedAt);
+  attributes.final(summary); // issue 12
   return summary;
 }
 

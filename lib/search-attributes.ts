@@ -1,0 +1,40 @@
+// Makes sure the server knows the ingest's search attributes (lib/run-attributes.ts) before
+// the worker runs a workflow that upserts them: an unknown one fails every workflow task of
+// the run. The embedded dev server registers them at start; against another server the
+// worker registers the missing ones itself (this needs operator rights), and otherwise
+// refuses to start and says how to register them.
+import { temporal } from '@temporalio/proto';
+import { INGEST_SEARCH_ATTRIBUTES, SEARCH_ATTRIBUTE_ARGS } from './run-attributes';
+
+type OperatorService = temporal.api.operatorservice.v1.OperatorService;
+const INDEXED_TYPE: Record<string, temporal.api.enums.v1.IndexedValueType> = {
+  INT: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT,
+  KEYWORD: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+};
+
+export function registerCommands(namespace: string): string[] {
+  return SEARCH_ATTRIBUTE_ARGS.map((a) => {
+    const [name, type] = a.split('=');
+    return `temporal operator search-attribute create --namespace ${namespace} --name ${name} --type ${type}`;
+  });
+}
+
+/** Returns the names it registered (empty when all were there). */
+export async function ensureSearchAttributes(operator: OperatorService, namespace: string): Promise<string[]> {
+  const { customAttributes } = await operator.listSearchAttributes({ namespace });
+  const missing = INGEST_SEARCH_ATTRIBUTES.filter((k) => !(customAttributes && k.name in customAttributes));
+  if (!missing.length) return [];
+  try {
+    await operator.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map((k) => [k.name, INDEXED_TYPE[k.type]])),
+    });
+  } catch (err) {
+    throw new Error(
+      `The ingest's search attributes ${missing.map((k) => k.name).join(', ')} are not registered in namespace ${namespace}, ` +
+        `and registering them failed (${(err as Error).message}). Register them once with:\n  ${registerCommands(namespace).join('\n  ')}\n` +
+        '(Temporal Cloud: tcld namespace search-attributes add, or the Cloud UI.)',
+    );
+  }
+  return missing.map((k) => k.name);
+}
