@@ -44,7 +44,8 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   let metrics: RunningMetricsServer | null = null;
   try {
-    await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
+    const registered = await ensureSearchAttributes(connection.operatorService, config.temporal.namespace, (line) => logger.warn(line));
+    if (registered.length) logger.info(`Registered the search attributes ${registered.join(', ')} in namespace ${config.temporal.namespace}.`);
     const bundled = fs.existsSync(WORKFLOW_BUNDLE);
     const worker = await Worker.create({
       connection,

@@ -19,9 +19,21 @@ export function registerCommands(namespace: string): string[] {
   });
 }
 
-/** Returns the names it registered (empty when all were there). */
-export async function ensureSearchAttributes(operator: OperatorService, namespace: string): Promise<string[]> {
-  const { customAttributes } = await operator.listSearchAttributes({ namespace });
+/**
+ * Returns the names it registered (empty when all were there). When the server does not let
+ * this worker list them (some hosted setups), it warns and goes on: they may exist anyway.
+ */
+export async function ensureSearchAttributes(operator: OperatorService, namespace: string, warn: (line: string) => void = () => {}): Promise<string[]> {
+  let customAttributes: Record<string, unknown> | null | undefined;
+  try {
+    ({ customAttributes } = await operator.listSearchAttributes({ namespace }));
+  } catch (err) {
+    warn(
+      `Could not list the search attributes of namespace ${namespace} (${(err as Error).message}); if they are not registered, ` +
+        `ingest runs fail their workflow tasks. Register them with:\n  ${registerCommands(namespace).join('\n  ')}`,
+    );
+    return [];
+  }
   const missing = INGEST_SEARCH_ATTRIBUTES.filter((k) => !(customAttributes && k.name in customAttributes));
   if (!missing.length) return [];
   try {

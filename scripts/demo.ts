@@ -13,6 +13,7 @@ import { loadKeyring } from '../lib/keyring';
 import { sampleBodies } from '../lib/load';
 import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from '../lib/log';
 import { migrate } from '../lib/migrate';
+import { ProgressReporter } from '../lib/progress';
 import { createSqsClient, sendMessages } from '../lib/sqs';
 import { connectClient } from '../lib/temporal';
 import { startServices } from '../services';
@@ -77,7 +78,14 @@ async function main() {
 
     const client = await connectClient(config.temporal, keyring);
     shutdown.push(() => client.connection.close());
-    const run = await runIngest(client, config, optionsFromConfig(config.ingest), log, { startedBy: 'npm run demo' });
+    const tty = process.stderr.isTTY === true && base.logFormat === 'text';
+    const line = base.logFormat === 'json' ? (stats: object) => logger.info('progress', { ...stats }) : undefined;
+    const reporter = new ProgressReporter({ tty, write: (text) => process.stderr.write(text), line });
+    const run = await runIngest(client, config, optionsFromConfig(config.ingest), log, {
+      startedBy: 'npm run demo',
+      onProgress: (p) => reporter.update(p, Date.now()),
+      pollMs: tty ? 1000 : 2000,
+    }).finally(() => reporter.finish());
     log('');
     console.log(formatSummary(run));
     log('');
