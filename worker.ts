@@ -9,6 +9,7 @@ import { createKeyActivities } from './activities/keys';
 import { createRecoveryActivities } from './activities/recovery';
 import { loadConfig, type Config } from './lib/config';
 import { createDb } from './lib/db';
+import { DrainPool } from './lib/drain-pool';
 import { loadKeyring, type Keyring } from './lib/keyring';
 import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from './lib/log';
 import { installWorkerRuntime } from './lib/logging';
@@ -41,9 +42,20 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
   });
   const db = createDb(config.databaseUrl);
   const sqs = createSqsClient(config.sqs);
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  // The drain threads start now, so the first ingest does not wait for them.
+  const pool = new DrainPool(config, config.worker.drainThreads, { db, sqs, queueUrl: config.sqs.queueUrl, keyring });
+  await pool.start();
+  let connection: NativeConnection | null = null;
   let metrics: RunningMetricsServer | null = null;
+  const closeAll = async () => {
+    await metrics?.close();
+    await pool.close();
+    await connection?.close();
+    await db.$disconnect();
+    sqs.destroy();
+  };
   try {
+    connection = await NativeConnection.connect({ address: config.temporal.address });
     const registered = await ensureSearchAttributes(connection.operatorService, config.temporal.namespace, (line) => logger.warn(line));
     if (registered.length) logger.info(`Registered the search attributes ${registered.join(', ')} in namespace ${config.temporal.namespace}.`);
     const bundled = fs.existsSync(WORKFLOW_BUNDLE);
@@ -53,7 +65,7 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
       taskQueue: config.temporal.taskQueue,
       ...(bundled ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } } : { workflowsPath: require.resolve('./workflows') }),
       activities: {
-        ...createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, keyring }),
+        ...createIngestActivities({ sqs, queueUrl: config.sqs.queueUrl, pool }),
         ...createRecoveryActivities({ db, keyring, operatorsFile: config.recovery.operatorsFile, policy: config.recovery }),
         ...createKeyActivities({ db, keyring }),
       },
@@ -68,12 +80,7 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
         ready: () => ({ ready: worker.getState() === 'RUNNING', state: worker.getState() }),
       });
     }
-    const done = worker.run().finally(async () => {
-      await metrics?.close();
-      await connection.close();
-      await db.$disconnect();
-      sqs.destroy();
-    });
+    const done = worker.run().finally(closeAll);
     return {
       worker,
       done,
@@ -84,10 +91,7 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
       },
     };
   } catch (err) {
-    await metrics?.close();
-    await connection.close();
-    await db.$disconnect();
-    sqs.destroy();
+    await closeAll();
     throw err;
   }
 }

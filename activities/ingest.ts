@@ -1,111 +1,75 @@
-// The ingest activities: every side effect of a drain, one concern each. They are thin:
-// the work itself lives in lib/ (sqs.ts, transform.ts, persist.ts), so it can be tested
-// and reused without Temporal. Errors that retrying cannot fix are raised as
-// non-retryable; everything else is retried by Temporal with backoff.
+// The ingest activities. `drainQueue` is the whole pipeline for one time slice (receive →
+// transform/mask → persist → acknowledge, lib/drain.ts), run in this worker's drain threads;
+// message data never leaves the worker: its input and result are options and counts. It
+// heartbeats its running totals, so a worker that dies is noticed within the heartbeat
+// timeout and the retry (on any worker) carries the totals of the attempt before.
+//
+// Every input is untrusted (anyone with access to the namespace can schedule an activity):
+// options are checked here too, and nothing an input says can make this read PII out.
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { isPermanentDbError, sqlState, type Db } from '../lib/db';
-import { refreshKeyring, type Keyring } from '../lib/keyring';
-import { recordDeleteFailed, recordOutcomes, recordReceived, setQueueDepth, startStage } from '../lib/metrics'; // issue 12
-import { persistBatchIsolating as persist } from '../lib/persist';
-import { deleteMessages, MAX_BODY_CHARS, queueDepth as depth, receiveMessages } from '../lib/sqs';
-import { transformBatch as transform } from '../lib/transform';
-import type { AcknowledgeResult, PersistResult, QueueDepth, ReceivedMessage, TransformedBatch } from '../lib/types';
+import { PermanentDrainError } from '../lib/drain';
+import type { DrainPool } from '../lib/drain-pool';
+import { checkDrainInput, type DrainInput } from '../lib/ingest-options';
+import { drainRecorder, setQueueDepth } from '../lib/metrics'; // issue 12
+import { isPermanentSqsError, queueDepth as depth } from '../lib/sqs';
+import { addDrainResults, emptyDrainResult, type DrainResult, type QueueDepth } from '../lib/types';
 
 export interface IngestDeps {
-  db: Db;
   sqs: SQSClient;
   queueUrl: string;
-  keyring: Keyring;
+  pool: DrainPool;
 }
 
-export interface ReceiveInput {
-  maxMessages: number;
-  waitTimeSeconds: number;
-  visibilityTimeoutSeconds: number;
-  concurrency: number;
-}
+/** How often the drain reports its totals to Temporal (the SDK sends at most one heartbeat per 0.8 × timeout). */
+const HEARTBEAT_EVERY_MS = 1000;
 
-/** A batch's received bodies stay under this many characters (Temporal's payload limit is 2 MB). */
-export const MAX_BATCH_CHARS = 96 * MAX_BODY_CHARS;
-
-/** SQS errors that mean the configuration is wrong, not that the service is briefly away. */
-const PERMANENT_SQS_ERRORS = new Set([
-  'QueueDoesNotExist',
-  'AWS.SimpleQueueService.NonExistentQueue',
-  'AccessDenied',
-  'AccessDeniedException',
-  'InvalidClientTokenId',
-  'UnrecognizedClientException',
-  'SignatureDoesNotMatch',
-  'InvalidAddress',
-]);
-
-function sqsFailure(err: unknown, what: string): never {
-  const name = (err as Error)?.name ?? 'Error';
-  if (PERMANENT_SQS_ERRORS.has(name)) {
-    throw ApplicationFailure.nonRetryable(
-      `${what} failed with ${name}: ${(err as Error).message}. Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials.`,
-      name,
-    );
-  }
-  throw err;
-}
-
-export function createIngestActivities({ db, sqs, queueUrl, keyring }: IngestDeps) {
+export function createIngestActivities({ sqs, queueUrl, pool }: IngestDeps) {
   return {
     async queueDepth(): Promise<QueueDepth> {
-      const d = await depth(sqs, queueUrl).catch((err) => sqsFailure(err, 'GetQueueAttributes'));
+      const d = await depth(sqs, queueUrl).catch((err: Error) => {
+        if (isPermanentSqsError(err)) {
+          throw ApplicationFailure.nonRetryable(`GetQueueAttributes failed with ${err.name}: ${err.message}. Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials.`, err.name);
+        }
+        throw err;
+      });
       setQueueDepth(d); // issue 12
       return d;
     },
 
-    async receiveBatch(input: ReceiveInput): Promise<ReceivedMessage[]> {
-      const end = startStage('receive'); // issue 12
-      const messages = await receiveMessages(sqs, queueUrl, {
-        ...input,
-        maxBatchChars: MAX_BATCH_CHARS,
-        onProgress: (n) => Context.current().heartbeat(n),
-      }).catch((err) => sqsFailure(err, 'ReceiveMessage'));
-      if (messages.length) recordReceived(messages.length, end); // issue 12: empty polls are not batches
-      log.info('Received batch', { messages: messages.length });
-      return messages;
-    },
-
-    async transformBatch(messages: ReceivedMessage[]): Promise<TransformedBatch> {
-      const end = startStage('transform'); // issue 12
-      await refreshKeyring(keyring); // a rotated key is used for new rows at once
-      const transformed = transform(keyring, messages);
-      end(messages.length); // issue 12
-      return transformed;
-    },
-
-    async persistBatch(batch: TransformedBatch): Promise<PersistResult> {
+    async drainQueue(input: DrainInput): Promise<DrainResult> {
+      const problem = checkDrainInput(input);
+      if (problem) throw ApplicationFailure.nonRetryable(problem, 'InvalidIngestOptions');
+      const ctx = Context.current();
+      // A retry after a worker died: the totals that attempt last reported are part of this one.
+      const before: DrainResult = isDrainResult(ctx.info.heartbeatDetails) ? ctx.info.heartbeatDetails : emptyDrainResult();
+      let totals = before;
+      const record = drainRecorder(before); // issue 12: metrics from the running totals
+      const beat = setInterval(() => ctx.heartbeat(totals), HEARTBEAT_EVERY_MS);
+      ctx.heartbeat(totals);
       try {
-        const end = startStage('persist'); // issue 12
-        const result = await persist(db, keyring, batch);
-        recordOutcomes(result, end); // issue 12
-        log.info('Persisted batch', { ...result });
-        return result;
+        const result = await pool.run(
+          { ...input, maxMessages: input.maxMessages - before.received },
+          ctx.cancellationSignal,
+          (progress) => record((totals = addDrainResults(before, progress))), // issue 12: record(...)
+        );
+        totals = addDrainResults(before, result);
+        record(totals); // issue 12
+        log.info('Drained', { received: totals.received, persisted: totals.persisted, quarantined: totals.quarantined, endedBy: totals.endedBy });
+        return totals;
       } catch (err) {
-        if (isPermanentDbError(err)) {
-          // A quarantine entry the database refuses: not retried (the same statement would
-          // fail again), and the messages stay in the queue.
-          throw ApplicationFailure.nonRetryable(`The database refused the batch (SQLSTATE ${sqlState(err)}): ${(err as Error).message}`, 'PermanentDbError');
-        }
+        if (err instanceof PermanentDrainError) throw ApplicationFailure.nonRetryable(err.message, err.code);
         throw err;
+      } finally {
+        clearInterval(beat);
       }
     },
-
-    async acknowledgeBatch(messages: { messageId: string; receiptHandle: string }[]): Promise<AcknowledgeResult> {
-      const end = startStage('acknowledge'); // issue 12
-      const result = await deleteMessages(sqs, queueUrl, messages).catch((err) => sqsFailure(err, 'DeleteMessageBatch'));
-      recordDeleteFailed(result.failed.length, end, messages.length); // issue 12
-      if (result.failed.length) log.warn('Some deletes failed; those messages will be redelivered and deduplicated', { failed: result.failed.length });
-      return result;
-    },
   };
+}
+
+function isDrainResult(v: unknown): v is DrainResult {
+  return typeof v === 'object' && v !== null && typeof (v as DrainResult).received === 'number' && typeof (v as DrainResult).stageMs === 'object';
 }
 
 export type IngestActivities = ReturnType<typeof createIngestActivities>;

@@ -5,8 +5,10 @@
 // value comes from the embedded services (`npm run services` or `npm run demo`), which
 // write their addresses to `<DATA_DIR>/services.json` while they run.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { INGEST_LIMITS, type IngestOptions, type ResolvedIngestOptions } from './ingest-options';
 
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
@@ -43,6 +45,13 @@ const url = (protocols: string[]) =>
     },
     { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
   );
+
+/** INGEST_BATCH_SIZE and the other ingest options, with the ranges and defaults of lib/ingest-options.ts. */
+function ingestEnv() {
+  return Object.fromEntries(
+    Object.values(INGEST_LIMITS).map((l) => [l.env, l.default === undefined ? int(l.min, l.max).optional() : int(l.min, l.max).default(l.default)]),
+  ) as Record<string, z.ZodType<number | undefined>>;
+}
 
 const envSchema = z.object({
   NODE_ENV: z.string().optional(),
@@ -81,12 +90,9 @@ const envSchema = z.object({
   CODEC_CORS_ORIGINS: z.string().min(1).default('http://localhost:8233,http://127.0.0.1:8233'),
 
   INGEST_WORKFLOW_ID: z.string().min(1).default('login-ingest'),
-  INGEST_BATCH_SIZE: int(1, 1000).default(250),
-  INGEST_CONCURRENCY: int(1, 16).default(4),
-  INGEST_MAX_MESSAGES: int(1, Number.MAX_SAFE_INTEGER).optional(),
-  SQS_WAIT_TIME_SECONDS: int(0, 20).default(1),
-  SQS_RECEIVE_CONCURRENCY: int(1, 50).default(10),
+  ...ingestEnv(),
   WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 1000).default(32),
+  WORKER_DRAIN_THREADS: int(0, 64).optional(),
 
   EMBEDDED_TEMPORAL_PORT: int(1, 65535).default(7233),
   TEMPORAL_UI_PORT: int(1, 65535).default(8233),
@@ -120,16 +126,12 @@ export interface Config {
     signatureMaxAgeSeconds: number;
   };
   codecServer: { token?: string; port: number; corsOrigins: string[] };
-  ingest: {
-    workflowId: string;
-    batchSize: number;
-    concurrency: number;
-    maxMessages?: number;
-    waitTimeSeconds: number;
-    receiveConcurrency: number;
-  };
+  /** The ingest's workflow ID and options (lib/ingest-options.ts has their ranges and meanings). */
+  ingest: { workflowId: string } & ResolvedIngestOptions;
   worker: {
     maxConcurrentActivities: number;
+    /** Threads each worker process drains with (0: on its main thread). */
+    drainThreads: number;
     /** The worker's Prometheus, readiness and health endpoint (lib/metrics-server.ts); off when unset. */
     metricsAddress?: string;
     /** On SIGTERM, activities get this long to finish before they are cancelled (keep it below Kubernetes' terminationGracePeriodSeconds). */
@@ -250,14 +252,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
     },
     ingest: {
       workflowId: e.INGEST_WORKFLOW_ID,
-      batchSize: e.INGEST_BATCH_SIZE,
-      concurrency: e.INGEST_CONCURRENCY,
-      maxMessages: e.INGEST_MAX_MESSAGES,
-      waitTimeSeconds: e.SQS_WAIT_TIME_SECONDS,
-      receiveConcurrency: e.SQS_RECEIVE_CONCURRENCY,
+      ...(Object.fromEntries(
+        Object.entries(INGEST_LIMITS).map(([name, l]) => [name, (e as Record<string, unknown>)[l.env]]),
+      ) as IngestOptions as ResolvedIngestOptions),
     },
     worker: {
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      drainThreads: e.WORKER_DRAIN_THREADS ?? Math.min(4, os.availableParallelism()),
       metricsAddress: e.METRICS_ADDRESS,
       shutdownGraceSeconds: e.WORKER_SHUTDOWN_GRACE_SECONDS,
     },

@@ -3,8 +3,9 @@
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Config } from './config';
+import type { IngestOptions } from './ingest-options';
 import { ingestStaticSummary } from './run-attributes';
-import { ingestWorkflow, progressQuery, type IngestOptions, type IngestSummary } from '../workflows/ingest';
+import { ingestWorkflow, progressQuery, type IngestSummary } from '../workflows/ingest';
 
 export interface IngestRun {
   workflowId: string;
@@ -14,13 +15,8 @@ export interface IngestRun {
 }
 
 export function optionsFromConfig(ingest: Config['ingest']): IngestOptions {
-  return {
-    batchSize: ingest.batchSize,
-    concurrency: ingest.concurrency,
-    maxMessages: ingest.maxMessages,
-    waitTimeSeconds: ingest.waitTimeSeconds,
-    receiveConcurrency: ingest.receiveConcurrency,
-  };
+  const { workflowId: _, ...options } = ingest;
+  return options;
 }
 
 /** Whether a worker polls the task queue; a worker that has just started gets a moment to show up. */
@@ -38,7 +34,7 @@ async function hasWorkers(client: Client, config: Config): Promise<boolean> {
 }
 
 export function formatProgress(p: IngestSummary): string {
-  return `received ${p.received} · persisted ${p.persisted} · quarantined ${p.quarantined} · already seen ${p.alreadySeen} · batches ${p.batches} · ${(p.durationMs / 1000).toFixed(1)} s`;
+  return `received ${p.received} · persisted ${p.persisted} · quarantined ${p.quarantined} · already seen ${p.alreadySeen} · drains ${p.slices} · ${(p.durationMs / 1000).toFixed(1)} s`;
 }
 
 export interface RunIngestOptions {
@@ -103,7 +99,7 @@ export function formatSummary(run: IngestRun): string {
     .sort((a, b) => b[1] - a[1])
     .map(([r, n]) => `    ${r}: ${n}`);
   return [
-    `Ingest ${run.workflowId} finished (${s.stopReason}) in ${(s.durationMs / 1000).toFixed(1)} s over ${s.runs} run(s), ${s.batches} batch(es)`,
+    `Ingest ${run.workflowId} finished (${s.stopReason}) in ${(s.durationMs / 1000).toFixed(1)} s over ${s.runs} run(s), ${s.slices} drain(s), ${s.commits} commit(s)`,
     `  queue depth at start:  ${s.queueDepthAtStart}`,
     `  received:              ${s.received}`,
     `  persisted (new rows):  ${s.persisted}`,

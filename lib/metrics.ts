@@ -6,13 +6,14 @@
 //   login_ingest_messages_total{outcome="received|persisted|quarantined|already_seen|delete_failed"}
 //   login_ingest_quarantined_total{reason="invalid_ip|…"}       (a message with two reasons counts in both)
 //   login_ingest_duplicate_logins_total                         (new rows with an earlier row's fingerprint)
-//   login_ingest_stage_duration_seconds{stage="receive|transform|persist|acknowledge|…"}  (histogram, per batch)
-//   login_ingest_stage_messages_total{stage}                    (messages through each stage)
+//   login_ingest_stage_seconds_total{stage="receive|transform|persist|acknowledge"}  (time spent in each stage, all drain threads)
+//   login_ingest_stage_duration_seconds{stage}                  (histogram, per batch/chunk, where recordStage/startStage is called)
+//   login_ingest_stage_messages_total{stage}                    (messages through each stage, idem)
 //   login_ingest_queue_depth{state="visible|in_flight"}         (gauge: SQS's approximate counts, last seen)
 //
 // No label carries a message ID, a user ID or any other value from a message.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PersistResult, QueueDepth } from './types';
+import type { DrainResult, PersistResult, QueueDepth } from './types';
 
 export const registry = new Registry();
 
@@ -52,6 +53,13 @@ const stageSeconds = new Histogram({
 const stageMessages = new Counter({
   name: 'login_ingest_stage_messages_total',
   help: 'Messages that went through a stage of the pipeline.',
+  labelNames: ['stage'],
+  registers: [registry],
+});
+
+const stageSecondsTotal = new Counter({
+  name: 'login_ingest_stage_seconds_total',
+  help: 'Time spent in each stage of the pipeline, seconds, summed over the drain threads (rate() of it: how busy each stage is).',
   labelNames: ['stage'],
   registers: [registry],
 });
@@ -104,6 +112,35 @@ export function recordDeleteFailed(count: number, endAcknowledge?: EndStage, mes
 export function setQueueDepth(d: QueueDepth): void {
   queueDepthGauge.set({ state: 'visible' }, d.visible);
   queueDepthGauge.set({ state: 'in_flight' }, d.inFlight);
+}
+
+/** The counts a drain reports, cumulative (lib/types.ts DrainResult). */
+export type DrainTotals = Pick<DrainResult, 'received' | 'persisted' | 'quarantined' | 'quarantinedByReason' | 'alreadySeen' | 'duplicateLogins' | 'ackFailed' | 'stageMs'>;
+
+/**
+ * For one drain activity attempt, which reports running totals (its progress callback and its
+ * result): returns a function to call with each new total; it records what changed since the
+ * last call. Start it from the totals the attempt starts with (a retry's carried totals), so
+ * nothing is counted twice.
+ */
+export function drainRecorder(start?: DrainTotals): (totals: DrainTotals) => void {
+  let last: DrainTotals = start ?? { received: 0, persisted: 0, quarantined: 0, quarantinedByReason: {}, alreadySeen: 0, duplicateLogins: 0, ackFailed: 0, stageMs: { receive: 0, transform: 0, persist: 0, acknowledge: 0 } };
+  return (t) => {
+    const d = (k: 'received' | 'persisted' | 'quarantined' | 'alreadySeen' | 'duplicateLogins' | 'ackFailed') => Math.max(0, t[k] - last[k]);
+    recordReceived(d('received'));
+    const byReason: Record<string, number> = {};
+    for (const [reason, n] of Object.entries(t.quarantinedByReason)) {
+      const delta = n - (last.quarantinedByReason[reason] ?? 0);
+      if (delta > 0) byReason[reason] = delta;
+    }
+    recordOutcomes({ persisted: d('persisted'), quarantined: d('quarantined'), quarantinedByReason: byReason, alreadySeen: d('alreadySeen'), duplicateLogins: d('duplicateLogins') });
+    recordDeleteFailed(d('ackFailed'));
+    for (const [stage, ms] of Object.entries(t.stageMs)) {
+      const delta = ms - (last.stageMs[stage as keyof typeof last.stageMs] ?? 0);
+      if (delta > 0) stageSecondsTotal.inc({ stage }, delta / 1000);
+    }
+    last = structuredClone(t);
+  };
 }
 
 let defaultMetrics = false;

@@ -1,12 +1,12 @@
-// The shapes that travel between activities (and so through the workflow history, where
-// the payload codec encrypts them). Plain JSON: no Buffers, no Dates. Anything else here is
-// pure, so workflow code may import it.
+// The shapes the pipeline passes between its steps inside the worker (messages, rows,
+// quarantine entries: they never leave the worker), and the counts that do travel through
+// the workflow history. Plain JSON: no Buffers, no Dates. Pure, so workflow code may import it.
 
 /** One SQS message as the receive activity hands it on. */
 export interface ReceivedMessage {
   messageId: string;
   receiptHandle: string;
-  /** The body, cut to MAX_BODY_CHARS characters when longer (then bodyTruncated is true). */
+  /** The body, cut to MAX_BODY_BYTES UTF-8 bytes when longer (then bodyTruncated is true). */
   body: string;
   bodyBytes: number;
   bodyTruncated: boolean;
@@ -86,4 +86,71 @@ export interface AcknowledgeResult {
 export interface QueueDepth {
   visible: number;
   inFlight: number;
+}
+
+/** Time spent in each stage of a drain, in milliseconds summed over its calls. */
+export interface StageTimes {
+  receive: number;
+  transform: number;
+  persist: number;
+  acknowledge: number;
+}
+
+/** What one drain of the queue (one activity, or one thread's part of it) did: counts only. */
+export interface DrainResult extends PersistResult {
+  received: number;
+  /** Deletes SQS refused; those messages come back and count as alreadySeen then. */
+  ackFailed: number;
+  /** Messages whose visibility was extended because their commit took long (a database outage, say). */
+  visibilityExtended: number;
+  /** ReceiveMessage calls that failed and were retried. */
+  receiveErrors: number;
+  /** Commits that failed with an error worth retrying, and were retried. */
+  persistRetries: number;
+  /** Chunks committed (one transaction each). */
+  commits: number;
+  stageMs: StageTimes;
+  /**
+   * empty: the queue gave nothing to several receives in a row; budget: maxMessages reached;
+   * time: the drain's time slice ended; stopped: asked to stop (cancellation, shutdown).
+   */
+  endedBy: 'empty' | 'budget' | 'time' | 'stopped';
+}
+
+export function emptyDrainResult(): DrainResult {
+  return {
+    received: 0,
+    persisted: 0,
+    quarantined: 0,
+    quarantinedByReason: {},
+    alreadySeen: 0,
+    duplicateLogins: 0,
+    ackFailed: 0,
+    visibilityExtended: 0,
+    receiveErrors: 0,
+    persistRetries: 0,
+    commits: 0,
+    stageMs: { receive: 0, transform: 0, persist: 0, acknowledge: 0 },
+    endedBy: 'empty',
+  };
+}
+
+/** Two drain results as one (the counts added; endedBy is the second's). */
+export function addDrainResults(a: DrainResult, b: DrainResult): DrainResult {
+  return {
+    ...addPersistResults(a, b),
+    received: a.received + b.received,
+    ackFailed: a.ackFailed + b.ackFailed,
+    visibilityExtended: a.visibilityExtended + b.visibilityExtended,
+    receiveErrors: a.receiveErrors + b.receiveErrors,
+    persistRetries: a.persistRetries + b.persistRetries,
+    commits: a.commits + b.commits,
+    stageMs: {
+      receive: a.stageMs.receive + b.stageMs.receive,
+      transform: a.stageMs.transform + b.stageMs.transform,
+      persist: a.stageMs.persist + b.stageMs.persist,
+      acknowledge: a.stageMs.acknowledge + b.stageMs.acknowledge,
+    },
+    endedBy: b.endedBy,
+  };
 }

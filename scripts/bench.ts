@@ -1,92 +1,344 @@
-// `npm run bench`: ingest throughput beside a plain receive-and-delete drain of the same
-// queue on the same machine, the yardstick of the throughput target (ingest ≥ 85% of the
-// plain drain). Runs on ephemeral embedded services (or those the environment names).
-//   npm run bench -- [--messages 20000] [--batch-size 250] [--concurrency 4]
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { loadConfig } from '../lib/config';
+// `npm run bench`: the pipeline against fair yardsticks, on the same services, in one run.
+//
+//   npm run bench -- [--messages 50000] [--runs 5] [--workers 1,2,4] [--json FILE]
+//                    [--batch-size N] [--concurrency N] [--threads N]
+//
+// Each run, for each worker count: a fresh queue and database; the raw drain (a plain
+// receive-and-delete loop in a process of its own, 8 pollers in each of nproc threads,
+// against the emulator in a process of its own) before and after the pipeline, the faster
+// counting; raw PostgreSQL inserts (plain SQL, the same table and indexes) beside the
+// pipeline's own persist step at the same concurrency; the pipeline end to end (worker
+// processes as users run them, `worker.ts`, started by `client.ts`'s own ingest code). A
+// pipeline run counts only if it balances: rows + quarantine = distinct IDs sent, queue empty.
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { Client as PgClient } from 'pg';
+import { temporal } from '@temporalio/proto';
+import { loadConfig, type Config } from '../lib/config';
+import { createDb } from '../lib/db';
 import { optionsFromConfig, runIngest } from '../lib/ingest-run';
-import { loadKeyring } from '../lib/keyring';
+import { LocalKeyWrapper } from '../lib/kek';
+import { initKeyringFile, loadKeyring, type Keyring } from '../lib/keyring';
 import { generateBodies } from '../lib/load';
 import { migrate } from '../lib/migrate';
-import { createSqsClient, queueDepth, sendMessages } from '../lib/sqs';
+import { persistBatch } from '../lib/persist';
+import { createSqsClient, queueDepth, sendMessages, toReceived } from '../lib/sqs';
 import { connectClient } from '../lib/temporal';
+import { transformBatch } from '../lib/transform';
+import type { TransformedBatch } from '../lib/types';
 import { startServices } from '../services';
-import { startWorker } from '../worker';
 
-function arg(name: string, fallback: number): number {
+const ROOT = path.join(__dirname, '..');
+
+function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+const num = (name: string, fallback: number) => {
+  const v = Number(arg(name, String(fallback)));
+  if (!Number.isInteger(v) || v < 0) throw new Error(`--${name} must be a whole number (got ${arg(name, '')})`);
+  return v;
+};
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const spread = (xs: number[]) => [Math.min(...xs), Math.max(...xs)];
+const round = (x: number, d = 0) => Math.round(x * 10 ** d) / 10 ** d;
+
+function runNode(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args[0]} exited with code ${code}`))));
+  });
 }
 
-/** The yardstick: receive 10 at a time on `pollers` concurrent loops, delete each batch, until empty. */
-async function plainDrain(sqs: SQSClient, queueUrl: string, pollers: number): Promise<number> {
-  let drained = 0;
+/** The raw drain's rate, and the CPU seconds its process spent. */
+async function rawDrain(endpoint: string, queueUrl: string): Promise<{ rate: number; cpuSeconds: number }> {
+  const out = await runNode([path.join(__dirname, 'bench', 'raw-drain.ts'), endpoint, queueUrl, String(os.availableParallelism()), '8']);
+  const { drained, seconds, cpuSeconds } = JSON.parse(out.trim().split('\n').pop()!);
+  return { rate: drained / seconds, cpuSeconds };
+}
+
+/** Plain SQL, no ORM: the same rows into the same table and indexes, unnest arrays, bytea as bytes. */
+async function rawInsert(pg: PgClient, batch: TransformedBatch): Promise<void> {
+  const r = batch.rows;
+  const c = <T>(f: (x: (typeof r)[number]) => T) => r.map(f);
+  await pg.query(
+    `INSERT INTO user_logins (message_id, user_id, device_type, masked_ip, masked_device_id, ip_ciphertext, device_id_ciphertext,
+       pii_key_id, locale, app_version, app_version_major, app_version_minor, app_version_patch, login_fingerprint, create_date)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::text[], $9::text[],
+       $10::text[], $11::int[], $12::int[], $13::int[], $14::text[], $15::timestamptz[])`,
+    [
+      c((x) => x.messageId), c((x) => x.userId), c((x) => x.deviceType), c((x) => x.maskedIp), c((x) => x.maskedDeviceId),
+      c((x) => Buffer.from(x.ipCiphertext, 'base64')), c((x) => Buffer.from(x.deviceIdCiphertext, 'base64')), c((x) => x.piiKeyId),
+      c((x) => x.locale), c((x) => x.appVersion), c((x) => x.appVersionMajor), c((x) => x.appVersionMinor), c((x) => x.appVersionPatch),
+      c((x) => x.loginFingerprint), c((x) => x.createDate),
+    ],
+  );
+}
+
+/** Rows a second, `lanes` connections each inserting its share of the chunks one after another. */
+async function insertRate(chunks: TransformedBatch[], lanes: number, insert: (lane: number, chunk: TransformedBatch) => Promise<void>): Promise<number> {
+  let next = 0;
+  const started = performance.now();
   await Promise.all(
-    Array.from({ length: pollers }, async () => {
-      for (let empty = 0; empty < 2; ) {
-        const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60 }));
-        if (!Messages.length) {
-          empty++;
-          continue;
-        }
-        empty = 0;
-        await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
-        drained += Messages.length;
-      }
+    Array.from({ length: lanes }, async (_, lane) => {
+      while (next < chunks.length) await insert(lane, chunks[next++]);
     }),
   );
-  return drained;
+  return chunks.reduce((n, c) => n + c.rows.length + c.quarantine.length, 0) / ((performance.now() - started) / 1000);
+}
+
+async function freshDatabase(baseUrl: string, name: string): Promise<string> {
+  const pg = new PgClient({ connectionString: baseUrl });
+  await pg.connect();
+  await pg.query(`CREATE DATABASE "${name}"`);
+  await pg.end();
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  await migrate(url.toString(), () => {});
+  return url.toString();
+}
+
+/** The persist step alone, the pipeline's own function through Prisma, against plain SQL on the same data and concurrency. */
+async function persistVsRaw(baseUrl: string, tag: string, keyring: Keyring, bodies: string[], chunkSize: number, lanes: number) {
+  const messages = bodies.map((Body, i) => toReceived({ MessageId: `${tag}-${i}`, ReceiptHandle: 'x', Body, Attributes: { SentTimestamp: String(Date.now()) } }));
+  const chunks: TransformedBatch[] = [];
+  for (let i = 0; i < messages.length; i += chunkSize) chunks.push(transformBatch(keyring, messages.slice(i, i + chunkSize)));
+  const rowsOnly = chunks.map((c) => ({ rows: c.rows, quarantine: [] }));
+
+  const rawUrl = await freshDatabase(baseUrl, `${tag}_raw`);
+  const pgs = await Promise.all(Array.from({ length: lanes }, async () => {
+    const pg = new PgClient({ connectionString: rawUrl });
+    await pg.connect();
+    return pg;
+  }));
+  const raw = await insertRate(rowsOnly, lanes, (lane, chunk) => rawInsert(pgs[lane], chunk));
+  await Promise.all(pgs.map((pg) => pg.end()));
+
+  const db = createDb(await freshDatabase(baseUrl, `${tag}_persist`), { maxConnections: lanes });
+  const persist = await insertRate(rowsOnly, lanes, async (_, chunk) => void (await persistBatch(db, chunk)));
+  await db.$disconnect();
+  return { rawRowsPerSecond: raw, persistRowsPerSecond: persist };
+}
+
+/** Events and encoded bytes of every run of an ingest (continue-as-new chains them). */
+async function historySize(client: Awaited<ReturnType<typeof connectClient>>, workflowId: string) {
+  let events = 0;
+  let bytes = 0;
+  let runs = 0;
+  for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+    const history = await client.workflow.getHandle(workflowId, wf.runId).fetchHistory();
+    events += history.events?.length ?? 0;
+    bytes += temporal.api.history.v1.History.encode(history).finish().length;
+    runs++;
+  }
+  return { events, bytes, runs };
+}
+
+interface Workers {
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+async function startWorkers(n: number, env: NodeJS.ProcessEnv): Promise<Workers> {
+  const children = await Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<import('node:child_process').ChildProcess>((resolve, reject) => {
+        const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+        const child = spawn(process.execPath, [...profile, '-r', 'ts-node/register/transpile-only', 'worker.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        const onData = (c: Buffer) => {
+          out += c.toString('utf8');
+          if (out.includes('Worker polling')) resolve(child);
+        };
+        child.stdout!.on('data', onData);
+        child.stderr!.on('data', onData);
+        child.once('exit', (code) => reject(new Error(`worker.ts exited (code ${code}):\n${out.slice(-2000)}`)));
+      }),
+    ),
+  );
+  return {
+    pids: children.map((c) => c.pid!),
+    async stop() {
+      await Promise.all(children.map((c) => new Promise((resolve) => (c.once('exit', resolve), c.kill('SIGTERM')))));
+    },
+  };
+}
+
+/** Peak resident set of the given processes (their threads included), sampled every 100 ms. */
+function sampleRss(pids: number[]) {
+  const peak = new Map<number, number>();
+  const read = () => {
+    for (const pid of pids) {
+      try {
+        const kb = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+        peak.set(pid, Math.max(peak.get(pid) ?? 0, kb * 1024));
+      } catch {
+        // gone
+      }
+    }
+  };
+  const timer = setInterval(read, 100);
+  return () => (clearInterval(timer), read(), Math.max(...peak.values()));
+}
+
+/** CPU seconds (user + system) used so far by the given processes, or by every process of a command name. */
+function cpuSeconds(pids: number[] | string): number {
+  const list = typeof pids === 'string'
+    ? fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && readOr(`/proc/${d}/comm`).trim() === pids).map(Number)
+    : pids;
+  let ticks = 0;
+  for (const pid of list) {
+    const fields = readOr(`/proc/${pid}/stat`).split(') ')[1]?.split(' ') ?? [];
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks / 100;
+}
+const readOr = (file: string) => {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+/** CPU seconds per process group over a stretch of work. */
+function cpuMeter(groups: Record<string, number[] | string>) {
+  const start = Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, cpuSeconds(v)]));
+  return () => Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, round(cpuSeconds(v) - start[k], 2)]));
+}
+
+async function createQueue(sqs: SQSClient, name: string): Promise<string> {
+  return (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
 }
 
 async function main() {
-  // The embedded emulator takes any credentials; the SDK's default chain reads these.
   process.env.AWS_ACCESS_KEY_ID ??= 'bench';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'bench';
-  const messages = arg('messages', 20_000);
-  const base = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN' }, []);
-  const services = await startServices(base, { ephemeral: true, log: () => {} });
+  const messages = num('messages', 50_000);
+  const runs = num('runs', 5);
+  const workerCounts = arg('workers', '1').split(',').map(Number);
+  const jsonFile = arg('json', '');
+  if (workerCounts.some((w) => !Number.isInteger(w) || w < 1 || w > 16)) throw new Error('--workers takes whole numbers from 1 to 16, e.g. 1,2,4');
+  const quiet = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN' };
+  const base = loadConfig(quiet, []);
+  const services = await startServices(base, { ephemeral: true, log: () => {}, sqsProcess: true });
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'login-ingest-bench-'));
   try {
-    const env = {
-      ...process.env,
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN',
+    const masterKey = crypto.randomBytes(32).toString('base64');
+    const keyFile = path.join(scratch, 'keyring.json');
+    await initKeyringFile(keyFile, new LocalKeyWrapper(Buffer.from(masterKey, 'base64')));
+    const common = {
+      ...quiet,
       TEMPORAL_ADDRESS: services.temporalAddress,
-      DATABASE_URL: services.databaseUrl,
-      SQS_QUEUE_URL: services.sqsQueueUrl,
       AWS_ENDPOINT_URL_SQS: services.sqsEndpoint,
       AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+      PII_KEYRING_FILE: keyFile,
+      PII_MASTER_KEY: masterKey,
+      DATA_DIR: scratch,
+      ...(arg('batch-size', '') && { INGEST_BATCH_SIZE: arg('batch-size', '') }),
+      ...(arg('concurrency', '') && { INGEST_CONCURRENCY: arg('concurrency', '') }),
+      ...(arg('threads', '') && { WORKER_DRAIN_THREADS: arg('threads', '') }),
     };
-    const config = loadConfig(env);
-    await migrate(config.databaseUrl, () => {});
-    const keyring = await loadKeyring(config, () => {});
-    const sqs = createSqsClient(config.sqs);
+    const admin = createSqsClient(loadConfig({ ...common, SQS_QUEUE_URL: services.sqsQueueUrl, DATABASE_URL: services.databaseUrl }).sqs);
+    const keyring = await loadKeyring(loadConfig({ ...common, DATABASE_URL: services.databaseUrl }, ['database']), () => {});
     const bodies = generateBodies(messages, { malformedShare: 0.01, duplicateShare: 0.05, seed: 42 });
+    const figures: Record<string, unknown>[] = [];
 
-    await sendMessages(sqs, config.sqs.queueUrl, bodies);
-    let t = performance.now();
-    const drained = await plainDrain(sqs, config.sqs.queueUrl, config.ingest.receiveConcurrency * config.ingest.concurrency);
-    const plainSeconds = (performance.now() - t) / 1000;
+    for (let run = 1; run <= runs; run++) {
+      for (const workers of workerCounts) {
+        const tag = `b${run}w${workers}_${crypto.randomBytes(3).toString('hex')}`;
+        const queueUrl = await createQueue(admin, tag);
+        const env = { ...common, SQS_QUEUE_URL: queueUrl, DATABASE_URL: await freshDatabase(services.databaseUrl, tag), TEMPORAL_TASK_QUEUE: `tq-${tag}`, INGEST_WORKFLOW_ID: `ingest-${tag}` };
+        const config: Config = loadConfig(env);
 
-    await sendMessages(sqs, config.sqs.queueUrl, bodies);
-    const worker = await startWorker(config, keyring);
-    const client = await connectClient(config.temporal, keyring);
-    const options = { ...optionsFromConfig(config.ingest), batchSize: arg('batch-size', config.ingest.batchSize), concurrency: arg('concurrency', config.ingest.concurrency) };
-    // Peak memory of this process (client and worker both live here) while the ingest runs.
-    let peakRss = process.memoryUsage().rss;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
-    t = performance.now();
-    const run = await runIngest(client, config, options);
-    const ingestSeconds = (performance.now() - t) / 1000;
-    clearInterval(sampler);
-    const left = await queueDepth(sqs, config.sqs.queueUrl);
-    await client.connection.close();
-    await worker.shutdown();
-    sqs.destroy();
+        const emulator = [services.sqsPid!];
+        await sendMessages(admin, queueUrl, bodies);
+        const rawCpu = cpuMeter({ emulator });
+        const before = await rawDrain(services.sqsEndpoint, queueUrl);
+        const rawBefore = before.rate;
+        const rawCpuSeconds = { ...rawCpu(), drain: round(before.cpuSeconds, 2) };
 
-    const plainRate = drained / plainSeconds;
-    const ingestRate = run.summary.received / ingestSeconds;
-    console.log(JSON.stringify({ messages, options, plain: { drained, seconds: +plainSeconds.toFixed(2), perSecond: Math.round(plainRate) }, ingest: { received: run.summary.received, persisted: run.summary.persisted, quarantined: run.summary.quarantined, batches: run.summary.batches, runs: run.summary.runs, seconds: +ingestSeconds.toFixed(2), perSecond: Math.round(ingestRate), peakRssMiB: Math.round(peakRss / 2 ** 20) }, ratio: +(ingestRate / plainRate).toFixed(3), left, node: process.version }, null, 2));
+        const sentIds = await sendMessages(admin, queueUrl, bodies);
+        const pool = await startWorkers(workers, env);
+        const peakRss = sampleRss(pool.pids);
+        const client = await connectClient(config.temporal, keyring);
+        const cpu = cpuMeter({ workers: pool.pids, emulator, postgres: 'postgres', temporal: 'temporal' });
+        const t = performance.now();
+        const ingest = await runIngest(client, config, optionsFromConfig(config.ingest));
+        const seconds = (performance.now() - t) / 1000;
+        const rss = peakRss();
+        const pipelineCpuSeconds = cpu();
+        await pool.stop();
+        const history = await historySize(client, config.ingest.workflowId);
+        await client.connection.close();
+
+        // The balance: every distinct ID sent is one row or one quarantine entry, and the queue is empty.
+        const pg = new PgClient({ connectionString: config.databaseUrl });
+        await pg.connect();
+        const { rows: [db] } = await pg.query<{ rows: number; quarantine: number; ledger: number }>(
+          `SELECT (SELECT count(*) FROM user_logins)::int AS rows, (SELECT count(*) FROM quarantine)::int AS quarantine, (SELECT count(*) FROM ingested_messages)::int AS ledger`,
+        );
+        await pg.end();
+        const left = await queueDepth(admin, queueUrl);
+        const distinct = new Set(sentIds).size;
+        const balanced = db.rows + db.quarantine === distinct && db.ledger === distinct && left.visible + left.inFlight === 0;
+
+        await sendMessages(admin, queueUrl, bodies);
+        const rawAfter = (await rawDrain(services.sqsEndpoint, queueUrl)).rate;
+        const persist = workers === workerCounts[0]
+          ? await persistVsRaw(services.databaseUrl, `${tag}_p`, keyring, bodies, config.ingest.batchSize, config.worker.drainThreads * config.ingest.commitsInFlight)
+          : null;
+
+        const raw = Math.max(rawBefore, rawAfter);
+        const rate = ingest.summary.received / seconds;
+        const s = ingest.summary;
+        const f = {
+          run, workers, messages, balanced,
+          rawDrainPerSecond: round(raw), rawBefore: round(rawBefore), rawAfter: round(rawAfter),
+          pipelinePerSecond: round(rate), seconds: round(seconds, 2), ratio: round(rate / raw, 3),
+          ...(persist && { rawPgRowsPerSecond: round(persist.rawRowsPerSecond), persistRowsPerSecond: round(persist.persistRowsPerSecond), persistRatio: round(persist.persistRowsPerSecond / persist.rawRowsPerSecond, 3) }),
+          workerPeakRssMiB: round(rss / 2 ** 20),
+          historyEventsPer10k: round((history.events / s.received) * 10_000, 1), historyBytesPer10k: round((history.bytes / s.received) * 10_000), historyRuns: history.runs,
+          cpuSeconds: { rawDrain: rawCpuSeconds, pipeline: pipelineCpuSeconds },
+          stageMsPerMessage: Object.fromEntries(Object.entries(s.stageMs).map(([k, v]) => [k, round(v / s.received, 3)])),
+          received: s.received, persisted: s.persisted, quarantined: s.quarantined, alreadySeen: s.alreadySeen, drains: s.slices, commits: s.commits,
+        };
+        figures.push(f);
+        console.error(JSON.stringify(f));
+        if (!balanced) console.error(`run ${run} (${workers} worker(s)) does not balance: ${JSON.stringify({ db, distinct, left })}; it does not count`);
+      }
+    }
+
+    const summary = workerCounts.map((workers) => {
+      const ok = figures.filter((f) => f.workers === workers && f.balanced) as Record<string, number>[];
+      const pick = (k: string) => ok.map((f) => f[k]).filter((v) => typeof v === 'number');
+      const stat = (k: string) => (pick(k).length ? { median: round(median(pick(k)), 3), min: spread(pick(k))[0], max: spread(pick(k))[1] } : null);
+      return {
+        workers, counted: ok.length, of: runs,
+        ratio: stat('ratio'), rawDrainPerSecond: stat('rawDrainPerSecond'), pipelinePerSecond: stat('pipelinePerSecond'),
+        persistRatio: stat('persistRatio'), workerPeakRssMiB: stat('workerPeakRssMiB'), historyBytesPer10k: stat('historyBytesPer10k'), historyEventsPer10k: stat('historyEventsPer10k'),
+      };
+    });
+    const report = { node: process.version, cores: os.availableParallelism(), messages, options: optionsFromConfig(loadConfig({ ...common, SQS_QUEUE_URL: 'http://x/q', DATABASE_URL: 'postgresql://x/y' }).ingest), summary, runs: figures };
+    console.log('');
+    for (const s of summary) {
+      const fmt = (x: { median: number; min: number; max: number } | null, d = 0) => (x ? `${round(x.median, d)} (${round(x.min, d)}–${round(x.max, d)})` : 'n/a');
+      console.log(`${s.workers} worker(s), ${s.counted}/${s.of} balanced runs of ${messages}: pipeline/raw drain ${fmt(s.ratio, 3)}; raw drain ${fmt(s.rawDrainPerSecond)} msg/s; pipeline ${fmt(s.pipelinePerSecond)} msg/s; persist/raw PG ${fmt(s.persistRatio, 3)}; worker peak RSS ${fmt(s.workerPeakRssMiB)} MiB; history ${fmt(s.historyBytesPer10k)} bytes and ${fmt(s.historyEventsPer10k, 1)} events per 10,000 messages`);
+    }
+    if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify(report, null, 2));
+    admin.destroy();
   } finally {
     await services.stop();
+    fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
 

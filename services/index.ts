@@ -9,7 +9,7 @@ import path from 'node:path';
 import { SEARCH_ATTRIBUTE_ARGS } from '../lib/run-attributes';
 import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/config';
 import { startEmbeddedPostgres } from './postgres';
-import { startEmbeddedSqs } from './sqs';
+import { startEmbeddedSqs, startSqsProcess } from './sqs';
 import { findOrInstallTemporalCli, freePort, startTemporalDevServer } from './temporal';
 
 export const QUEUE_NAME = 'login-queue';
@@ -17,12 +17,14 @@ export const QUEUE_NAME = 'login-queue';
 export interface RunningServices extends EmbeddedServices {
   /** What was started here (the rest came from the environment). */
   started: string[];
+  /** The SQS emulator's own process, when it runs in one (opts.sqsProcess). */
+  sqsPid?: number;
   stop(): Promise<void>;
 }
 
 export async function startServices(
   config: Config,
-  opts: { ephemeral?: boolean; log?: (msg: string) => void } = {},
+  opts: { ephemeral?: boolean; log?: (msg: string) => void; /** The SQS emulator in a process of its own. */ sqsProcess?: boolean } = {},
 ): Promise<RunningServices> {
   const log = opts.log ?? console.log;
   const { fromEnv } = config.embedded;
@@ -89,17 +91,22 @@ export async function startServices(
 
     let sqsQueueUrl = config.sqs.queueUrl;
     let sqsEndpoint = config.sqs.endpoint ?? '';
+    let sqsPid: number | undefined;
     if (!fromEnv.sqs) {
-      const sqs = await startEmbeddedSqs({ port: await port(config.embedded.sqsPort), queueName: QUEUE_NAME, region: config.sqs.region });
+      const sqsPort = await port(config.embedded.sqsPort);
+      const sqs = opts.sqsProcess
+        ? await startSqsProcess({ port: sqsPort, region: config.sqs.region })
+        : await startEmbeddedSqs({ port: sqsPort, queueName: QUEUE_NAME, region: config.sqs.region });
       stops.push(sqs.stop);
-      started.push('SQS emulator (fauxqs, in memory)');
+      started.push(`SQS emulator (fauxqs, in memory${opts.sqsProcess ? `, process ${sqs.pid}` : ''})`);
       sqsQueueUrl = sqs.queueUrl;
       sqsEndpoint = sqs.endpoint;
+      sqsPid = sqs.pid;
     }
 
     const services: EmbeddedServices = { pid: process.pid, temporalAddress, temporalUiUrl, databaseUrl, sqsQueueUrl, sqsEndpoint };
     if (!ephemeral) fs.writeFileSync(servicesFile(dataDir), JSON.stringify(services, null, 2), { mode: 0o600 });
-    return { ...services, started, stop: stopAll };
+    return { ...services, started, sqsPid, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -62,6 +62,10 @@ export interface Pipeline {
   workerOutput: string[];
   /** The environment a user would set to reach these services (for subprocess tests). */
   env: Record<string, string>;
+  /** Stops this pipeline's worker (to run worker processes of the test's own instead) ... */
+  stopWorker(): Promise<void>;
+  /** ... and starts it again. */
+  restartWorker(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -69,7 +73,7 @@ export interface Pipeline {
  * `npx ts-node worker.ts` as users run it, in its own process, with the given
  * environment; resolves once it polls. Its output is collected (and not printed).
  */
-async function startWorkerProcess(env: Record<string, string>, output: string[]): Promise<() => Promise<void>> {
+export async function startWorkerProcess(env: Record<string, string>, output: string[] = []): Promise<(signal?: NodeJS.Signals) => Promise<void>> {
   const child = spawn(process.execPath, ['-r', 'ts-node/register', 'worker.ts'], {
     cwd: path.join(__dirname, '..', '..'),
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -85,8 +89,8 @@ async function startWorkerProcess(env: Record<string, string>, output: string[])
     child.stderr.on('data', onData);
     child.on('exit', (code) => reject(new Error(`worker.ts exited (code ${code}):\n${output.join('')}`)));
   });
-  return async () => {
-    child.kill('SIGINT');
+  return async (signal: NodeJS.Signals = 'SIGINT') => {
+    child.kill(signal);
     await exited;
   };
 }
@@ -123,12 +127,12 @@ export async function startPipeline(name: string, extraEnv: Record<string, strin
   const db = createDb(config.databaseUrl);
   const sqs = createSqsClient(config.sqs);
   const workerOutput: string[] = [];
-  let stopWorker: () => Promise<void>;
-  if (opts.subprocessWorker) stopWorker = await startWorkerProcess(env, workerOutput);
-  else {
-    const worker = await startWorker(config, keyring);
-    stopWorker = worker.shutdown;
-  }
+  let stopWorker: (() => Promise<unknown>) | null = null;
+  const restartWorker = async () => {
+    if (opts.subprocessWorker) stopWorker = await startWorkerProcess(env, workerOutput);
+    else stopWorker = (await startWorker(config, keyring)).shutdown;
+  };
+  await restartWorker();
   const client = await connectClient(config.temporal, keyring);
   return {
     config,
@@ -138,8 +142,13 @@ export async function startPipeline(name: string, extraEnv: Record<string, strin
     client,
     workerOutput,
     env,
+    async stopWorker() {
+      await stopWorker?.();
+      stopWorker = null;
+    },
+    restartWorker,
     async close() {
-      await stopWorker();
+      await stopWorker?.();
       await client.connection.close();
       await db.$disconnect();
       sqs.destroy();

@@ -7,9 +7,12 @@ import { optionsFromConfig, runIngest, type IngestRun } from '../../lib/ingest-r
 import { generateBodies, sampleBodies } from '../../lib/load';
 import { persistBatch, persistBatchIsolating } from '../../lib/persist';
 import { open } from '../../lib/crypto';
-import { queueDepth, receiveMessages, sendMessages } from '../../lib/sqs';
+import { INGEST_LIMITS } from '../../lib/ingest-options';
+import { MAX_BODY_BYTES, queueDepth, receiveMessages, sendMessages } from '../../lib/sqs';
 import { transformBatch } from '../../lib/transform';
-import { dumpTables, findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, type Pipeline } from './helpers';
+import type { Payload } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { dumpTables, findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, startWorkerProcess, VALID_SAMPLE, type Pipeline } from './helpers';
 
 let p: Pipeline;
 let pg: PgClient;
@@ -117,7 +120,7 @@ test('redelivered messages (stored before, never deleted) add nothing', async ()
   const ids = await sendMessages(p.sqs, p.config.sqs.queueUrl, extra);
   // A worker that committed and then died before deleting: stored, still in the queue.
   const received = await receiveMessages(p.sqs, p.config.sqs.queueUrl, {
-    maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 30, concurrency: 1, maxBatchChars: 1e6,
+    maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 30, concurrency: 1,
   });
   expect(received.map((m) => m.messageId).sort()).toEqual([...ids].sort());
   await persistBatch(p.db, transformBatch(p.keyring, received));
@@ -132,25 +135,50 @@ test('redelivered messages (stored before, never deleted) add nothing', async ()
   expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
 });
 
-test("the run's history, fetched from the server, holds no plaintext IP or device ID", async () => {
+/** Every payload anywhere in a history (inputs, results, heartbeats, failures, memos), decoded with the codec. */
+async function decodedPayloads(events: unknown[]): Promise<unknown[]> {
+  const codec = new EncryptionCodec(p.keyring);
+  const payloads: Payload[] = [];
+  const visit = (v: unknown) => {
+    if (!v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach(visit);
+    const o = v as Record<string, unknown>;
+    if (o.metadata && typeof o.metadata === 'object' && 'data' in o) payloads.push(o as Payload);
+    Object.values(o).forEach(visit);
+  };
+  visit(events);
+  return (await codec.decode(payloads)).map((d) => {
+    const text = Buffer.from(d.data ?? []).toString('utf8');
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  });
+}
+
+/** The sample's field values found in decoded payloads, as a JSON string or inside one (a body). */
+const SAMPLE_VALUES = [...new Set(VALID_SAMPLE.flatMap((e) => [e.user_id, e.ip, e.device_id, e.app_version] as string[]))];
+function sampleValuesIn(decoded: unknown[]): string[] {
+  const texts = decoded.map((d) => JSON.stringify(d));
+  return SAMPLE_VALUES.filter((v) => texts.some((t) => t.includes(`"${v}"`) || t.includes(`\\"${v}\\"`)));
+}
+
+test("the run's history holds no message data at all, not even encrypted: decoded, it has none of the sample's values", async () => {
   const history = await p.client.workflow.getHandle(firstRun.workflowId, firstRun.runId).fetchHistory();
   const events = history.events ?? [];
-  expect(events.length).toBeGreaterThan(20);
+  const decoded = await decodedPayloads(events);
+  // The decoding works: the run's own result, its counts, is among what it decoded.
+  expect(decoded).toContainEqual(expect.objectContaining({ received: 100, persisted: 99 }));
+  expect(sampleValuesIn(decoded)).toEqual([]);
   expect(findPlaintext([{ where: 'history', value: events }], SAMPLE_PII)).toEqual([]);
 
-  // Control: decoding the same payloads with the codec reveals the values, so they did
-  // pass through the history (encrypted), and the search would have found them.
+  // Control: the same search over the same history plus one activity input that carries the
+  // sample's bodies (as the old design sent them), encoded by the codec, finds every value.
   const codec = new EncryptionCodec(p.keyring);
-  const decoded: unknown[] = [];
-  for (const e of events) {
-    const payloads = [
-      ...(e.activityTaskScheduledEventAttributes?.input?.payloads ?? []),
-      ...(e.activityTaskCompletedEventAttributes?.result?.payloads ?? []),
-    ];
-    decoded.push(await codec.decode(payloads));
-  }
-  const found = new Set(findPlaintext([{ where: 'decoded', value: decoded }], SAMPLE_PII).map((h) => h.needle));
-  expect(found.size).toBe(SAMPLE_PII.length);
+  const [carrier] = await codec.encode([{ metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from(JSON.stringify(SAMPLE.map((e) => JSON.stringify(e)))) }]);
+  const withBodies = [...events, { activityTaskScheduledEventAttributes: { input: { payloads: [carrier] } } }];
+  expect(sampleValuesIn(await decodedPayloads(withBodies))).toEqual(SAMPLE_VALUES);
 });
 
 test('a long drain continues as new with its totals carried over, and stops at maxMessages', async () => {
@@ -159,26 +187,37 @@ test('a long drain continues as new with its totals carried over, and stops at m
   expect(capped.summary).toMatchObject({ received: 100, stopReason: 'max_messages' });
   expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 200, inFlight: 0 });
 
-  const rest = await runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 25, concurrency: 2, batchesPerRun: 2 });
-  expect(rest.summary.runs).toBeGreaterThanOrEqual(4);
-  expect(rest.summary).toMatchObject({ received: 200, stopReason: 'queue_empty' });
+  // Ten of the rest held for 4 s by a receiver that died: the first run drains the others,
+  // waits for those ten and hands over (one drain round a run), the next one gets them.
+  const held = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 4, concurrency: 1 });
+  expect(held).toHaveLength(10);
+  const since = new Date();
+  const rest = await runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 25, slicesPerRun: 1 });
+  expect(rest.summary.runs).toBeGreaterThanOrEqual(2);
+  expect(rest.summary).toMatchObject({ received: 200, alreadySeen: 0, stopReason: 'queue_empty' });
   expect(rest.summary.persisted + rest.summary.quarantined).toBe(200);
   const stored = await pg.query('SELECT count(*)::int AS n FROM ingested_messages WHERE message_id = ANY($1)', [ids]);
   expect(stored.rows[0].n).toBe(300);
-  // Each run's history stays small: no run holds more than batchesPerRun batches (plus the in-flight ones).
-  const runs = [];
-  for await (const wf of p.client.workflow.list({ query: `WorkflowId = '${rest.workflowId}'` })) runs.push(wf);
-  expect(runs.length).toBeGreaterThanOrEqual(rest.summary.runs);
+  // Every run of the chain is there, and each one's history stays small: one drain, a depth check, the hand-over.
+  // (Bodies through the history, as before this design, took ~2,200 bytes a message.)
+  const sizes: { events: number; bytes: number }[] = [];
+  for await (const wf of p.client.workflow.list({ query: `WorkflowId = '${rest.workflowId}' AND StartTime >= '${since.toISOString()}'` })) {
+    const history = await p.client.workflow.getHandle(rest.workflowId, wf.runId).fetchHistory();
+    sizes.push({ events: history.events?.length ?? 0, bytes: temporal.api.history.v1.History.encode(history).finish().length });
+  }
+  expect(sizes).toHaveLength(rest.summary.runs);
+  expect(Math.max(...sizes.map((x) => x.events))).toBeLessThanOrEqual(40);
+  expect(Math.max(...sizes.map((x) => x.bytes))).toBeLessThan(32 * 1024);
 });
 
 test('failure messages are encrypted in the history too, and readable through the codec', async () => {
   const workflowId = `${p.config.ingest.workflowId}-bad-options`;
-  const handle = await p.client.workflow.start('ingestWorkflow', { workflowId, taskQueue: p.config.temporal.taskQueue, args: [{ batchSize: 5000 }] });
-  await expect(handle.result()).rejects.toMatchObject({ cause: { message: expect.stringContaining('batchSize=5000 must be a whole number from 1 to 1000') } });
+  const handle = await p.client.workflow.start('ingestWorkflow', { workflowId, taskQueue: p.config.temporal.taskQueue, args: [{ batchSize: 6000 }] });
+  await expect(handle.result()).rejects.toMatchObject({ cause: { message: expect.stringContaining('batchSize=6000 must be a whole number from 1 to 5000') } });
   const events = (await handle.fetchHistory()).events ?? [];
   const failed = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes?.failure;
   expect(failed?.encodedAttributes?.metadata?.encoding && Buffer.from(failed.encodedAttributes.metadata.encoding).toString()).toBe('binary/encrypted');
-  expect(JSON.stringify(failed)).not.toContain('batchSize=5000');
+  expect(JSON.stringify(failed)).not.toContain('batchSize=6000');
 });
 
 test('a row the database refuses despite validation is quarantined alone; the rest of its batch is stored', async () => {
@@ -211,10 +250,79 @@ test('messages held by a receiver that died are waited for, not left behind', as
   const bodies = generateBodies(15, { seed: 11 });
   await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies.slice(0, 5));
   // A worker that received these and died: invisible for 4 s, never deleted.
-  const held = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 4, concurrency: 1, maxBatchChars: 1e6 });
+  const held = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 4, concurrency: 1 });
   expect(held).toHaveLength(5);
   await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies.slice(5));
   const run = await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
   expect(run.summary).toMatchObject({ received: 15, alreadySeen: 0, stopReason: 'queue_empty', leftInQueue: null });
   expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+});
+
+test('a worker killed in the middle of a drain: every message stored exactly once, and the run finishes', async () => {
+  const bodies = generateBodies(4000, { seed: 21, malformedShare: 0.02 });
+  const ids = await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies);
+  // This file's in-process worker sits this one out; two worker.ts processes take its place, one of them killed.
+  await p.stopWorker();
+  const killed = await startWorkerProcess(p.env);
+  const run = runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 200, receiveConcurrency: 2, visibilityTimeoutSeconds: 5 });
+  for (let stored = 0; stored < 400; ) {
+    await new Promise((r) => setTimeout(r, 100));
+    stored = await count(`SELECT count(*) AS n FROM ingested_messages WHERE message_id = ANY('{${ids.join(',')}}')`);
+  }
+  await killed('SIGKILL');
+  const before = await count(`SELECT count(*) AS n FROM ingested_messages WHERE message_id = ANY('{${ids.join(',')}}')`);
+  expect(before).toBeLessThan(ids.length); // the kill struck mid-drain
+  const survivor = await startWorkerProcess(p.env);
+  try {
+    const { summary } = await run;
+    expect(summary.stopReason).toBe('queue_empty');
+    const { rows } = await pg.query(
+      `SELECT (SELECT count(*) FROM ingested_messages WHERE message_id = ANY($1))::int AS ledger,
+              (SELECT count(*) FROM user_logins WHERE message_id = ANY($1))::int AS rows,
+              (SELECT count(*) FROM quarantine WHERE message_id = ANY($1))::int AS quarantine`,
+      [ids],
+    );
+    expect(rows[0].ledger).toBe(ids.length);
+    expect(rows[0].rows + rows[0].quarantine).toBe(ids.length);
+    expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  } finally {
+    await survivor();
+    await p.restartWorker();
+  }
+});
+
+test('a flood of multi-byte bodies at and over the 8 KiB cut is quarantined by its byte size, and the messages behind it flow', async () => {
+  const cjk = (bytes: number) => '界'.repeat(Math.floor(bytes / 3)) + 'a'.repeat(bytes % 3); // 3 bytes a character
+  const huge = Array.from({ length: 300 }, (_, i) => `{"user_id":"${i}","pad":"${cjk(27_000)}"}`); // ~27 KB each: 8 MB in all
+  const atCut = `"${cjk(MAX_BODY_BYTES - 2)}"`; // exactly 8,192 bytes: kept whole, a JSON string, not an event
+  const overCut = `"${cjk(MAX_BODY_BYTES - 1)}"`; // 8,193 bytes
+  expect([Buffer.byteLength(atCut), Buffer.byteLength(overCut)]).toEqual([MAX_BODY_BYTES, MAX_BODY_BYTES + 1]);
+  const behind = VALID_SAMPLE.slice(0, 20).map((e, i) => JSON.stringify({ ...e, user_id: `behind-${i}` }));
+  const ids = await sendMessages(p.sqs, p.config.sqs.queueUrl, [...huge, atCut, overCut, ...behind]);
+  const run = await ingest();
+  expect(run.summary).toMatchObject({ received: 322, quarantined: 302, persisted: 20, stopReason: 'queue_empty' });
+  expect(run.summary.quarantinedByReason.body_too_large).toBe(301);
+  const { rows } = await pg.query('SELECT message_id, reasons, body_bytes, body_truncated, body_ciphertext, pii_key_id FROM quarantine WHERE message_id = ANY($1)', [ids]);
+  const byId = new Map(rows.map((r) => [r.message_id, r]));
+  const hugeRow = byId.get(ids[0]);
+  expect(hugeRow).toMatchObject({ reasons: ['body_too_large'], body_bytes: Buffer.byteLength(huge[0]), body_truncated: true });
+  // The sealed part is the body's first 8 KiB, cut at a character boundary.
+  const kept = open(p.keyring, { keyId: hugeRow.pii_key_id, blob: hugeRow.body_ciphertext }, `${ids[0]}:body`).toString('utf8');
+  expect(Buffer.byteLength(kept)).toBeLessThanOrEqual(MAX_BODY_BYTES);
+  expect(Buffer.byteLength(kept)).toBeGreaterThan(MAX_BODY_BYTES - 3);
+  expect(huge[0].startsWith(kept)).toBe(true);
+  expect(byId.get(ids[300])).toMatchObject({ reasons: ['not_an_object'], body_bytes: MAX_BODY_BYTES, body_truncated: false });
+  expect(byId.get(ids[301])).toMatchObject({ reasons: ['body_too_large'], body_bytes: MAX_BODY_BYTES + 1, body_truncated: true });
+  expect(await count(`SELECT count(*) AS n FROM user_logins WHERE user_id LIKE 'behind-%'`)).toBe(20);
+});
+
+test('the largest batch size, concurrency, pollers and commits the options allow complete a drain', async () => {
+  const ids = await sendMessages(p.sqs, p.config.sqs.queueUrl, generateBodies(3000, { seed: 5 }));
+  const max = Object.fromEntries(
+    (['batchSize', 'concurrency', 'receiveConcurrency', 'commitsInFlight'] as const).map((k) => [k, INGEST_LIMITS[k].max]),
+  );
+  const run = await runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), ...max });
+  expect(run.summary).toMatchObject({ received: 3000, stopReason: 'queue_empty' });
+  expect(run.summary.persisted + run.summary.quarantined).toBe(3000);
+  expect(await count(`SELECT count(*) AS n FROM ingested_messages WHERE message_id = ANY('{${ids.join(',')}}')`)).toBe(3000);
 });

@@ -12,7 +12,8 @@ import { dumpTables, findPlaintext, SAMPLE_PII, startPipeline, type Pipeline } f
 import { startMoto } from './moto';
 
 let moto: Awaited<ReturnType<typeof startMoto>>;
-// One receive at a time: with concurrent ReceiveMessage calls moto once handed a message to
+// One receive at a time (one drain, on the worker's main thread: this file also covers
+// WORKER_DRAIN_THREADS=0): with concurrent ReceiveMessage calls moto once handed a message to
 // two receivers (handled: counted as already seen) and then reported 20 messages in flight
 // after a complete drain, which fauxqs and SQS do not; that bookkeeping is moto's, not ours.
 const ingestOptions = () => ({ ...optionsFromConfig(p.config.ingest), concurrency: 1, receiveConcurrency: 1 });
@@ -21,7 +22,7 @@ let pg: PgClient;
 
 beforeAll(async () => {
   moto = await startMoto();
-  p = await startPipeline('moto', { AWS_ENDPOINT_URL_SQS: moto.endpoint });
+  p = await startPipeline('moto', { AWS_ENDPOINT_URL_SQS: moto.endpoint, WORKER_DRAIN_THREADS: '0' });
   expect(p.config.sqs.queueUrl.startsWith(moto.endpoint)).toBe(true);
   pg = new PgClient({ connectionString: p.config.databaseUrl });
   await pg.connect();
@@ -51,7 +52,7 @@ test('the sample through moto: 99 rows, 1 quarantined, every message ID once, no
 
 test('redelivered by moto after a lost delete: deduplicated', async () => {
   await sendMessages(p.sqs, p.config.sqs.queueUrl, sampleBodies().slice(20, 23).map((b) => b.replace('"user_id":"', '"user_id":"moto-')));
-  const received = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 30, concurrency: 1, maxBatchChars: 1e6 });
+  const received = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 30, concurrency: 1 });
   expect(received).toHaveLength(3);
   expect(received.every((m) => m.receiveCount === 1 && m.sentTimestamp !== null)).toBe(true);
   await persistBatch(p.db, transformBatch(p.keyring, received));

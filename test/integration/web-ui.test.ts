@@ -110,8 +110,8 @@ test('in Chromium: the list finds the run by its counts, the run page shows its 
     await page.screenshot({ path: SCREENSHOT.replace('-run.png', '-list.png') });
     await link.click();
     await page.waitForURL(new RegExp(`/workflows/${run.workflowId}/${run.runId}`));
-    // Its stages as activities, in the event history.
-    for (const activity of ['receiveBatch', 'transformBatch', 'persistBatch', 'acknowledgeBatch']) {
+    // Its stages as activities, in the event history: the queue depth checks and the drains.
+    for (const activity of ['queueDepth', 'drainQueue']) {
       await page.getByText(activity).first().waitFor({ timeout: 30_000 });
     }
     // The result decoded through the codec server: its field names in plain JSON, no ciphertext.

@@ -56,7 +56,7 @@ describe('loadConfig: valid environments', () => {
       databaseUrl: 'postgresql://ingest:secret@db.internal:5432/logins',
       sqs: { queueUrl: AWS_QUEUE, region: 'eu-west-1', endpoint: undefined, embedded: false },
       keys: { keyringFile: undefined, encryptionKeys: undefined, activeKeyId: undefined, fingerprintKey: undefined },
-      ingest: { workflowId: 'login-ingest', batchSize: 250, concurrency: 4, maxMessages: undefined, waitTimeSeconds: 1, receiveConcurrency: 10 },
+      ingest: { workflowId: 'login-ingest', batchSize: 1000, concurrency: 2, maxMessages: undefined, waitTimeSeconds: 1, receiveConcurrency: 8, visibilityTimeoutSeconds: 30, sliceSeconds: 60, commitsInFlight: 2, slicesPerRun: 100 },
       logLevel: 'INFO',
       logFormat: 'text',
       worker: { maxConcurrentActivities: 32, metricsAddress: undefined, shutdownGraceSeconds: 20 },
@@ -78,8 +78,10 @@ describe('loadConfig: valid environments', () => {
         TEMPORAL_NAMESPACE: 'prod',
         TEMPORAL_TASK_QUEUE: 'logins-q',
         INGEST_WORKFLOW_ID: 'wf-1',
-        INGEST_BATCH_SIZE: '1000',
-        INGEST_CONCURRENCY: '16',
+        INGEST_BATCH_SIZE: '5000',
+        INGEST_CONCURRENCY: '64',
+        SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
+        WORKER_DRAIN_THREADS: '0',
         INGEST_MAX_MESSAGES: '5000',
         SQS_WAIT_TIME_SECONDS: '0',
         SQS_RECEIVE_CONCURRENCY: '50',
@@ -97,15 +99,15 @@ describe('loadConfig: valid environments', () => {
       temporal: { namespace: 'prod', taskQueue: 'logins-q' },
       sqs: { region: 'us-west-2', endpoint: 'https://sqs.example.internal', embedded: false },
       keys: { keyringFile: '/run/secrets/keyring.json' },
-      ingest: { workflowId: 'wf-1', batchSize: 1000, concurrency: 16, maxMessages: 5000, waitTimeSeconds: 0, receiveConcurrency: 50 },
+      ingest: { workflowId: 'wf-1', batchSize: 5000, concurrency: 64, maxMessages: 5000, waitTimeSeconds: 0, receiveConcurrency: 50, visibilityTimeoutSeconds: 5 },
       logFormat: 'json',
-      worker: { maxConcurrentActivities: 1, metricsAddress: '0.0.0.0:9464', shutdownGraceSeconds: 45 },
+      worker: { maxConcurrentActivities: 1, drainThreads: 0, metricsAddress: '0.0.0.0:9464', shutdownGraceSeconds: 45 },
     });
   });
 
   it('treats empty strings as unset', () => {
     const config = loadConfig(fullEnv({ INGEST_BATCH_SIZE: '', TEMPORAL_NAMESPACE: '', PII_KEYRING_FILE: '' }));
-    expect(config.ingest.batchSize).toBe(250);
+    expect(config.ingest.batchSize).toBe(1000);
     expect(config.temporal.namespace).toBe('default');
     expect(config.keys.keyringFile).toBeUndefined();
   });
@@ -120,11 +122,14 @@ describe('loadConfig: bad values', () => {
   it.each([
     ['INGEST_BATCH_SIZE', 'abc'],
     ['INGEST_BATCH_SIZE', '0'],
-    ['INGEST_BATCH_SIZE', '1001'],
+    ['INGEST_BATCH_SIZE', '5001'],
     ['INGEST_BATCH_SIZE', '1.5'],
     ['INGEST_BATCH_SIZE', '-1'],
     ['INGEST_BATCH_SIZE', ' 10'],
-    ['INGEST_CONCURRENCY', '17'],
+    ['INGEST_CONCURRENCY', '65'],
+    ['SQS_VISIBILITY_TIMEOUT_SECONDS', '4'],
+    ['INGEST_SLICE_SECONDS', '0'],
+    ['WORKER_DRAIN_THREADS', '65'],
     ['INGEST_MAX_MESSAGES', '0'],
     ['SQS_WAIT_TIME_SECONDS', '21'],
     ['SQS_RECEIVE_CONCURRENCY', '51'],
@@ -157,7 +162,7 @@ describe('loadConfig: bad values', () => {
   it('explains what a good value looks like', () => {
     expect(configError(fullEnv({ INGEST_BATCH_SIZE: 'abc' })).message).toMatch(/INGEST_BATCH_SIZE must be a whole number/);
     expect(configError(fullEnv({ INGEST_BATCH_SIZE: '0' })).message).toMatch(/INGEST_BATCH_SIZE must be at least 1/);
-    expect(configError(fullEnv({ INGEST_BATCH_SIZE: '1001' })).message).toMatch(/INGEST_BATCH_SIZE must be at most 1000/);
+    expect(configError(fullEnv({ INGEST_BATCH_SIZE: '5001' })).message).toMatch(/INGEST_BATCH_SIZE must be at most 5000/);
     expect(configError(fullEnv({ TEMPORAL_ADDRESS: 'nonsense' })).message).toMatch(/TEMPORAL_ADDRESS must be host:port/);
     expect(configError(fullEnv({ DATABASE_URL: 'mysql://x' })).message).toMatch(/DATABASE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\//);
     expect(configError(fullEnv({ SQS_QUEUE_URL: 'notaurl' })).message).toMatch(/SQS_QUEUE_URL must be a URL starting with http:\/\/ or https:\/\//);

@@ -2,7 +2,7 @@
 // small HTTP server that answers like it, so the merge is checked without a worker).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { recordDeleteFailed, recordOutcomes, recordReceived, registry, setQueueDepth, startStage } from '../../lib/metrics';
+import { drainRecorder, recordDeleteFailed, recordOutcomes, recordReceived, registry, setQueueDepth, startStage, type DrainTotals } from '../../lib/metrics';
 import { parseHostPort, startMetricsServer } from '../../lib/metrics-server';
 
 async function value(name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
@@ -32,6 +32,23 @@ test('the recording API moves the counters, histograms and gauge it names', asyn
   const text = await registry.metrics();
   expect(text).toMatch(/^login_ingest_stage_duration_seconds_count\{stage="receive"\} 1$/m);
   expect(text).toMatch(/^login_ingest_stage_duration_seconds_count\{stage="acknowledge"\} 1$/m);
+});
+
+test('a drain\'s running totals are recorded once each: only what changed since the last report, from a retry\'s carried totals on', async () => {
+  const received = async () => (await value('login_ingest_messages_total', { outcome: 'received' }))!;
+  const base = await received();
+  const t = (n: number, reasons: Record<string, number>, ms: number): DrainTotals => ({
+    received: n, persisted: n - 1, quarantined: 1, quarantinedByReason: reasons, alreadySeen: 0, duplicateLogins: 0, ackFailed: 0,
+    stageMs: { receive: ms, transform: ms, persist: ms, acknowledge: ms },
+  });
+  const carried = t(100, { unknown_field: 1 }, 1000); // what an earlier attempt had already reported
+  const record = drainRecorder(carried);
+  record(t(300, { unknown_field: 1 }, 3000));
+  record(t(300, { unknown_field: 1 }, 3000)); // the same totals again (the result after the last progress): nothing more
+  record({ ...t(500, { unknown_field: 1, 'too_long:locale': 2 }, 4000), quarantined: 3 });
+  expect((await received()) - base).toBe(400);
+  expect(await value('login_ingest_quarantined_total', { reason: 'too_long:locale' })).toBe(2);
+  expect(await value('login_ingest_stage_seconds_total', { stage: 'persist' })).toBeCloseTo(3, 6);
 });
 
 describe('metrics server', () => {

@@ -1,7 +1,7 @@
 // lib/sqs.ts against an in-memory stand-in for the SQS client: only the logic that turns
 // responses into ReceivedMessages and results (truncation, deduplication, failure mapping).
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
-import { deleteMessages, MAX_BODY_CHARS, receiveMessages } from '../../lib/sqs';
+import { cutUtf8, deleteMessages, isPermanentSqsError, MAX_BODY_BYTES, receiveMessages } from '../../lib/sqs';
 import { transformMessage } from '../../lib/transform';
 import { testKeyring } from './helpers';
 
@@ -28,7 +28,7 @@ function queueOf(messages: Message[]) {
   return { client, calls };
 }
 
-const receiveOpts = { maxMessages: 100, waitTimeSeconds: 0, visibilityTimeoutSeconds: 30, concurrency: 4, maxBatchChars: 96 * MAX_BODY_CHARS };
+const receiveOpts = { maxMessages: 100, waitTimeSeconds: 0, visibilityTimeoutSeconds: 30, concurrency: 4 };
 
 describe('receiveMessages', () => {
   it('maps SQS messages to ReceivedMessages with their timestamps and receive counts', async () => {
@@ -40,14 +40,17 @@ describe('receiveMessages', () => {
     ]);
   });
 
-  it('cuts bodies longer than MAX_BODY_CHARS, keeps the full byte count, and the cut body is quarantined as body_too_large', async () => {
-    const exact = 'a'.repeat(MAX_BODY_CHARS);
-    const long = JSON.stringify({ user_id: 'x'.repeat(MAX_BODY_CHARS) });
-    const { client } = queueOf([message('exact', exact), message('long', long)]);
+  it('cuts bodies longer than MAX_BODY_BYTES UTF-8 bytes, keeps the full byte count, and the cut body is quarantined as body_too_large', async () => {
+    const exact = 'a'.repeat(MAX_BODY_BYTES);
+    // 3,000 CJK characters: 9,000 bytes, though only 3,000 UTF-16 units (a length check would let it through).
+    const cjk = JSON.stringify({ user_id: '界'.repeat(3000) });
+    const { client } = queueOf([message('exact', exact), message('cjk', cjk)]);
     const [first, second] = await receiveMessages(client, 'q', receiveOpts);
-    expect(first).toMatchObject({ body: exact, bodyTruncated: false });
-    expect(second).toMatchObject({ bodyTruncated: true, bodyBytes: long.length });
-    expect(second.body).toBe(long.slice(0, MAX_BODY_CHARS));
+    expect(first).toMatchObject({ body: exact, bodyTruncated: false, bodyBytes: MAX_BODY_BYTES });
+    expect(second).toMatchObject({ bodyTruncated: true, bodyBytes: Buffer.byteLength(cjk) });
+    expect(cjk.length).toBeLessThan(MAX_BODY_BYTES);
+    expect(Buffer.byteLength(second.body)).toBeLessThanOrEqual(MAX_BODY_BYTES);
+    expect(cjk.startsWith(second.body)).toBe(true);
     const outcome = transformMessage(testKeyring(), second);
     expect(outcome.kind === 'quarantine' && outcome.entry.reasons).toEqual(['body_too_large']);
   });
@@ -72,11 +75,47 @@ describe('receiveMessages', () => {
     expect(await receiveMessages(drained.client, 'q', receiveOpts)).toHaveLength(12);
   });
 
-  it('issues no call whose worst case would exceed the character budget', async () => {
-    const { client, calls } = queueOf([message('a', 'b')]);
-    // Less than one full call (10 messages of MAX_BODY_CHARS) fits: nothing is received.
-    expect(await receiveMessages(client, 'q', { ...receiveOpts, maxBatchChars: 10 * MAX_BODY_CHARS - 1 })).toEqual([]);
-    expect(calls).toEqual([]);
+});
+
+describe('cutUtf8', () => {
+  it('cuts at the byte budget without splitting a character', () => {
+    expect(cutUtf8('abc', 3)).toEqual({ text: 'abc', bytes: 3, cut: false });
+    expect(cutUtf8('abcd', 3)).toEqual({ text: 'abc', bytes: 4, cut: true });
+    // 'é' is 2 bytes, '界' 3, '😀' 4 (a surrogate pair): a cut inside one backs off to its start.
+    expect(cutUtf8('aé', 2)).toEqual({ text: 'a', bytes: 3, cut: true });
+    expect(cutUtf8('界界', 5)).toEqual({ text: '界', bytes: 6, cut: true });
+    expect(cutUtf8('a😀', 4)).toEqual({ text: 'a', bytes: 5, cut: true });
+    expect(cutUtf8('a😀b', 5)).toEqual({ text: 'a😀', bytes: 6, cut: true });
+  });
+
+  it('counts a lone surrogate as the 3 bytes Node sends for it (U+FFFD)', () => {
+    const lone = 'a\ud800b';
+    expect(Buffer.byteLength(lone)).toBe(5);
+    expect(cutUtf8(lone, 4)).toEqual({ text: 'a\ud800', bytes: 5, cut: true });
+  });
+
+  it('never returns more bytes than asked, for any mix of widths', () => {
+    const chars = ['a', 'é', '界', '😀', '\ud800'];
+    for (let seed = 0; seed < 200; seed++) {
+      let text = '';
+      for (let i = 0; i < 50; i++) text += chars[(seed * 7 + i * 13 + i * i) % chars.length];
+      const budget = seed % 120;
+      const { text: kept, cut } = cutUtf8(text, budget);
+      expect(Buffer.byteLength(kept)).toBeLessThanOrEqual(budget);
+      expect(text.startsWith(kept)).toBe(true);
+      expect(cut).toBe(Buffer.byteLength(text) > budget);
+      // Nothing more would have fitted: the next character is wider than what is left.
+      if (cut) expect(Buffer.byteLength(text.slice(0, kept.length + (text.codePointAt(kept.length)! > 0xffff ? 2 : 1)))).toBeGreaterThan(budget);
+    }
+  });
+});
+
+describe('isPermanentSqsError', () => {
+  it('marks configuration errors as permanent and outages as worth retrying', () => {
+    expect(isPermanentSqsError(Object.assign(new Error('x'), { name: 'QueueDoesNotExist' }))).toBe(true);
+    expect(isPermanentSqsError(Object.assign(new Error('x'), { name: 'InvalidClientTokenId' }))).toBe(true);
+    expect(isPermanentSqsError(Object.assign(new Error('x'), { name: 'ECONNREFUSED' }))).toBe(false);
+    expect(isPermanentSqsError(undefined)).toBe(false);
   });
 });
 
