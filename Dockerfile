@@ -1,31 +1,40 @@
-# Image for the login-ingest worker, the one-shot `migrate` job and the `client` CLI
-# (see docker-compose.yml). Runs the TypeScript sources directly with ts-node.
-FROM node:22-bookworm-slim
+# The production image of login-ingest: the worker (default command), the one-shot
+# migration, the codec server and the CLI, as compiled JavaScript (see docker-compose.yml
+# and deploy/). Two stages: `build` installs everything, generates the Prisma client,
+# compiles TypeScript and bundles the workflows once; the runtime stage has only the
+# production dependencies and dist/, and runs as the unprivileged `node` user (uid 1000).
 
-# openssl: the Prisma CLI probes the OpenSSL version to pick its platform and warns or
-# fails on slim images without it. ca-certificates: TLS for npm and outbound HTTPS.
+FROM node:22-bookworm-slim AS build
+# openssl: the Prisma CLI probes the OpenSSL version to pick its platform.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends openssl ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-
-ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
-    NPM_CONFIG_FUND=false
-
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false
 WORKDIR /app
-# Run as the image's unprivileged `node` user (uid 1000), which owns /app.
-RUN chown node:node /app
+# Dependencies first, so source edits don't invalidate the `npm ci` layer. The postinstall
+# (scripts/ensure-deps.js) generates the Prisma client offline, so it and the schema come along.
+COPY package.json package-lock.json prisma.config.ts ./
+COPY scripts/ensure-deps.js scripts/
+COPY prisma ./prisma
+RUN npm ci --no-audit
+COPY . .
+# tsc → dist/, then migrations and sample next to the code, and dist/workflow-bundle.js.
+RUN npm run build
+
+FROM node:22-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    DATA_DIR=/data
+WORKDIR /app
+# /data: DATA_DIR (operators' private keys, one-time recovery keys); a named volume mounted
+# there starts out owned by `node`, as this directory is.
+RUN mkdir -p /data && chown node:node /app /data
 USER node
-
-# Dependencies first, so source edits don't invalidate the `npm ci` layer.
-# devDependencies are needed at runtime (ts-node, typescript, prisma).
 COPY --chown=node:node package.json package-lock.json ./
-RUN npm ci
-
-COPY --chown=node:node . .
-
-# `prisma generate` needs no database; the throwaway URL only exists for this step so a
-# prisma.config.ts that reads DATABASE_URL cannot fail the build. The real URL comes
-# from the container environment at run time.
-RUN DATABASE_URL="postgresql://build:build@127.0.0.1:5432/build" npm run prisma:generate
-
-CMD ["npx", "ts-node", "worker.ts"]
+# Production dependencies only; no install scripts (the Prisma client is compiled into dist/).
+RUN npm ci --omit=dev --ignore-scripts --no-audit && npm cache clean --force
+COPY --from=build --chown=node:node /app/dist ./dist
+# The worker's metrics, readiness (/readyz) and health (/healthz) endpoint, when METRICS_ADDRESS is set.
+EXPOSE 9464
+CMD ["node", "dist/worker.js"]

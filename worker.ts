@@ -1,5 +1,8 @@
 // The worker: wires configuration, keys, the database, SQS and Temporal together and runs
-// the ingest workflows and activities. `npx ts-node worker.ts` runs it until Ctrl-C.
+// the ingest workflows and activities. `npx ts-node worker.ts` (or `node dist/worker.js` in
+// the image) runs it until Ctrl-C / SIGTERM.
+import fs from 'node:fs';
+import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createIngestActivities } from './activities/ingest';
 import { createKeyActivities } from './activities/keys';
@@ -7,66 +10,109 @@ import { loadConfig, type Config } from './lib/config';
 import { createDb } from './lib/db';
 import { DrainPool } from './lib/drain-pool';
 import { loadKeyring, type Keyring } from './lib/keyring';
-import { installWorkerLogging } from './lib/logging';
+import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from './lib/log';
+import { installWorkerRuntime } from './lib/logging';
+import { startMetricsServer, type RunningMetricsServer } from './lib/metrics-server';
+import { ensureSearchAttributes } from './lib/search-attributes';
 import { createSqsClient } from './lib/sqs';
 import { dataConverter } from './lib/temporal';
+import { freePort } from './services/temporal';
 import { createRecoveryWorker, runTogether } from './recovery-worker';
 
 export interface RunningWorker {
   worker: Worker;
   /** Resolves when the worker has stopped (after shutdown(), or on a fatal error). */
   done: Promise<void>;
+  /** The metrics/readiness endpoint, when METRICS_ADDRESS is set. */
+  metricsUrl: string | null;
   shutdown(): Promise<void>;
 }
 
+/** Workflows bundled at build time (scripts/bundle-workflows.ts, in the image): next to the compiled worker. */
+export const WORKFLOW_BUNDLE = path.join(__dirname, 'workflow-bundle.js');
+
 export async function startWorker(config: Config, keyring: Keyring): Promise<RunningWorker> {
-  installWorkerLogging(config.logLevel);
+  silenceAwsNodeVersionWarning();
+  // The SDK's own Prometheus exporter listens on a private loopback port; the metrics server
+  // at METRICS_ADDRESS serves it together with the pipeline's metrics.
+  const runtime = installWorkerRuntime({
+    level: config.logLevel,
+    format: config.logFormat,
+    sdkMetricsAddress: config.worker.metricsAddress ? `127.0.0.1:${await freePort()}` : null,
+  });
   const db = createDb(config.databaseUrl);
   const sqs = createSqsClient(config.sqs);
   // The drain threads start now, so the first ingest does not wait for them.
   const pool = new DrainPool(config, config.worker.drainThreads, { db, sqs, queueUrl: config.sqs.queueUrl, keyring });
   await pool.start();
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const worker = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
-    workflowsPath: require.resolve('./workflows'),
-    activities: {
-      ...createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, pool }),
-      ...createKeyActivities({ db, keyring }),
-    },
-    dataConverter: dataConverter(keyring),
-    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
-  });
-  const recovery = await createRecoveryWorker({ connection, config, keyring, db });
-  const done = runTogether([worker, recovery]).finally(async () => {
+  let connection: NativeConnection | null = null;
+  let metrics: RunningMetricsServer | null = null;
+  const closeAll = async () => {
+    await metrics?.close();
     await pool.close();
-    await connection.close();
+    await connection?.close();
     await db.$disconnect();
     sqs.destroy();
-  });
-  return {
-    worker,
-    done,
-    async shutdown() {
-      for (const w of [worker, recovery]) if (w.getState() === 'RUNNING') w.shutdown();
-      await done;
-    },
   };
+  try {
+    connection = await NativeConnection.connect({ address: config.temporal.address });
+    const registered = await ensureSearchAttributes(connection.operatorService, config.temporal.namespace, (line) => logger.warn(line));
+    if (registered.length) logger.info(`Registered the search attributes ${registered.join(', ')} in namespace ${config.temporal.namespace}.`);
+    const bundled = fs.existsSync(WORKFLOW_BUNDLE);
+    const worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      ...(bundled ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } } : { workflowsPath: require.resolve('./workflows') }),
+      activities: {
+        ...createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, pool }),
+        ...createKeyActivities({ db, keyring }),
+      },
+      dataConverter: dataConverter(keyring),
+      maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+      shutdownGraceTime: `${config.worker.shutdownGraceSeconds}s`,
+    });
+    const recovery = await createRecoveryWorker({ connection, config, keyring, db });
+    const workers = [worker, recovery];
+    if (config.worker.metricsAddress) {
+      metrics = await startMetricsServer({
+        address: config.worker.metricsAddress,
+        sdkMetricsAddress: runtime.sdkMetricsAddress,
+        ready: () => ({ ready: workers.every((w) => w.getState() === 'RUNNING'), state: worker.getState() }),
+      });
+    }
+    const done = runTogether(workers).finally(closeAll);
+    return {
+      worker,
+      done,
+      metricsUrl: metrics?.url ?? null,
+      async shutdown() {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await done;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
 }
 
 async function main(): Promise<void> {
+  silenceAwsNodeVersionWarning();
   const config = loadConfig();
-  const keyring = await loadKeyring(config);
+  setLogFormat(config.logFormat);
+  noteNodeVersion();
+  const keyring = await loadKeyring(config, (line) => logger.info(line));
   const running = await startWorker(config, keyring);
-  console.log(`Worker polling task queue "${config.temporal.taskQueue}" (recovery: "${config.temporal.recoveryTaskQueue}") on ${config.temporal.address} (namespace ${config.temporal.namespace}). Ctrl-C stops it.`);
+  const { taskQueue, address, namespace } = config.temporal;
+  logger.info(`Worker polling task queue "${taskQueue}" (recovery: "${config.temporal.recoveryTaskQueue}") on ${address} (namespace ${namespace}). Ctrl-C stops it.`);
+  if (running.metricsUrl) logger.info(`Metrics on ${running.metricsUrl}/metrics, readiness ${running.metricsUrl}/readyz, health ${running.metricsUrl}/healthz.`);
   await running.done; // the SDK shuts the worker down on SIGINT/SIGTERM
 }
 
 if (require.main === module) {
   main().catch((err) => {
-    console.error(err instanceof Error ? err.message : err);
+    logger.error(err instanceof Error ? err.message : String(err));
     process.exit(1);
   });
 }

@@ -14,6 +14,7 @@ import { PermanentDrainError } from '../lib/drain';
 import type { DrainPool } from '../lib/drain-pool';
 import { checkDrainInput, type DrainInput } from '../lib/ingest-options';
 import { committedBy } from '../lib/persist';
+import { drainRecorder, setQueueDepth } from '../lib/metrics';
 import { isPermanentSqsError, queueDepth as depth } from '../lib/sqs';
 import { addDrainResults, emptyDrainResult, type DrainResult, type QueueDepth } from '../lib/types';
 
@@ -30,12 +31,14 @@ const HEARTBEAT_EVERY_MS = 1000;
 export function createIngestActivities({ db, sqs, queueUrl, pool }: IngestDeps) {
   return {
     async queueDepth(): Promise<QueueDepth> {
-      return depth(sqs, queueUrl).catch((err: Error) => {
+      const d = await depth(sqs, queueUrl).catch((err: Error) => {
         if (isPermanentSqsError(err)) {
           throw ApplicationFailure.nonRetryable(`GetQueueAttributes failed with ${err.name}: ${err.message}. Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials.`, err.name);
         }
         throw err;
       });
+      setQueueDepth(d);
+      return d;
     },
 
     async drainQueue(input: DrainInput): Promise<DrainResult> {
@@ -53,15 +56,17 @@ export function createIngestActivities({ db, sqs, queueUrl, pool }: IngestDeps) 
         Object.assign(before, committed, { received: Math.max(before.received, committed.persisted + committed.quarantined + before.alreadySeen) });
       }
       let totals = before;
+      const record = drainRecorder(before);
       const beat = setInterval(() => ctx.heartbeat(totals), HEARTBEAT_EVERY_MS);
       ctx.heartbeat(totals);
       try {
         const result = await pool.run(
           { ...input, maxMessages: Math.max(0, input.maxMessages - before.received), attemptId: attemptId(attempt) },
           ctx.cancellationSignal,
-          (progress) => (totals = addDrainResults(before, progress)),
+          (progress) => record((totals = addDrainResults(before, progress))),
         );
         totals = addDrainResults(before, result);
+        record(totals);
         log.info('Drained', { received: totals.received, persisted: totals.persisted, quarantined: totals.quarantined, endedBy: totals.endedBy });
         return totals;
       } catch (err) {

@@ -5,9 +5,16 @@
 import type { Client } from '@temporalio/client';
 import { loadConfig, type Config, type Service } from '../lib/config';
 import { loadCodecKeys, loadKeyring, type CodecKeys, type Keyring } from '../lib/keyring';
+import { logger } from '../lib/log';
 import { connectClient } from '../lib/temporal';
 
-export const log = (line: string) => console.error(line);
+/** Progress and notices: stderr, as plain lines or (LOG_FORMAT=json) JSON objects. Results go to stdout. */
+export const log = (line: string) => logger.info(line);
+
+/** Prints a result: one JSON object (--json) or the human text. */
+export function output(json: boolean | undefined, value: unknown, text: () => string): void {
+  console.log(json ? JSON.stringify(value) : text());
+}
 
 /** Configuration and the PII keyring: only for the key commands (keys status), never for talking to Temporal. */
 export async function setup(needs: Service[]): Promise<{ config: Config; keyring: Keyring }> {

@@ -5,13 +5,14 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { appendAudit } from '../lib/audit';
 import { EncryptionCodec } from '../lib/codec';
-import { newCodecToken, startCodecServer } from '../lib/codec-server';
+import { startCodecServer } from '../lib/codec-server';
+import { codecToken } from '../lib/codec-token';
 import { loadConfig } from '../lib/config';
 import { createDb } from '../lib/db';
 import { devKeyringPath, initKeyringFile, keyringStatus, loadCodecKeys, masterKeyWrapper, newCodecKeyFile, rotateKeyring } from '../lib/keyring';
 import { keyUsage } from '../lib/reencrypt';
 import { reencryptWorkflow } from '../workflows/reencrypt';
-import { log, setup, withClient } from './common';
+import { log, output, setup, withClient } from './common';
 
 export const REENCRYPT_WORKFLOW_ID = 'pii-reencrypt';
 
@@ -71,7 +72,8 @@ export function registerKeyCommands(program: Command): void {
   keys
     .command('status')
     .description('the active key, the keys kept for reading, and how many rows each key protects')
-    .action(async () => {
+    .option('--json', 'as one JSON object')
+    .action(async (opts: { json?: boolean }) => {
       const { keyring } = await setup([]);
       const status = keyringStatus(keyring);
       let databaseUrl: string | null = null;
@@ -80,13 +82,17 @@ export function registerKeyCommands(program: Command): void {
       } catch {
         // no database configured or running: show the keys alone
       }
-      console.log(`Active key: ${status.activeKeyId}\nKeys:       ${status.keyIds.join(', ')}\nWrapped by: ${status.kek ?? '(not wrapped: keys from the environment)'}\nSource:     ${status.source}`);
-      if (!databaseUrl) return;
-      const db = createDb(databaseUrl);
+      const db = databaseUrl ? createDb(databaseUrl) : null;
       try {
-        for (const u of await keyUsage(db)) console.log(`  ${u.table.padEnd(12)} ${u.keyId.padEnd(24)} ${u.rows} row(s)${u.keyId === status.activeKeyId ? '' : '  ← not yet re-encrypted'}`);
+        const usage = db ? await keyUsage(db) : null;
+        output(opts.json, { activeKeyId: status.activeKeyId, keyIds: status.keyIds, kek: status.kek ?? null, source: status.source, usage }, () =>
+          [
+            `Active key: ${status.activeKeyId}\nKeys:       ${status.keyIds.join(', ')}\nWrapped by: ${status.kek ?? '(not wrapped: keys from the environment)'}\nSource:     ${status.source}`,
+            ...(usage ?? []).map((u) => `  ${u.table.padEnd(12)} ${u.keyId.padEnd(24)} ${u.rows} row(s)${u.keyId === status.activeKeyId ? '' : '  ← not yet re-encrypted'}`),
+          ].join('\n'),
+        );
       } finally {
-        await db.$disconnect();
+        await db?.$disconnect();
       }
     });
 
@@ -95,23 +101,18 @@ export function registerKeyCommands(program: Command): void {
     .description('serve the payload codec to the Temporal Web UI and CLI, behind a bearer token (codec keys only: it cannot read a stored PII value)')
     .option('--port <n>', 'port (default CODEC_SERVER_PORT)')
     .option('--allow-encode', 'also serve /encode (off by default: the Web UI only decodes, and /encode lets a token holder make payloads workers accept)')
-    .action(async (opts: { port?: string; allowEncode?: boolean }) => {
+    .option('--host <address>', 'address to listen on (0.0.0.0 in a container)', '127.0.0.1')
+    .action(async (opts: { port?: string; host: string; allowEncode?: boolean }) => {
       const config = loadConfig(process.env, []);
       const codecKeys = loadCodecKeys(config, log);
-      let token = config.codecServer.token;
-      if (!token) {
-        if (config.production) throw new Error('CODEC_SERVER_TOKEN is not set: production needs a token of at least 32 characters.');
-        const file = path.join(config.dataDir, 'codec-server.token');
-        if (!fs.existsSync(file)) fs.writeFileSync(file, newCodecToken(), { mode: 0o600 });
-        token = fs.readFileSync(file, 'utf8').trim();
-        log(`Using the development token in ${file}.`);
-      }
+      const { token } = codecToken(config, log);
       const server = await startCodecServer({
         codec: new EncryptionCodec(codecKeys),
         token,
         allowEncode: opts.allowEncode ?? false,
         allowedOrigins: config.codecServer.corsOrigins,
         port: opts.port ? Number(opts.port) : config.codecServer.port,
+        host: opts.host,
         log,
       });
       log(`Codec server on ${server.url} (CORS: ${config.codecServer.corsOrigins.join(', ')}).`);
@@ -119,7 +120,7 @@ export function registerKeyCommands(program: Command): void {
       log(`  CLI:    temporal workflow show --codec-endpoint ${server.url} --codec-auth "Bearer <token>" …`);
       log(`  Dev server: temporal server start-dev --ui-codec-endpoint ${server.url}/<token>`);
       log('Ctrl-C stops it.');
-      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+      await new Promise<void>((resolve) => ['SIGINT', 'SIGTERM'].forEach((s) => process.once(s, () => resolve())));
       await server.close();
     });
 }

@@ -8,7 +8,7 @@ import { createDb } from '../lib/db';
 import { generateOperatorKeys, ROLES, writePrivateKey, type RecoveryRequestBody, type Role } from '../lib/operators';
 import { awaitRecovery, decide, operatorKeyFile, pendingRequests, recordSetToApprove, recoveryStatus, startRecovery, type RecoveryOutcome } from '../lib/recovery-client';
 import type { RecoveryStatus } from '../workflows/recovery';
-import { log, withClient } from './common';
+import { log, output, withClient } from './common';
 
 const FIELDS = ['ip', 'device_id', 'body'] as const;
 function fieldsOption(value: string): RecoveryRequestBody['fields'] {
@@ -120,11 +120,11 @@ export function registerRecoveryCommands(program: Command): void {
   program
     .command('requests')
     .description('List the recovery requests that are still running (awaiting approval or being processed).')
-    .action(() =>
+    .option('--json', 'as one JSON array')
+    .action((opts: { json?: boolean }) =>
       withClient(async (client) => {
         const pending = await pendingRequests(client);
-        if (!pending.length) console.log('No pending recovery requests.');
-        for (const r of pending) console.log(describeRequest(r));
+        output(opts.json, pending, () => (pending.length ? pending.map(describeRequest).join('\n') : 'No pending recovery requests.'));
       }),
     );
 
@@ -133,12 +133,16 @@ export function registerRecoveryCommands(program: Command): void {
     .description('The PII audit trail.')
     .command('verify')
     .description('Walk the hash chain of the audit trail; names every entry that was edited, deleted or reordered (exit code 1).')
-    .action(async () => {
+    .option('--json', 'the result as one JSON object (exit code 1 when broken, too)')
+    .action(async (opts: { json?: boolean }) => {
       const config = loadConfig(process.env, ['database']);
       const db = createDb(config.databaseUrl);
       try {
         const result = await verifyAuditChain(db);
-        if (result.ok) console.log(`Audit trail intact: ${result.entries} entries, head ${result.head}.`);
+        if (opts.json) {
+          console.log(JSON.stringify(result));
+          if (!result.ok) process.exitCode = 1;
+        } else if (result.ok) console.log(`Audit trail intact: ${result.entries} entries, head ${result.head}.`);
         else {
           console.error(`Audit trail BROKEN: ${result.breaks.length} problem(s) in ${result.entries} entries (head ${result.head}):`);
           for (const b of result.breaks) console.error(`  ${b.problem}`);

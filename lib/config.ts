@@ -59,6 +59,9 @@ const envSchema = z.object({
   NODE_ENV: z.string().optional(),
   DATA_DIR: z.string().min(1).default('.data'),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  LOG_FORMAT: z.enum(['text', 'json']).default('text'),
+  METRICS_ADDRESS: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]*):\d{1,5}$/, { message: 'must be host:port, e.g. 0.0.0.0:9464' }).optional(),
+  WORKER_SHUTDOWN_GRACE_SECONDS: int(0, 3600).default(20),
 
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' }).optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -109,6 +112,7 @@ export interface Config {
   production: boolean;
   dataDir: string;
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  logFormat: 'text' | 'json';
   temporal: {
     address: string;
     namespace: string;
@@ -143,8 +147,15 @@ export interface Config {
   codecServer: { token?: string; port: number; corsOrigins: string[] };
   /** The ingest's workflow ID and options (lib/ingest-options.ts has their ranges and meanings). */
   ingest: { workflowId: string } & ResolvedIngestOptions;
-  /** drainThreads: threads each worker process drains with (0: on its main thread). */
-  worker: { maxConcurrentActivities: number; drainThreads: number };
+  worker: {
+    maxConcurrentActivities: number;
+    /** Threads each worker process drains with (0: on its main thread). */
+    drainThreads: number;
+    /** The worker's Prometheus, readiness and health endpoint (lib/metrics-server.ts); off when unset. */
+    metricsAddress?: string;
+    /** On SIGTERM, activities get this long to finish before they are cancelled (keep it below Kubernetes' terminationGracePeriodSeconds). */
+    shutdownGraceSeconds: number;
+  };
   /** For the embedded services (services/): which addresses the environment gave, and the ports to use for the rest. */
   embedded: {
     fromEnv: { temporal: boolean; database: boolean; sqs: boolean };
@@ -248,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
     production: e.NODE_ENV === 'production',
     dataDir: e.DATA_DIR,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     temporal: {
       address: temporalAddress ?? '',
       namespace: e.TEMPORAL_NAMESPACE,
@@ -294,6 +306,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
       // One thread measured as fast as two on 2 cores, with less CPU and memory (README: Performance).
       drainThreads: e.WORKER_DRAIN_THREADS ?? 1,
+      metricsAddress: e.METRICS_ADDRESS,
+      shutdownGraceSeconds: e.WORKER_SHUTDOWN_GRACE_SECONDS,
     },
     embedded: {
       fromEnv: { temporal: !!e.TEMPORAL_ADDRESS, database: !!e.DATABASE_URL, sqs: !!e.SQS_QUEUE_URL },

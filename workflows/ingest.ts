@@ -10,12 +10,14 @@ import {
   setHandler,
   sleep,
   startChild,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common';
 import type { IngestActivities } from '../activities/ingest';
 import { checkIngestOptions, drainInput, withDefaults, type IngestOptions } from '../lib/ingest-options';
 import { addDrainResults, emptyDrainResult, type DrainResult, type QueueDepth } from '../lib/types';
+import { runAttributes } from '../lib/run-attributes'; // issue 12: counts as search attributes
 
 export type { IngestOptions } from '../lib/ingest-options';
 
@@ -93,6 +95,7 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
     summary = emptySummary(new Date().toISOString(), depth.visible + depth.inFlight);
   }
   setHandler(progressQuery, () => ({ ...summary, durationMs: Date.now() - Date.parse(summary.startedAt) }));
+  const attributes = runAttributes(upsertSearchAttributes); // issue 12
 
   // Messages another receiver holds (a worker killed mid-drain, say) are invisible until
   // their visibility timeout ends: wait for them that long, and a little more, at most.
@@ -119,6 +122,7 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
     );
     slicesThisRun += lanes;
     for (const d of drains) addDrain(summary, d);
+    attributes.update(summary); // issue 12: at most every 5 s of workflow time
     if (!drains.every((d) => d.endedBy === 'empty')) continue;
 
     // Every drain found the queue empty: drained, unless SQS still counts messages in flight elsewhere.
@@ -134,11 +138,13 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
   }
 
   if (stop === 'continue_as_new') {
+    attributes.final(summary); // issue 12
     return continueAsNew<typeof ingestWorkflow>({ ...options, carried: summary });
   }
   summary.stopReason = stop;
   summary.finishedAt = new Date().toISOString();
   summary.durationMs = Date.parse(summary.finishedAt) - Date.parse(summary.startedAt);
+  attributes.final(summary); // issue 12
   return summary;
 }
 

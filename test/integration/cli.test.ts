@@ -1,29 +1,21 @@
 // The doors users take, as they take them: `npx ts-node client.ts …` in a subprocess,
 // configured only through the environment variables the README documents.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Client as PgClient } from 'pg';
 import { generateBodies } from '../../lib/load';
 import { optionsFromConfig, runIngest } from '../../lib/ingest-run';
 import { createSchedule, SCHEDULE_ID } from '../../lib/schedule';
 import { queueDepth, sendMessages } from '../../lib/sqs';
-import { dumpTables, findPlaintext, startPipeline, VALID_SAMPLE as SAMPLE, type Pipeline } from './helpers';
+import { dumpTables, findPlaintext, runClient, startPipeline, VALID_SAMPLE as SAMPLE, type Pipeline } from './helpers';
 
-const run = promisify(execFile);
-const root = path.join(__dirname, '..', '..');
 let p: Pipeline;
 let pg: PgClient;
 
-function client(args: string[], env: Record<string, string> = {}) {
-  return run('npx', ['ts-node', 'client.ts', ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...p.env, ...env },
-    maxBuffer: 16 * 1024 * 1024,
-  });
-}
+const client = (args: string[], env: Record<string, string> = {}) => runClient(p, args, env);
+const root = path.join(__dirname, '..', '..');
 
 beforeAll(async () => {
   p = await startPipeline('cli');
@@ -54,8 +46,8 @@ test('load --file and ingest --json account for every line: one row or one quara
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lines-')), 'messages.jsonl');
   fs.writeFileSync(file, lines.join('\n') + '\n\n');
 
-  const loaded = await client(['load', '--file', file]);
-  expect(loaded.stdout).toContain(`Sent ${lines.length} message(s)`);
+  const loaded = await client(['load', '--file', file, '--json']);
+  expect(JSON.parse(loaded.stdout)).toMatchObject({ sent: lines.length, queueUrl: p.config.sqs.queueUrl, seconds: expect.any(Number) });
 
   const { stdout } = await client(['ingest', '--json']);
   const summary = JSON.parse(stdout);
@@ -105,6 +97,14 @@ test('a second ingest while one runs attaches to it instead of starting another'
   expect(firstResult.summary.received).toBe(1500);
 });
 
+test('exit codes: wrong usage is 64, and --help says what each code means', async () => {
+  const usage = await client(['ingest', '--batch-size', 'many']).catch((e) => e);
+  expect(usage.code).toBe(64);
+  expect(usage.stderr).toContain("option '--batch-size <n>' argument 'many' is invalid");
+  const help = await client(['--help']);
+  expect(help.stdout).toMatch(/Exit codes: 0 done .* 1 failure .*\n2 refused .* 3 ingest stopped with messages_unavailable · 64 wrong usage/);
+});
+
 test('bad configuration is refused with the variable named, and nothing runs', async () => {
   const bad = await client(['ingest'], { INGEST_BATCH_SIZE: 'lots' }).catch((e) => e);
   expect(bad.code).toBe(1);
@@ -132,6 +132,16 @@ test('schedule: create, describe, trigger (a scheduled ingest runs), pause, unpa
   try {
     const described = await client(['schedule', 'describe']);
     expect(described.stdout).toContain(`Schedule ${SCHEDULE_ID}: every 30 min, overlap ${'SKIP'}`);
+    expect(JSON.parse((await client(['schedule', 'describe', '--json'])).stdout)).toMatchObject({
+      scheduleId: SCHEDULE_ID,
+      intervalsSeconds: [1800],
+      overlap: 'SKIP',
+      paused: false,
+      nextActionTimes: expect.arrayContaining([expect.any(String)]),
+    });
+    const again = await client(['schedule', 'create', '--if-missing']);
+    expect(again.stderr).toContain(`Schedule ${SCHEDULE_ID} exists already: left as it is.`);
+    await expect(client(['schedule', 'create'])).rejects.toMatchObject({ code: 1 });
 
     await sendMessages(p.sqs, p.config.sqs.queueUrl, [JSON.stringify({ ...SAMPLE[9], user_id: 'scheduled-user' })]);
     await client(['schedule', 'trigger']);
@@ -179,6 +189,7 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   expect(listed).toContain('fields:     ip, device_id');
   expect(listed).toContain(`records:    1 (user_logins:${messageId})`);
   expect(listed).toMatch(/record set: [0-9a-f]{64}/);
+  expect(JSON.parse((await withoutKeys(['requests', '--json'])).stdout)).toEqual([expect.objectContaining({ requestId, state: 'awaiting_approval', requester: 'erin' })]);
   const self = await withoutKeys(['approve', requestId, '--operator', 'erin']).catch((e) => e);
   expect(self.code).toBe(2);
   expect(self.stderr).toContain('Refused: self_approval');
@@ -192,6 +203,7 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   ]);
   expect((await client(['audit', 'verify'])).stdout).toMatch(/Audit trail intact: \d+ entries/);
   expect(fs.existsSync(operatorEnv.PII_KEYRING_FILE)).toBe(false); // nothing made one either
+  expect(JSON.parse((await client(['audit', 'verify', '--json'])).stdout)).toMatchObject({ ok: true, entries: expect.any(Number), head: expect.any(String) });
 
   const rotated = await client(['keys', 'rotate']);
   expect(rotated.stdout).toMatch(/Rotated: k-\S+ → k-\S+/);
@@ -199,6 +211,9 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   const status = (await client(['keys', 'status'])).stdout;
   expect(status).toMatch(/Keys: +k-\S+, k-\S+/);
   expect(status).not.toContain('not yet re-encrypted');
+  const statusJson = JSON.parse((await client(['keys', 'status', '--json'])).stdout);
+  expect(statusJson).toMatchObject({ activeKeyId: expect.stringMatching(/^k-/), keyIds: [expect.any(String), expect.any(String)] });
+  expect(statusJson.usage.every((u: { keyId: string }) => u.keyId === statusJson.activeKeyId)).toBe(true);
 });
 
 test('the codec server runs without the PII keys, decodes the history with the codec key alone, and serves no /encode', async () => {

@@ -10,6 +10,8 @@ import path from 'node:path';
 const root = path.join(__dirname, '..', '..');
 
 export default async function globalSetup(): Promise<void> {
+  // The AWS SDK's ten-line Node version warning, once per test process, says nothing new (lib/log.ts).
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const readyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'login-ingest-test-')), 'services.json');
   // The tests always run on their own services, whatever the shell points at.
   const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: path.join(root, '.data') };

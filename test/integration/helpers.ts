@@ -1,10 +1,11 @@
 // Shared set-up for the integration tests: each test file gets its own database, queue,
 // task queue and workflow ID on the shared real services, and a worker in this process.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Client } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
@@ -179,6 +180,15 @@ export async function startPipeline(name: string, extraEnv: Record<string, strin
       fs.rmSync(baseEnv.DATA_DIR, { recursive: true, force: true });
     },
   };
+}
+
+/** `npx ts-node client.ts …` as a user runs it, with the pipeline's environment; rejects on a non-zero exit (with code, stdout, stderr). */
+export function runClient(p: Pipeline, args: string[], env: Record<string, string> = {}) {
+  return promisify(execFile)('npx', ['ts-node', 'client.ts', ...args], {
+    cwd: path.join(__dirname, '..', '..'),
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...p.env, ...env },
+    maxBuffer: 16 * 1024 * 1024,
+  });
 }
 
 export interface Hit {

@@ -57,7 +57,9 @@ describe('loadConfig: valid environments', () => {
       sqs: { queueUrl: AWS_QUEUE, region: 'eu-west-1', endpoint: undefined, embedded: false },
       keys: { keyringFile: undefined, encryptionKeys: undefined, activeKeyId: undefined, fingerprintKey: undefined },
       ingest: { workflowId: 'login-ingest', batchSize: 1000, concurrency: 2, maxMessages: undefined, waitTimeSeconds: 1, receiveConcurrency: 8, visibilityTimeoutSeconds: 30, sliceSeconds: 60, commitsInFlight: 2, slicesPerRun: 100 },
-      worker: { maxConcurrentActivities: 32 },
+      logLevel: 'INFO',
+      logFormat: 'text',
+      worker: { maxConcurrentActivities: 32, metricsAddress: undefined, shutdownGraceSeconds: 20 },
       embedded: {
         fromEnv: { temporal: true, database: true, sqs: true },
         temporalPort: 7233,
@@ -84,6 +86,9 @@ describe('loadConfig: valid environments', () => {
         SQS_WAIT_TIME_SECONDS: '0',
         SQS_RECEIVE_CONCURRENCY: '50',
         WORKER_MAX_CONCURRENT_ACTIVITIES: '1',
+        METRICS_ADDRESS: '0.0.0.0:9464',
+        WORKER_SHUTDOWN_GRACE_SECONDS: '45',
+        LOG_FORMAT: 'json',
         AWS_REGION: 'us-west-2',
         AWS_ENDPOINT_URL_SQS: 'https://sqs.example.internal',
         PII_KEYRING_FILE: '/run/secrets/keyring.json',
@@ -95,7 +100,8 @@ describe('loadConfig: valid environments', () => {
       sqs: { region: 'us-west-2', endpoint: 'https://sqs.example.internal', embedded: false },
       keys: { keyringFile: '/run/secrets/keyring.json' },
       ingest: { workflowId: 'wf-1', batchSize: 5000, concurrency: 64, maxMessages: 5000, waitTimeSeconds: 0, receiveConcurrency: 50, visibilityTimeoutSeconds: 5 },
-      worker: { maxConcurrentActivities: 1, drainThreads: 0 },
+      logFormat: 'json',
+      worker: { maxConcurrentActivities: 1, drainThreads: 0, metricsAddress: '0.0.0.0:9464', shutdownGraceSeconds: 45 },
     });
   });
 
@@ -138,6 +144,10 @@ describe('loadConfig: bad values', () => {
     ['SQS_QUEUE_URL', 'notaurl'],
     ['SQS_QUEUE_URL', 'ftp://sqs.example.com/q'],
     ['AWS_ENDPOINT_URL_SQS', 'localhost:9324'],
+    ['METRICS_ADDRESS', '9464'],
+    ['METRICS_ADDRESS', 'http://0.0.0.0:9464'],
+    ['LOG_FORMAT', 'yaml'],
+    ['WORKER_SHUTDOWN_GRACE_SECONDS', '-5'],
   ])('%s=%j gives a ConfigError naming the variable and the value', (name, value) => {
     const err = configError(fullEnv({ [name]: value }));
     expect(err.problems).toHaveLength(1);
