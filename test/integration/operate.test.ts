@@ -57,9 +57,11 @@ test('metrics move during a drain; exit codes 3 (messages_unavailable) and 0 (dr
   expect(held.Messages).toHaveLength(HELD);
 
   const first = client(['ingest', '--json']);
-  // Wait until the worker has stored everything it can get and has seen the held ones in flight.
+  // Wait until the worker has stored everything it can get (received counts first, stored
+  // ones when committed) and has seen the held ones in flight.
   let during = await scrape();
-  while (during.get(outcome('received')) < MESSAGES - HELD || during.get('login_ingest_queue_depth{state="in_flight"}') !== HELD) {
+  const stored = () => during.get(outcome('persisted')) + during.get(outcome('quarantined')) + during.get(outcome('already_seen'));
+  while (during.get(outcome('received')) < MESSAGES - HELD || stored() < MESSAGES - HELD || during.get('login_ingest_queue_depth{state="in_flight"}') !== HELD) {
     await new Promise((r) => setTimeout(r, 250));
     during = await scrape();
   }
