@@ -147,8 +147,10 @@ export interface RunResult {
   proxy: ReturnType<SqsProxy['stats']>;
   workerStarts: number;
   workerKills: number;
-  /** Replacement workers that did not start. */
+  /** Failed starts of replacement workers (each retried, as a process supervisor would). */
   startFailures: string[];
+  /** Replacement workers that never started. */
+  neverStarted: string[];
 }
 
 interface RunInput {
@@ -226,6 +228,7 @@ export async function runScenario({ tag, services, options: o, messages, faults,
     const strikes: Strike[] = [];
     const starting: Promise<void>[] = [];
     const startFailures: string[] = [];
+    const neverStarted: string[] = [];
     const striker = (async () => {
       for (let i = 0; i < faults.length; i++) {
         while (gone < at[i] && !done && Date.now() < deadline) await sleep(50);
@@ -244,11 +247,17 @@ export async function runScenario({ tag, services, options: o, messages, faults,
             workerKills++;
             const killedAt = since();
             starting.push(
-              startWorkerProcess(env).then((w) => {
-                workers.push(w);
-                workerStarts++;
-                log(`    replacement worker pid ${w.pid} polling ${round(since() - killedAt)} s after the kill`);
-              }, (err: Error) => void startFailures.push(err.message.slice(0, 500))),
+              superviseStart(env, deadline, (msg) => {
+                startFailures.push(msg);
+                log(`    replacement worker failed to start (${msg.split('\n').pop()}); starting it again, as a process supervisor would`);
+              }).then(
+                (w) => {
+                  workers.push(w);
+                  workerStarts++;
+                  log(`    replacement worker pid ${w.pid} polling ${round(since() - killedAt)} s after the kill`);
+                },
+                (err: Error) => void neverStarted.push(err.message),
+              ),
             );
             detail = `worker pid ${victim.pid} (of ${workers.length + 1} live) SIGKILLed; a replacement started`;
             break;
@@ -290,12 +299,27 @@ export async function runScenario({ tag, services, options: o, messages, faults,
 
     const bal = await balance(config.databaseUrl, admin, queueUrl, sentIds);
     const hostile = await checkHostile(config.databaseUrl, messages.hostile.map((h) => ({ ...h, id: sentIds[h.index] })));
-    return { drainSeconds: round(drainSeconds, 2), summary, error, balance: bal, strikes, progress, hostile, proxy: proxy.stats(), workerStarts, workerKills, startFailures };
+    return { drainSeconds: round(drainSeconds, 2), summary, error, balance: bal, strikes, progress, hostile, proxy: proxy.stats(), workerStarts, workerKills, startFailures, neverStarted };
   } finally {
     await Promise.all(workers.map((w) => w.kill('SIGTERM')));
     await client?.connection.close().catch(() => {});
     await proxy.close();
     admin.destroy();
+  }
+}
+
+/** worker.ts started again until it polls (it exits when, say, PostgreSQL is away at its start), every 2 s, 15 times at most. */
+async function superviseStart(env: NodeJS.ProcessEnv, deadline: number, failed: (msg: string) => void): Promise<WorkerProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWorkerProcess(env);
+    } catch (err) {
+      const lines = (err as Error).message.split('\n').filter((l) => l.trim() && !/AWS SDK for JavaScript|first week of January 2027|node >=22|To continue receiving|security updates please|a\.co\/|trace-warnings/.test(l));
+      const msg = lines.slice(-3).join('\n');
+      if (attempt >= 15 || Date.now() > deadline) throw new Error(msg);
+      failed(msg);
+      await sleep(2000);
+    }
   }
 }
 
@@ -381,7 +405,10 @@ export function judge(o: ChaosOptions, faulted: RunResult, baseline: RunResult |
   const problems: string[] = [];
   const notes: string[] = [];
   const b = faulted.balance;
-  for (const f of faulted.startFailures) problems.push(`a replacement worker did not start: ${f}`);
+  for (const f of faulted.neverStarted) problems.push(`a replacement worker never started: ${f}`);
+  if (faulted.startFailures.length) {
+    notes.push(`${faulted.startFailures.length} start(s) of a replacement worker failed and were retried; the last said: ${faulted.startFailures[faulted.startFailures.length - 1].split('\n').slice(-2).join(' ')}`);
+  }
   if (faulted.error) problems.push(`the ingest did not finish: ${faulted.error}`);
   if (b.rows + b.quarantine !== b.distinctSent) problems.push(`rows (${b.rows}) + quarantine (${b.quarantine}) = ${b.rows + b.quarantine}, but ${b.distinctSent} distinct message IDs were sent`);
   if (b.ledger !== b.distinctSent) problems.push(`the ledger holds ${b.ledger} IDs for ${b.distinctSent} sent`);

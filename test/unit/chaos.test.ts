@@ -109,6 +109,7 @@ describe('chaos verdict', () => {
     workerStarts: 2,
     workerKills: 1,
     startFailures: [],
+    neverStarted: [],
     ...over,
   });
   const o = { ...DEFAULTS, faults: ['kill' as const], at: [0.1] };
