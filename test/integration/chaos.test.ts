@@ -14,7 +14,8 @@ function chaos(args: string[]): Promise<{ code: number | null; stdout: string; s
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join('scripts', 'chaos.ts'), ...args], {
       cwd: path.join(__dirname, '..', '..'),
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: path.join(__dirname, '..', '..', '.data') },
+      // A clean environment, as the suite's own services get (a configured Temporal CLI is kept).
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: path.join(__dirname, '..', '..', '.data'), ...(process.env.TEMPORAL_CLI_PATH && { TEMPORAL_CLI_PATH: process.env.TEMPORAL_CLI_PATH }) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
