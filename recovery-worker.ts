@@ -7,7 +7,7 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createRecoveryActivities } from './activities/recovery';
 import type { Config } from './lib/config';
-import type { Db } from './lib/db';
+import { isPermanentDbError, sqlState, type Db } from './lib/db';
 import type { Keyring } from './lib/keyring';
 import { dataConverter } from './lib/temporal';
 
@@ -29,9 +29,31 @@ export async function checkAuditRole(db: Db, production: boolean, warn: (msg: st
   warn(`Warning: ${problem}`);
 }
 
+/** checkAuditRole, waiting for a database that is away (a worker started during an outage waits rather than exits). */
+async function checkAuditRoleWhenReachable(db: Db, production: boolean, warn: (msg: string) => void = console.error): Promise<void> {
+  for (let said = false; ; ) {
+    try {
+      return await checkAuditRole(db, production, warn);
+    } catch (err) {
+      if (isPermanentDbError(err) || !isUnreachable(err)) throw err;
+      if (!said) warn(`PostgreSQL (DATABASE_URL) is not reachable yet (SQLSTATE ${sqlState(err) ?? 'none'}); retrying every 2 s.`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
+/** A connection that failed or was refused, as opposed to a database that answered with an error. */
+function isUnreachable(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state) return ['08', '57'].includes(state.slice(0, 2)); // connection exception, operator intervention (shutting down)
+  const text = String((err as Error)?.message ?? '') + String((err as { cause?: unknown })?.cause ?? '');
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection terminated|the database system is (starting up|shutting down)|Can't reach database|DatabaseNotReachable/i.test(text);
+}
+
 export async function createRecoveryWorker(opts: { connection: NativeConnection; config: Config; keyring: Keyring; db: Db }): Promise<Worker> {
   const { connection, config, keyring, db } = opts;
-  await checkAuditRole(db, config.production);
+  await checkAuditRoleWhenReachable(db, config.production);
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,

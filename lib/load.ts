@@ -19,7 +19,7 @@ export function fileBodies(file: string): string[] {
 }
 
 /** A small seeded PRNG (mulberry32), so a generated load can be reproduced. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

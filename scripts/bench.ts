@@ -15,7 +15,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Client as PgClient } from 'pg';
 import { temporal } from '@temporalio/proto';
 import { loadConfig, type Config } from '../lib/config';
@@ -24,15 +23,13 @@ import { optionsFromConfig, runIngest } from '../lib/ingest-run';
 import { LocalKeyWrapper } from '../lib/kek';
 import { initKeyringFile, loadKeyring, type Keyring } from '../lib/keyring';
 import { generateBodies } from '../lib/load';
-import { migrate } from '../lib/migrate';
 import { persistBatch } from '../lib/persist';
 import { createSqsClient, queueDepth, sendMessages, toReceived } from '../lib/sqs';
 import { connectClient } from '../lib/temporal';
 import { transformBatch } from '../lib/transform';
 import type { TransformedBatch } from '../lib/types';
 import { startServices } from '../services';
-
-const ROOT = path.join(__dirname, '..');
+import { createQueue, freshDatabase, ROOT, startWorkers } from './harness';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -96,21 +93,6 @@ async function insertRate(chunks: TransformedBatch[], lanes: number, insert: (la
   return chunks.reduce((n, c) => n + c.rows.length + c.quarantine.length, 0) / ((performance.now() - started) / 1000);
 }
 
-/** A new, migrated database: its URLs as the owner role and as the application role (services/postgres.ts). */
-async function freshDatabase(services: { ownerDatabaseUrl?: string; databaseUrl: string }, name: string): Promise<{ owner: string; app: string }> {
-  const ownerBase = services.ownerDatabaseUrl ?? services.databaseUrl;
-  const pg = new PgClient({ connectionString: ownerBase });
-  await pg.connect();
-  await pg.query(`CREATE DATABASE "${name}"`);
-  await pg.end();
-  const owner = new URL(ownerBase);
-  owner.pathname = `/${name}`;
-  await migrate(owner.toString(), () => {});
-  const app = new URL(services.databaseUrl);
-  app.pathname = `/${name}`;
-  return { owner: owner.toString(), app: app.toString() };
-}
-
 /** The persist step alone, the pipeline's own function through Prisma, against plain SQL on the same data and concurrency. */
 async function persistVsRaw(services: { ownerDatabaseUrl?: string; databaseUrl: string }, tag: string, keyring: Keyring, bodies: string[], chunkSize: number, lanes: number) {
   const messages = bodies.map((Body, i) => toReceived({ MessageId: `${tag}-${i}`, ReceiptHandle: 'x', Body, Attributes: { SentTimestamp: String(Date.now()) } }));
@@ -145,36 +127,6 @@ async function historySize(client: Awaited<ReturnType<typeof connectClient>>, wo
     runs++;
   }
   return { events, bytes, runs };
-}
-
-interface Workers {
-  pids: number[];
-  stop(): Promise<void>;
-}
-
-async function startWorkers(n: number, env: NodeJS.ProcessEnv): Promise<Workers> {
-  const children = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<import('node:child_process').ChildProcess>((resolve, reject) => {
-        const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-        const child = spawn(process.execPath, [...profile, '-r', 'ts-node/register/transpile-only', 'worker.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        const onData = (c: Buffer) => {
-          out += c.toString('utf8');
-          if (out.includes('Worker polling')) resolve(child);
-        };
-        child.stdout!.on('data', onData);
-        child.stderr!.on('data', onData);
-        child.once('exit', (code) => reject(new Error(`worker.ts exited (code ${code}):\n${out.slice(-2000)}`)));
-      }),
-    ),
-  );
-  return {
-    pids: children.map((c) => c.pid!),
-    async stop() {
-      await Promise.all(children.map((c) => new Promise((resolve) => (c.once('exit', resolve), c.kill('SIGTERM')))));
-    },
-  };
 }
 
 /** Peak resident set of the given processes (their threads included), sampled every 100 ms. */
@@ -223,10 +175,6 @@ const readOr = (file: string) => {
 function cpuMeter(groups: Record<string, number[]>) {
   const start = Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, cpuSeconds(v)]));
   return () => Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, round(cpuSeconds(v) - start[k], 2)]));
-}
-
-async function createQueue(sqs: SQSClient, name: string): Promise<string> {
-  return (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
 }
 
 async function main() {
@@ -278,7 +226,7 @@ async function main() {
         const rawCpuSeconds = { ...rawCpu(), drain: round(before.cpuSeconds, 2) };
 
         const sentIds = await sendMessages(admin, queueUrl, bodies);
-        const pool = await startWorkers(workers, env);
+        const pool = await startWorkers(workers, env, process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []);
         const peakRss = sampleRss(pool.pids);
         const client = await connectClient(config.temporal, keyring);
         const cpu = cpuMeter({

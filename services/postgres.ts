@@ -11,6 +11,9 @@ export interface EmbeddedPostgresHandle {
   /** As the owner role (login_ingest_owner): runs the migrations, owns the tables. */
   ownerDatabaseUrl: string;
   stop(): Promise<void>;
+  /** Stop the server and keep its data (a persistent data directory only), and start it again: an outage, for the chaos suite. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
 }
 
 const DATABASE = 'logins';
@@ -141,5 +144,11 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; p
     databaseUrl: url(APP_ROLE, roles.app),
     ownerDatabaseUrl: url(OWNER_ROLE, roles.owner),
     stop: () => pg.stop(),
+    async pause() {
+      // A non-persistent instance deletes its data directory when it stops.
+      if (!opts.persistent) throw new Error('Embedded PostgreSQL: pause() needs a persistent data directory');
+      await pg.stop();
+    },
+    resume: () => pg.start(),
   };
 }

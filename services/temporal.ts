@@ -233,6 +233,8 @@ export interface TemporalDevServer {
   address: string;
   /** Web UI, or null when started headless. */
   uiUrl: string | null;
+  /** The server's process (the chaos suite kills it). */
+  pid: number;
   /** SIGTERM, then SIGKILL after 10 s. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -274,6 +276,7 @@ export async function startTemporalDevServer(opts: {
   return {
     address,
     uiUrl: opts.uiPort === null ? null : `http://127.0.0.1:${opts.uiPort}`,
+    pid: child.pid!,
     stop: () => (stopping ??= stopChild(child, exited)),
   };
 }

@@ -17,6 +17,7 @@ import { migrate } from '../../lib/migrate';
 import { createSqsClient } from '../../lib/sqs';
 import { connectClient } from '../../lib/temporal';
 import { startWorker } from '../../worker';
+import { createDatabase as createDatabaseAs } from '../../scripts/harness';
 
 // The emulator accepts any credentials; the SDK's default chain reads these.
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
@@ -45,14 +46,7 @@ function ownerUrl(): string {
 
 /** A new database owned by the owner role; returns the owner's URL of it (run migrations as that). */
 export async function createDatabase(name: string): Promise<string> {
-  const base = ownerUrl();
-  const pg = new PgClient({ connectionString: base });
-  await pg.connect();
-  await pg.query(`CREATE DATABASE "${name}"`);
-  await pg.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return url.toString();
+  return createDatabaseAs(ownerUrl(), name);
 }
 
 /** The same database as `url`, as the application role (login_ingest_app): what the worker and the CLI use. */
