@@ -129,11 +129,11 @@ describe('chaos verdict', () => {
     expect(judge(o, run({ summary: { persisted: 91, quarantined: 10, stopReason: 'queue_empty' } as RunResult['summary'] }), null).verdict).toBe('fail');
   });
 
-  it('notes a summary short of the database (counts a killed drain never reported) without failing', () => {
+  it('fails on a summary short of the database too (the summary is exact: a retry counts a dead attempt from the ledger)', () => {
     const r = judge(o, run({ summary: { persisted: 85, quarantined: 10, stopReason: 'queue_empty' } as RunResult['summary'] }), null);
-    expect(r.verdict).toBe('pass');
+    expect(r.verdict).toBe('fail');
     expect(r.summaryVsDatabase).toEqual({ persisted: 5, quarantined: 0 });
-    expect(r.notes.join()).toMatch(/short of the database by 5 row/);
+    expect(r.problems.join()).toMatch(/summary differs from the database \(rows 90 vs 85/);
   });
 
   it('is inconclusive when a fault struck an empty queue', () => {
