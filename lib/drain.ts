@@ -23,12 +23,10 @@ export interface DrainDeps {
   keyring: Keyring;
 }
 
-/** What to drain (lib/ingest-options.ts says what each field means), and how long a chunk may wait. */
+/** What to drain (lib/ingest-options.ts says what each field means). */
 export interface DrainOptions extends DrainInput {
   /** Recorded with each claim in the ledger (persistBatch), so a retry can count what this attempt committed. */
   attemptId?: string;
-  /** A chunk not yet full is committed once its oldest message has waited this long (default 100 ms). */
-  lingerMs?: number;
 }
 
 /** An error retrying cannot fix (a queue that does not exist, bad credentials, a refused quarantine entry). */
@@ -64,6 +62,9 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
+/** A chunk not yet full is handed on once its oldest message has waited this long (and a commit slot is free). */
+const LINGER_MS = 100;
+
 /** A poller that has failed this long without a success fails the drain (retried by Temporal, and visible in the Web UI). */
 const RECEIVE_FAILING_MS = 15_000;
 
@@ -86,7 +87,6 @@ export async function drain(
   const { sqs, queueUrl, db, keyring } = deps;
   const result = emptyDrainResult();
   const deadline = Date.now() + opts.maxSeconds * 1000;
-  const lingerMs = opts.lingerMs ?? 100;
   const visibilityMs = opts.visibilityTimeoutSeconds * 1000;
   const maxHeld = opts.chunkSize * (opts.commitsInFlight + 1);
 
@@ -259,10 +259,10 @@ export async function drain(
     }
   }
 
-  // A chunk that is not full is committed once it has waited lingerMs; held messages whose
+  // A chunk that is not full is committed once it has waited LINGER_MS; held messages whose
   // commit runs long get their visibility extended before it ends.
   const ticker = setInterval(() => {
-    if (buffer.ids.length && Date.now() - bufferSince >= lingerMs) flush();
+    if (buffer.ids.length && Date.now() - bufferSince >= LINGER_MS) flush();
     const soon = Date.now() + visibilityMs / 2;
     const expiring = [...held].filter(([, h]) => h.visibleUntil < soon);
     if (expiring.length === 0) return;
@@ -271,7 +271,7 @@ export async function drain(
     changeVisibility(sqs, queueUrl, expiring.map(([messageId, h]) => ({ messageId, receiptHandle: h.receiptHandle })), opts.visibilityTimeoutSeconds).catch(() => {
       // Not extended: at worst the message comes back to someone and is deduplicated.
     });
-  }, Math.min(lingerMs, 1000));
+  }, LINGER_MS);
 
   try {
     await Promise.all(Array.from({ length: opts.pollers }, poller));
