@@ -5,18 +5,18 @@ import type { Duration } from '@temporalio/common';
 import { log, output, withClient } from './cli/common';
 import { registerKeyCommands } from './cli/keys';
 import { registerRecoveryCommands } from './cli/recovery';
-import { loadConfig } from './lib/config';
-import { INGEST_LIMITS } from './lib/ingest-options';
-import { EXIT, ingestExitCode } from './lib/exit-codes';
-import { formatSummary, optionsFromConfig, runIngest } from './lib/ingest-run';
-import { fileBodies, generateBodies, sampleBodies } from './lib/load';
-import { logFormat, logger, noteNodeVersion, silenceAwsNodeVersionWarning } from './lib/log';
-import { ProgressReporter } from './lib/progress';
-import { formatRuns, listRuns } from './lib/runs';
-import { createSchedule, describeSchedule, scheduleJson, SCHEDULE_ID } from './lib/schedule';
-import { createSqsClient, sendMessages } from './lib/sqs';
+import { loadConfig } from './lib/platform/config';
+import { INGEST_LIMITS } from './lib/contract/ingest-options';
+import { EXIT, ingestExitCode } from './cli/exit-codes';
+import { formatSummary, optionsFromConfig, runIngest } from './cli/ingest-run';
+import { fileBodies, generateBodies, sampleBodies } from './lib/ingest/load';
+import { logFormat, logger, noteNodeVersion, silenceAwsNodeVersionWarning } from './lib/platform/log';
+import { ProgressReporter } from './cli/progress';
+import { formatRuns, listRuns } from './cli/runs';
+import { createSchedule, describeSchedule, scheduleJson, SCHEDULE_ID } from './cli/schedule';
+import { createSqsClient, sendMessages } from './lib/ingest/sqs';
 
-silenceAwsNodeVersionWarning(); // before any SQS client: one short note instead (lib/log.ts)
+silenceAwsNodeVersionWarning(); // before any SQS client: one short note instead (lib/platform/log.ts)
 
 function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string) => {

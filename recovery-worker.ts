@@ -6,10 +6,10 @@
 // the same (activities/recovery.ts): anyone with access to the namespace can schedule them.
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createRecoveryActivities } from './activities/recovery';
-import type { Config } from './lib/config';
-import { isPermanentDbError, sqlState, type Db } from './lib/db';
-import type { Keyring } from './lib/keyring';
-import { dataConverter } from './lib/temporal';
+import type { Config } from './lib/platform/config';
+import { isPermanentDbError, sqlState, type Db } from './lib/platform/db';
+import type { Keyring } from './lib/pii/keyring';
+import { dataConverter } from './lib/platform/temporal';
 
 /**
  * The audit trail holds only if the application cannot alter its table: refuses (in

@@ -1,5 +1,5 @@
 // The ingest activities. `drainQueue` is the whole pipeline for one time slice (receive →
-// transform/mask → persist → acknowledge, lib/drain.ts), run in this worker's drain threads;
+// transform/mask → persist → acknowledge, lib/ingest/drain.ts), run in this worker's drain threads;
 // message data never leaves the worker: its input and result are options and counts. It
 // heartbeats its running totals, so a worker that dies is noticed within the heartbeat
 // timeout and the retry (on any worker) carries the totals of the attempt before.
@@ -9,14 +9,14 @@
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { Db } from '../lib/db';
-import { PermanentDrainError } from '../lib/drain';
-import type { DrainPool } from '../lib/drain-pool';
-import { checkDrainInput, type DrainInput } from '../lib/ingest-options';
-import { committedBy } from '../lib/persist';
-import { drainRecorder, setQueueDepth } from '../lib/metrics';
-import { isPermanentSqsError, queueDepth as depth } from '../lib/sqs';
-import { addDrainResults, emptyDrainResult, type DrainResult, type QueueDepth } from '../lib/types';
+import type { Db } from '../lib/platform/db';
+import { PermanentDrainError } from '../lib/ingest/drain';
+import type { DrainPool } from '../lib/ingest/drain-pool';
+import { checkDrainInput, type DrainInput } from '../lib/contract/ingest-options';
+import { committedBy } from '../lib/ingest/persist';
+import { drainRecorder, setQueueDepth } from '../lib/ingest/metrics';
+import { isPermanentSqsError, queueDepth as depth } from '../lib/ingest/sqs';
+import { addDrainResults, emptyDrainResult, type DrainResult, type QueueDepth } from '../lib/contract/types';
 
 export interface IngestDeps {
   db: Db;

@@ -1,8 +1,8 @@
 // Activities of the re-encryption workflow.
 import { Context, log } from '@temporalio/activity';
-import type { Db } from '../lib/db';
-import { refreshKeyring, type Keyring } from '../lib/keyring';
-import { reencryptPage, type ReencryptPage, type ReencryptTable } from '../lib/reencrypt';
+import type { Db } from '../lib/platform/db';
+import { refreshKeyring, type Keyring } from '../lib/pii/keyring';
+import { reencryptPage, type ReencryptPage, type ReencryptTable } from '../lib/pii/reencrypt';
 
 export function createKeyActivities({ db, keyring }: { db: Db; keyring: Keyring }) {
   return {

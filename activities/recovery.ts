@@ -10,9 +10,9 @@
 import fs from 'node:fs';
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { appendAudit, auditEntriesFor, auditRequestId, type AuditEntry, type StoredAuditEntry } from '../lib/audit';
-import { isPermanentDbError, sqlState, type Db } from '../lib/db';
-import type { Keyring } from '../lib/keyring';
+import { appendAudit, auditEntriesFor, auditRequestId, type AuditEntry, type StoredAuditEntry } from '../lib/recovery/audit';
+import { isPermanentDbError, sqlState, type Db } from '../lib/platform/db';
+import type { Keyring } from '../lib/pii/keyring';
 import {
   canonicalJson,
   hasRole,
@@ -27,9 +27,9 @@ import {
   type RecoveryRequestBody,
   type Signed,
   type VerifyResult,
-} from '../lib/operators';
-import { decryptRecords, findRecords, recordSetHash, type RecordRef, type RecordSet } from '../lib/recovery';
-import { sealTo, type SealedBox } from '../lib/sealed';
+} from '../lib/recovery/operators';
+import { decryptRecords, findRecords, recordSetHash, type RecordRef, type RecordSet } from '../lib/recovery/records';
+import { sealTo, type SealedBox } from '../lib/pii/sealed';
 
 export interface RecoveryPolicy {
   maxRecords: number;

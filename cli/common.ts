@@ -3,10 +3,10 @@
 // to Temporal loads the payload codec's keys only: never the PII key file, the master key
 // or a data key (an operator's machine holds its own signing key and the codec key).
 import type { Client } from '@temporalio/client';
-import { loadConfig, type Config, type Service } from '../lib/config';
-import { loadCodecKeys, loadKeyring, type CodecKeys, type Keyring } from '../lib/keyring';
-import { logger } from '../lib/log';
-import { connectClient } from '../lib/temporal';
+import { loadConfig, type Config, type Service } from '../lib/platform/config';
+import { loadCodecKeys, loadKeyring, type CodecKeys, type Keyring } from '../lib/pii/keyring';
+import { logger } from '../lib/platform/log';
+import { connectClient } from '../lib/platform/temporal';
 
 /** Progress and notices: stderr, as plain lines or (LOG_FORMAT=json) JSON objects. Results go to stdout. */
 export const log = (line: string) => logger.info(line);

@@ -2,11 +2,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { verifyAuditChain } from '../lib/audit';
-import { loadConfig } from '../lib/config';
-import { createDb } from '../lib/db';
-import { generateOperatorKeys, ROLES, writePrivateKey, type RecoveryRequestBody, type Role } from '../lib/operators';
-import { awaitRecovery, decide, operatorKeyFile, pendingRequests, recordSetToApprove, recoveryStatus, startRecovery, type RecoveryOutcome } from '../lib/recovery-client';
+import { verifyAuditChain } from '../lib/recovery/audit';
+import { loadConfig } from '../lib/platform/config';
+import { createDb } from '../lib/platform/db';
+import { generateOperatorKeys, ROLES, writePrivateKey, type RecoveryRequestBody, type Role } from '../lib/recovery/operators';
+import { awaitRecovery, decide, operatorKeyFile, pendingRequests, recordSetToApprove, recoveryStatus, startRecovery, type RecoveryOutcome } from './recovery-client';
 import type { RecoveryStatus } from '../workflows/recovery';
 import { log, output, withClient } from './common';
 

@@ -14,7 +14,7 @@ async function main() {
   const started = Date.now();
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
-    failureConverterPath: require.resolve('../lib/failure-converter'),
+    failureConverterPath: require.resolve('../lib/platform/failure-converter'),
   });
   const out = path.join(dist, 'workflow-bundle.js');
   fs.writeFileSync(out, code);

@@ -3,19 +3,19 @@
 // server's Web UI to the codec server, applies migrations, loads the reference sample into
 // the queue, runs a worker (with its metrics endpoint), runs an ingest, prints the summary
 // and keeps everything (and the Web UI) up until Ctrl-C. Exits 1 when something fails.
-import { EncryptionCodec } from '../lib/codec';
-import { startCodecServer } from '../lib/codec-server';
-import { codecToken } from '../lib/codec-token';
-import { loadConfig } from '../lib/config';
-import { EXIT } from '../lib/exit-codes';
-import { formatSummary, optionsFromConfig, runIngest } from '../lib/ingest-run';
-import { loadKeyring } from '../lib/keyring';
-import { sampleBodies } from '../lib/load';
-import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from '../lib/log';
-import { migrate } from '../lib/migrate';
-import { ProgressReporter } from '../lib/progress';
-import { createSqsClient, sendMessages } from '../lib/sqs';
-import { connectClient } from '../lib/temporal';
+import { EncryptionCodec } from '../lib/pii/codec';
+import { startCodecServer } from '../lib/pii/codec-server';
+import { codecToken } from '../lib/pii/codec-token';
+import { loadConfig } from '../lib/platform/config';
+import { EXIT } from '../cli/exit-codes';
+import { formatSummary, optionsFromConfig, runIngest } from '../cli/ingest-run';
+import { loadKeyring } from '../lib/pii/keyring';
+import { sampleBodies } from '../lib/ingest/load';
+import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from '../lib/platform/log';
+import { migrate } from '../lib/platform/migrate';
+import { ProgressReporter } from '../cli/progress';
+import { createSqsClient, sendMessages } from '../lib/ingest/sqs';
+import { connectClient } from '../lib/platform/temporal';
 import { startServices } from '../services';
 import { startWorker } from '../worker';
 

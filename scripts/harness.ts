@@ -5,9 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Client as PgClient } from 'pg';
-import { migrate } from '../lib/migrate';
-import { queueDepth } from '../lib/sqs';
-import type { QueueDepth } from '../lib/types';
+import { migrate } from '../lib/platform/migrate';
+import { queueDepth } from '../lib/ingest/sqs';
+import type { QueueDepth } from '../lib/contract/types';
 
 export const ROOT = path.join(__dirname, '..');
 

@@ -1,6 +1,6 @@
 // `npm run db:migrate`: apply prisma/migrations/*/migration.sql to DATABASE_URL.
-import { loadConfig } from '../lib/config';
-import { migrate } from '../lib/migrate';
+import { loadConfig } from '../lib/platform/config';
+import { migrate } from '../lib/platform/migrate';
 
 async function main() {
   const config = loadConfig(process.env, ['database']);

@@ -4,8 +4,8 @@
 //   --ephemeral          temporary data and free ports (tests)
 //   --ready-file PATH    write the addresses there as JSON once everything is up
 import fs from 'node:fs';
-import { loadConfig, redactUrl } from '../lib/config';
-import { migrate } from '../lib/migrate';
+import { loadConfig, redactUrl } from '../lib/platform/config';
+import { migrate } from '../lib/platform/migrate';
 import { startServices } from '../services';
 
 async function main() {

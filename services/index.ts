@@ -1,14 +1,14 @@
 // The embedded default: start whichever of Temporal, PostgreSQL and SQS the environment
 // does not point at, and publish their addresses in <DATA_DIR>/services.json, where
-// worker.ts and client.ts find them (lib/config.ts). Persistent mode keeps Temporal's
+// worker.ts and client.ts find them (lib/platform/config.ts). Persistent mode keeps Temporal's
 // SQLite file and PostgreSQL's data in DATA_DIR; ephemeral mode (tests) keeps nothing
 // and takes free ports.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { migrate } from '../lib/migrate';
-import { SEARCH_ATTRIBUTE_ARGS } from '../lib/run-attributes';
-import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/config';
+import { migrate } from '../lib/platform/migrate';
+import { SEARCH_ATTRIBUTE_ARGS } from '../lib/contract/run-attributes';
+import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/platform/config';
 import { startEmbeddedPostgres } from './postgres';
 import { startEmbeddedSqs, startSqsProcess } from './sqs';
 import { findOrInstallTemporalCli, freePort, startTemporalDevServer } from './temporal';
@@ -66,7 +66,7 @@ export async function startServices(
         namespace: config.temporal.namespace,
         logFile: path.join(scratch, 'temporal.log'),
         extraArgs: [
-          // The ingest's counts as search attributes, registered at start (lib/run-attributes.ts).
+          // The ingest's counts as search attributes, registered at start (lib/contract/run-attributes.ts).
           ...SEARCH_ATTRIBUTE_ARGS.flatMap((a) => ['--search-attribute', a]),
           ...(config.embedded.uiCodecEndpoint ? ['--ui-codec-endpoint', config.embedded.uiCodecEndpoint] : []),
         ],

@@ -15,34 +15,12 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common';
 import type { IngestActivities } from '../activities/ingest';
-import { checkIngestOptions, drainInput, withDefaults, type IngestOptions } from '../lib/ingest-options';
-import { addDrainResults, emptyDrainResult, type DrainResult, type QueueDepth } from '../lib/types';
-import { runAttributes } from '../lib/run-attributes'; // issue 12: counts as search attributes
+import { checkIngestOptions, drainInput, withDefaults, type IngestOptions } from '../lib/contract/ingest-options';
+import { addDrainResults, emptyDrainResult, type DrainResult, type IngestSummary, type QueueDepth, type StopReason } from '../lib/contract/types';
+import { runAttributes } from '../lib/contract/run-attributes'; // issue 12: counts as search attributes
 
-export type { IngestOptions } from '../lib/ingest-options';
-
-/**
- * queue_empty: every drain found the queue empty, and SQS counts nothing visible or in
- * flight. messages_unavailable: the same, but SQS still counted messages (in flight with
- * another receiver, e.g. a worker that died mid-drain) after waiting longer than a
- * visibility timeout; they are left for the next run.
- */
-export type StopReason = 'queue_empty' | 'max_messages' | 'messages_unavailable';
-
-/** A drain's counts added up over the whole ingest (every run of it), and how it went. */
-export interface IngestSummary extends Omit<DrainResult, 'endedBy'> {
-  /** What SQS still counted when the run stopped with messages_unavailable. */
-  leftInQueue: QueueDepth | null;
-  /** Drain activities run (each one time slice of receive → transform → persist → acknowledge). */
-  slices: number;
-  /** Runs of this workflow ID so far (continue-as-new starts a new run). */
-  runs: number;
-  queueDepthAtStart: number;
-  startedAt: string;
-  finishedAt: string | null;
-  durationMs: number;
-  stopReason: StopReason | null;
-}
+export type { IngestOptions } from '../lib/contract/ingest-options';
+export type { IngestSummary, StopReason } from '../lib/contract/types';
 
 export interface IngestInput extends IngestOptions {
   /** Totals carried over by continue-as-new; not for callers. */

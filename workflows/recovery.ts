@@ -7,8 +7,8 @@
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { allHandlersFinished, condition, defineQuery, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ApprovalVerdict, RecoveryActivities } from '../activities/recovery';
-import type { RecordRef } from '../lib/recovery';
-import type { SealedBox } from '../lib/sealed';
+import type { RecordRef } from '../lib/recovery/records';
+import type { SealedBox } from '../lib/pii/sealed';
 
 export type RecoveryState = 'verifying' | 'awaiting_approval' | 'recovering' | 'completed' | 'refused' | 'denied' | 'expired';
 
@@ -17,7 +17,7 @@ export interface RecoveryStatus {
   requester: string | null;
   reason: string | null;
   ticket: string | null;
-  /** What the approver approves: the selector, the fields, the frozen records and their hash (lib/recovery.ts recordSetHash). */
+  /** What the approver approves: the selector, the fields, the frozen records and their hash (lib/recovery/records.ts recordSetHash). */
   selector: unknown;
   fields: string[] | null;
   recordSet: RecordRef[] | null;

@@ -1,9 +1,9 @@
 // After a key rotation: move every row and quarantine body to the active key, a page at
 // a time, resumable (the cursor is the workflow's state; continue-as-new carries it) and
-// idempotent (lib/reencrypt.ts only updates rows still under the key it read).
+// idempotent (lib/pii/reencrypt.ts only updates rows still under the key it read).
 import { continueAsNew, defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { KeyActivities } from '../activities/keys';
-import type { ReencryptTable } from '../lib/reencrypt';
+import type { ReencryptTable } from '../lib/pii/reencrypt';
 
 export interface ReencryptInput {
   pageSize?: number;

@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client as PgClient } from 'pg';
-import { generateBodies } from '../../lib/load';
-import { optionsFromConfig, runIngest } from '../../lib/ingest-run';
-import { createSchedule, SCHEDULE_ID } from '../../lib/schedule';
-import { queueDepth, sendMessages } from '../../lib/sqs';
+import { generateBodies } from '../../lib/ingest/load';
+import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
+import { createSchedule, SCHEDULE_ID } from '../../cli/schedule';
+import { queueDepth, sendMessages } from '../../lib/ingest/sqs';
 import { dumpTables, findPlaintext, runClient, startPipeline, VALID_SAMPLE as SAMPLE, type Pipeline } from './helpers';
 
 let p: Pipeline;

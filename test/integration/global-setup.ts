@@ -10,7 +10,7 @@ import path from 'node:path';
 const root = path.join(__dirname, '..', '..');
 
 export default async function globalSetup(): Promise<void> {
-  // The AWS SDK's ten-line Node version warning, once per test process, says nothing new (lib/log.ts).
+  // The AWS SDK's ten-line Node version warning, once per test process, says nothing new (lib/platform/log.ts).
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const readyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'login-ingest-test-')), 'services.json');
   // The tests always run on their own services, whatever the shell points at.

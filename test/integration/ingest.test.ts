@@ -2,14 +2,14 @@
 // PostgreSQL, with the checks the foundation promises.
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import { Client as PgClient } from 'pg';
-import { EncryptionCodec } from '../../lib/codec';
-import { optionsFromConfig, runIngest, type IngestRun } from '../../lib/ingest-run';
-import { generateBodies, sampleBodies } from '../../lib/load';
-import { persistBatch, persistBatchIsolating } from '../../lib/persist';
-import { open } from '../../lib/crypto';
-import { INGEST_LIMITS } from '../../lib/ingest-options';
-import { MAX_BODY_BYTES, queueDepth, receiveMessages, sendMessages } from '../../lib/sqs';
-import { transformBatch } from '../../lib/transform';
+import { EncryptionCodec } from '../../lib/pii/codec';
+import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-run';
+import { generateBodies, sampleBodies } from '../../lib/ingest/load';
+import { persistBatch, persistBatchIsolating } from '../../lib/ingest/persist';
+import { open } from '../../lib/pii/crypto';
+import { INGEST_LIMITS } from '../../lib/contract/ingest-options';
+import { MAX_BODY_BYTES, queueDepth, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
+import { transformBatch } from '../../lib/pipeline/transform';
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { dumpTables, findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, startWorkerProcess, VALID_SAMPLE, type Pipeline } from './helpers';

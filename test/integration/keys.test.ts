@@ -3,18 +3,18 @@
 // and recoveries of old and new rows.
 import fs from 'node:fs';
 import { Client as PgClient } from 'pg';
-import { appendAudit, verifyAuditChain } from '../../lib/audit';
-import { EncryptionCodec } from '../../lib/codec';
-import { optionsFromConfig, runIngest, type IngestRun } from '../../lib/ingest-run';
-import { loadCodecKeys, rotateKeyring, masterKeyWrapper } from '../../lib/keyring';
-import { sampleBodies } from '../../lib/load';
-import { generateOperatorKeys, writePrivateKey } from '../../lib/operators';
-import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery } from '../../lib/recovery-client';
-import { sendMessages } from '../../lib/sqs';
+import { appendAudit, verifyAuditChain } from '../../lib/recovery/audit';
+import { EncryptionCodec } from '../../lib/pii/codec';
+import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-run';
+import { loadCodecKeys, rotateKeyring, masterKeyWrapper } from '../../lib/pii/keyring';
+import { sampleBodies } from '../../lib/ingest/load';
+import { generateOperatorKeys, writePrivateKey } from '../../lib/recovery/operators';
+import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery } from '../../cli/recovery-client';
+import { sendMessages } from '../../lib/ingest/sqs';
 import { reencryptWorkflow } from '../../workflows/reencrypt';
 import { createDatabase, findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, type Pipeline } from './helpers';
-import { createDb } from '../../lib/db';
-import { migrate } from '../../lib/migrate';
+import { createDb } from '../../lib/platform/db';
+import { migrate } from '../../lib/platform/migrate';
 
 let p: Pipeline;
 let pg: PgClient;

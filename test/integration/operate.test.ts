@@ -6,8 +6,8 @@
 // --json` lists both with their counts from the search attributes; every log line of the
 // worker and the CLI is one JSON object and holds no PII value.
 import { ChangeMessageVisibilityBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { generateBodies } from '../../lib/load';
-import { sendMessages } from '../../lib/sqs';
+import { generateBodies } from '../../lib/ingest/load';
+import { sendMessages } from '../../lib/ingest/sqs';
 import { freePort } from '../../services/temporal';
 import { runClient, startPipeline, type Pipeline } from './helpers';
 

@@ -3,11 +3,11 @@
 // returned. Kept small: moto answers in tens of milliseconds a call.
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import { Client as PgClient } from 'pg';
-import { optionsFromConfig, runIngest } from '../../lib/ingest-run';
-import { sampleBodies } from '../../lib/load';
-import { persistBatch } from '../../lib/persist';
-import { queueDepth, receiveMessages, sendMessages } from '../../lib/sqs';
-import { transformBatch } from '../../lib/transform';
+import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
+import { sampleBodies } from '../../lib/ingest/load';
+import { persistBatch } from '../../lib/ingest/persist';
+import { queueDepth, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
+import { transformBatch } from '../../lib/pipeline/transform';
 import { dumpTables, findPlaintext, SAMPLE_PII, startPipeline, type Pipeline } from './helpers';
 import { startMoto } from './moto';
 

@@ -1,7 +1,7 @@
 // schema.prisma is the source of truth; the SQL migrations must build exactly what it
 // describes. A change to one without the other fails here.
 import { Client as PgClient } from 'pg';
-import { migrate, readMigrations } from '../../lib/migrate';
+import { migrate, readMigrations } from '../../lib/platform/migrate';
 import { createDatabase } from './helpers';
 import { schemaFromDatabase, schemaFromPrisma } from './schema';
 

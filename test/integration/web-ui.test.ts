@@ -10,12 +10,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EncryptionCodec } from '../../lib/codec';
-import { startCodecServer, type RunningCodecServer } from '../../lib/codec-server';
-import { optionsFromConfig, runIngest, type IngestRun } from '../../lib/ingest-run';
-import { SEARCH_ATTRIBUTE_ARGS } from '../../lib/run-attributes';
-import { sampleBodies } from '../../lib/load';
-import { sendMessages } from '../../lib/sqs';
+import { EncryptionCodec } from '../../lib/pii/codec';
+import { startCodecServer, type RunningCodecServer } from '../../lib/pii/codec-server';
+import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-run';
+import { SEARCH_ATTRIBUTE_ARGS } from '../../lib/contract/run-attributes';
+import { sampleBodies } from '../../lib/ingest/load';
+import { sendMessages } from '../../lib/ingest/sqs';
 import { findOrInstallTemporalCli, freePort, startTemporalDevServer, type TemporalDevServer } from '../../services/temporal';
 import { startPipeline, type Pipeline } from './helpers';
 

@@ -1,7 +1,7 @@
 // What the audit trail stores of untrusted input, and the record-set hash approvals sign.
 import crypto from 'node:crypto';
-import { auditActor, auditRequestId, safeDetails } from '../../lib/audit';
-import { recordSetHash, type RecordSet } from '../../lib/recovery';
+import { auditActor, auditRequestId, safeDetails } from '../../lib/recovery/audit';
+import { recordSetHash, type RecordSet } from '../../lib/recovery/records';
 
 describe('audit input', () => {
   it('records a request ID only when it is a lower-case UUID, else unknown', () => {

@@ -4,10 +4,10 @@
 import { DEFAULTS, parseChaosArgs, spread, type ChaosOptions } from '../../scripts/chaos/options';
 import { HOSTILE_KINDS, hostileBodies } from '../../scripts/chaos/hostile';
 import { chaosMessages, judge, type RunResult } from '../../scripts/chaos/scenario';
-import { parseBody } from '../../lib/transform';
-import { flatten } from '../../lib/flatten';
-import { validate } from '../../lib/validate';
-import { cutUtf8, MAX_BODY_BYTES } from '../../lib/sqs';
+import { parseBody } from '../../lib/pipeline/transform';
+import { flatten } from '../../lib/pipeline/flatten';
+import { validate } from '../../lib/pipeline/validate';
+import { cutUtf8, MAX_BODY_BYTES } from '../../lib/ingest/sqs';
 
 const opts = (argv: string[]) => parseChaosArgs(argv) as ChaosOptions;
 

@@ -2,8 +2,8 @@
 // a keyring made in-test from random bytes.
 import http from 'node:http';
 import { defaultPayloadConverter, METADATA_ENCODING_KEY, type Payload } from '@temporalio/common';
-import { ENCRYPTED_ENCODING, EncryptionCodec, METADATA_KEY_ID } from '../../lib/codec';
-import { MAX_BODY_BYTES, newCodecToken, startCodecServer, type RunningCodecServer } from '../../lib/codec-server';
+import { ENCRYPTED_ENCODING, EncryptionCodec, METADATA_KEY_ID } from '../../lib/pii/codec';
+import { MAX_BODY_BYTES, newCodecToken, startCodecServer, type RunningCodecServer } from '../../lib/pii/codec-server';
 import { testCodecKeys } from './helpers';
 
 const IP = '203.0.113.9';

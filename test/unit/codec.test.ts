@@ -1,6 +1,6 @@
 import { defaultPayloadConverter, METADATA_ENCODING_KEY, type Payload } from '@temporalio/common';
-import { ENCRYPTED_ENCODING, EncryptionCodec, METADATA_KEY_ID } from '../../lib/codec';
-import { attachCodecKeys } from '../../lib/keyring';
+import { ENCRYPTED_ENCODING, EncryptionCodec, METADATA_KEY_ID } from '../../lib/pii/codec';
+import { attachCodecKeys } from '../../lib/pii/keyring';
 import { rotatedCodecKeys, testCodecKeys, testKeyring } from './helpers';
 
 const text = (b: Uint8Array | null | undefined) => Buffer.from(b ?? []).toString('utf8');

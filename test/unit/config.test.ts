@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError, loadConfig, redactUrl, regionFromQueueUrl, servicesFile, type EmbeddedServices, type Service } from '../../lib/config';
+import { ConfigError, loadConfig, redactUrl, regionFromQueueUrl, servicesFile, type EmbeddedServices, type Service } from '../../lib/platform/config';
 import { makeTempDir, removeTempDirs } from './helpers';
 
 afterAll(removeTempDirs);

@@ -1,4 +1,4 @@
-import { fingerprint, open, seal, type Sealed } from '../../lib/crypto';
+import { fingerprint, open, seal, type Sealed } from '../../lib/pii/crypto';
 import { rotatedKeyring, testKeyring } from './helpers';
 
 const flipByte = (blob: Buffer, index: number): Buffer => {

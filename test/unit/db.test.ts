@@ -1,4 +1,4 @@
-import { isPermanentDbError, sqlState } from '../../lib/db';
+import { isPermanentDbError, sqlState } from '../../lib/platform/db';
 
 describe('sqlState and isPermanentDbError', () => {
   it('finds the SQLSTATE inside a Prisma raw-query error, past Prisma\'s own P2010 code', () => {

@@ -1,4 +1,4 @@
-import { flatten, LOGIN_FIELDS } from '../../lib/flatten';
+import { flatten, LOGIN_FIELDS } from '../../lib/pipeline/flatten';
 import { isWrongTypeSample, sampleEvents, validEvent } from './helpers';
 
 const reasonsOf = (body: unknown): string[] => {

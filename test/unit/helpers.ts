@@ -4,9 +4,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { CodecKeys, Keyring, KeyringFile } from '../../lib/keyring';
-import { sampleBodies } from '../../lib/load';
-import type { ReceivedMessage } from '../../lib/types';
+import type { CodecKeys, Keyring, KeyringFile } from '../../lib/pii/keyring';
+import { sampleBodies } from '../../lib/ingest/load';
+import type { ReceivedMessage } from '../../lib/contract/types';
 
 export const randomKey = (): Buffer => crypto.randomBytes(32);
 

@@ -3,9 +3,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import util from 'node:util';
-import { EncryptionCodec, METADATA_KEY_ID } from '../../lib/codec';
-import { fingerprint, open, seal } from '../../lib/crypto';
-import { LocalKeyWrapper, type KeyWrapper } from '../../lib/kek';
+import { EncryptionCodec, METADATA_KEY_ID } from '../../lib/pii/codec';
+import { fingerprint, open, seal } from '../../lib/pii/crypto';
+import { LocalKeyWrapper, type KeyWrapper } from '../../lib/pii/kek';
 import {
   attachCodecKeys,
   codecKeysOf,
@@ -31,7 +31,7 @@ import {
   type KeyringConfig,
   type KeyringFile,
   type KeyringFileV2,
-} from '../../lib/keyring';
+} from '../../lib/pii/keyring';
 import { makeTempDir, randomKey, removeTempDirs, testCodecKeys, testKeyring, testKeyringFile } from './helpers';
 
 afterAll(removeTempDirs);

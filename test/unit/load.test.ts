@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { flatten } from '../../lib/flatten';
-import { fileBodies, generateBodies, SAMPLE_FILE, sampleBodies } from '../../lib/load';
-import { transformBatch } from '../../lib/transform';
-import { validate } from '../../lib/validate';
+import { flatten } from '../../lib/pipeline/flatten';
+import { fileBodies, generateBodies, SAMPLE_FILE, sampleBodies } from '../../lib/ingest/load';
+import { transformBatch } from '../../lib/pipeline/transform';
+import { validate } from '../../lib/pipeline/validate';
 import { makeTempDir, receivedMessage, removeTempDirs, testKeyring } from './helpers';
 
 afterAll(removeTempDirs);

@@ -1,5 +1,5 @@
-import { jsonLine, nodeVersionNote, textLine } from '../../lib/log';
-import { formatLogEntry, formatLogEntryJson } from '../../lib/logging';
+import { jsonLine, nodeVersionNote, textLine } from '../../lib/platform/log';
+import { formatLogEntry, formatLogEntryJson } from '../../lib/platform/logging';
 
 const time = new Date('2026-12-01T10:00:00.000Z');
 

@@ -1,7 +1,7 @@
-import { open } from '../../lib/crypto';
-import { mask, piiContext } from '../../lib/mask';
-import type { LoginRow } from '../../lib/types';
-import type { LoginEvent } from '../../lib/validate';
+import { open } from '../../lib/pii/crypto';
+import { mask, piiContext } from '../../lib/pipeline/mask';
+import type { LoginRow } from '../../lib/contract/types';
+import type { LoginEvent } from '../../lib/pipeline/validate';
 import { rotatedKeyring, testKeyring } from './helpers';
 
 const FALLBACK = new Date('2024-05-01T12:00:00.000Z');

@@ -2,8 +2,8 @@
 // small HTTP server that answers like it, so the merge is checked without a worker).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { drainRecorder, recordDeleteFailed, recordOutcomes, recordReceived, registry, setQueueDepth, startStage, type DrainTotals } from '../../lib/metrics';
-import { parseHostPort, startMetricsServer } from '../../lib/metrics-server';
+import { drainRecorder, recordDeleteFailed, recordOutcomes, recordReceived, registry, setQueueDepth, startStage, type DrainTotals } from '../../lib/ingest/metrics';
+import { parseHostPort, startMetricsServer } from '../../lib/platform/metrics-server';
 
 async function value(name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
   const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);

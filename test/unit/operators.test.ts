@@ -20,8 +20,8 @@ import {
   type RecoveryRequestBody,
   type Role,
   type Signed,
-} from '../../lib/operators';
-import { newRecipientKeys } from '../../lib/sealed';
+} from '../../lib/recovery/operators';
+import { newRecipientKeys } from '../../lib/pii/sealed';
 import { makeTempDir, removeTempDirs } from './helpers';
 
 afterAll(removeTempDirs);

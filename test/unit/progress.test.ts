@@ -1,5 +1,5 @@
 import { emptySummary, type IngestSummary } from '../../workflows/ingest';
-import { formatDuration, progressBar, progressLine, ProgressReporter, progressStats } from '../../lib/progress';
+import { formatDuration, progressBar, progressLine, ProgressReporter, progressStats } from '../../cli/progress';
 
 const summary = (over: Partial<IngestSummary>): IngestSummary => ({ ...emptySummary('2026-01-01T00:00:00.000Z', 10_000), ...over });
 

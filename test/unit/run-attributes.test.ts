@@ -1,6 +1,6 @@
 import { emptySummary } from '../../workflows/ingest';
-import { ingestSearchAttributes, runAttributes, SEARCH_ATTRIBUTE_ARGS } from '../../lib/run-attributes';
-import { runsQuery } from '../../lib/runs';
+import { ingestSearchAttributes, runAttributes, SEARCH_ATTRIBUTE_ARGS } from '../../lib/contract/run-attributes';
+import { runsQuery } from '../../cli/runs';
 
 describe('run attributes', () => {
   it('map a summary to typed search attributes (counts and the stop reason only)', () => {

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { MAX_CONTEXT_BYTES, newRecipientKeys, openSealed, parseRecipientPublicKey, sealTo, SealedError, type SealedBox } from '../../lib/sealed';
+import { MAX_CONTEXT_BYTES, newRecipientKeys, openSealed, parseRecipientPublicKey, sealTo, SealedError, type SealedBox } from '../../lib/pii/sealed';
 
 const context = 'request 7f1c2a9e-3b4d-4c5e-8f60-718293a4b5c6';
 const flipByte = (b64: string, index: number): string => {

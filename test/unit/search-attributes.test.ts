@@ -1,7 +1,7 @@
 // The worker's start-up check of the search attributes, against a stand-in for the
 // operator service (the real one is exercised by every integration test's worker).
 import { temporal } from '@temporalio/proto';
-import { ensureSearchAttributes } from '../../lib/search-attributes';
+import { ensureSearchAttributes } from '../../lib/platform/search-attributes';
 
 const INT = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT;
 const KEYWORD = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;

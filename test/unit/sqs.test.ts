@@ -1,8 +1,8 @@
-// lib/sqs.ts against an in-memory stand-in for the SQS client: only the logic that turns
+// lib/ingest/sqs.ts against an in-memory stand-in for the SQS client: only the logic that turns
 // responses into ReceivedMessages and results (truncation, deduplication, failure mapping).
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
-import { cutUtf8, deleteMessages, isPermanentSqsError, MAX_BODY_BYTES, receiveMessages } from '../../lib/sqs';
-import { transformMessage } from '../../lib/transform';
+import { cutUtf8, deleteMessages, isPermanentSqsError, MAX_BODY_BYTES, receiveMessages } from '../../lib/ingest/sqs';
+import { transformMessage } from '../../lib/pipeline/transform';
 import { testKeyring } from './helpers';
 
 type Send = (command: unknown) => Promise<unknown>;

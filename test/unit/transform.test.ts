@@ -1,9 +1,9 @@
 import crypto from 'node:crypto';
-import { open } from '../../lib/crypto';
-import { sampleBodies } from '../../lib/load';
-import { piiContext } from '../../lib/mask';
-import { parseBody, transformBatch, transformMessage } from '../../lib/transform';
-import type { QuarantineEntry, ReceivedMessage } from '../../lib/types';
+import { open } from '../../lib/pii/crypto';
+import { sampleBodies } from '../../lib/ingest/load';
+import { piiContext } from '../../lib/pipeline/mask';
+import { parseBody, transformBatch, transformMessage } from '../../lib/pipeline/transform';
+import type { QuarantineEntry, ReceivedMessage } from '../../lib/contract/types';
 import { isWrongTypeSample, receivedMessage, testKeyring, validEvent } from './helpers';
 
 const keyring = testKeyring({ ids: ['k-transform'] });

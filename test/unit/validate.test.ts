@@ -1,5 +1,5 @@
-import { flatten, type FlatEvent } from '../../lib/flatten';
-import { canonicalIp, MAX_LENGTH, parseCreateDate, validate, type LoginEvent } from '../../lib/validate';
+import { flatten, type FlatEvent } from '../../lib/pipeline/flatten';
+import { canonicalIp, MAX_LENGTH, parseCreateDate, validate, type LoginEvent } from '../../lib/pipeline/validate';
 import { isWrongTypeSample, sampleEvents, validEvent } from './helpers';
 
 const reasonsOf = (event: FlatEvent): string[] => {

@@ -1,0 +1,328 @@
+// Configuration: read from the environment and validated once, here. Everything else takes
+// a `Config` (or a part of it) as an argument and never reads process.env itself.
+//
+// Service addresses follow the ecosystem's own variable names. When one is not set, the
+// value comes from the embedded services (`npm run services` or `npm run demo`), which
+// write their addresses to `<DATA_DIR>/services.json` while they run.
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { INGEST_LIMITS, type IngestOptions, type ResolvedIngestOptions } from '../contract/ingest-options';
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`Configuration error:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee .env.example and the README's "Configuration" section.`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Addresses written by the embedded services while they run (services/index.ts). */
+export interface EmbeddedServices {
+  pid: number;
+  temporalAddress: string;
+  temporalUiUrl: string | null;
+  /** As the application role. */
+  databaseUrl: string;
+  /** As the owner role, which runs the migrations (absent in files written before there were two roles). */
+  ownerDatabaseUrl?: string;
+  sqsQueueUrl: string;
+  sqsEndpoint: string;
+}
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, { message: 'must be a whole number' })
+    .transform(Number)
+    .pipe(z.number().min(min, { message: `must be at least ${min}` }).max(max, { message: `must be at most ${max}` }));
+
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+/** INGEST_BATCH_SIZE and the other ingest options, with the ranges and defaults of lib/contract/ingest-options.ts. */
+function ingestEnv() {
+  return Object.fromEntries(
+    Object.values(INGEST_LIMITS).map((l) => [l.env, l.default === undefined ? int(l.min, l.max).optional() : int(l.min, l.max).default(l.default)]),
+  ) as Record<string, z.ZodType<number | undefined>>;
+}
+
+const envSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  DATA_DIR: z.string().min(1).default('.data'),
+  LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  LOG_FORMAT: z.enum(['text', 'json']).default('text'),
+  METRICS_ADDRESS: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]*):\d{1,5}$/, { message: 'must be host:port, e.g. 0.0.0.0:9464' }).optional(),
+  WORKER_SHUTDOWN_GRACE_SECONDS: int(0, 3600).default(20),
+
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' }).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('login-ingest'),
+  TEMPORAL_RECOVERY_TASK_QUEUE: z.string().min(1).optional(),
+  TEMPORAL_CODEC_KEY_FILE: z.string().min(1).optional(),
+  TEMPORAL_CODEC_KEYS: z.string().min(1).optional(),
+  TEMPORAL_CODEC_ACTIVE_KEY_ID: z.string().min(1).optional(),
+  TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATABASE_OWNER_URL: url(['postgres:', 'postgresql:']).optional(),
+
+  SQS_QUEUE_URL: url(['http:', 'https:']).optional(),
+  AWS_REGION: z.string().min(1).optional(),
+  AWS_ENDPOINT_URL_SQS: url(['http:', 'https:']).optional(),
+
+  PII_KEYRING_FILE: z.string().min(1).optional(),
+  PII_ENCRYPTION_KEYS: z.string().min(1).optional(),
+  PII_ACTIVE_KEY_ID: z.string().min(1).optional(),
+  PII_FINGERPRINT_KEY: z.string().min(1).optional(),
+  PII_MASTER_KEY: z.string().min(1).optional(),
+  PII_MASTER_KEY_FILE: z.string().min(1).optional(),
+
+  PII_OPERATORS_FILE: z.string().min(1).optional(),
+  PII_RECOVERY_MAX_RECORDS: int(1, 10_000).default(20),
+  PII_RECOVERY_REQUIRE_APPROVAL: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
+  PII_RECOVERY_APPROVAL_TIMEOUT_SECONDS: int(1, 30 * 24 * 3600).default(24 * 3600),
+  PII_SIGNATURE_MAX_AGE_SECONDS: int(10, 24 * 3600).default(300),
+
+  CODEC_SERVER_TOKEN: z.string().min(32, { message: 'must be at least 32 characters (make one with `npx ts-node client.ts codec-server --new-token`)' }).optional(),
+  CODEC_SERVER_PORT: int(0, 65535).default(8234),
+  CODEC_CORS_ORIGINS: z.string().min(1).default('http://localhost:8233,http://127.0.0.1:8233'),
+
+  INGEST_WORKFLOW_ID: z.string().min(1).default('login-ingest'),
+  ...ingestEnv(),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 1000).default(32),
+  WORKER_DRAIN_THREADS: int(0, 64).optional(),
+
+  EMBEDDED_TEMPORAL_PORT: int(1, 65535).default(7233),
+  TEMPORAL_UI_PORT: int(1, 65535).default(8233),
+  EMBEDDED_POSTGRES_PORT: int(1, 65535).default(54329),
+  EMBEDDED_SQS_PORT: int(1, 65535).default(9324),
+  TEMPORAL_UI_CODEC_ENDPOINT: url(['http:', 'https:']).optional(),
+});
+
+export interface Config {
+  production: boolean;
+  dataDir: string;
+  logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  logFormat: 'text' | 'json';
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    /** Where the recovery activities (the only ones that decrypt PII) run: TEMPORAL_RECOVERY_TASK_QUEUE, default <taskQueue>-pii-recovery. */
+    recoveryTaskQueue: string;
+    uiUrl: string | null;
+  };
+  /** The payload codec's keys: never the PII data keys or the fingerprint key (lib/pii/keyring.ts loadCodecKeys). */
+  codecKeys: { file?: string; keys?: string; activeKeyId?: string };
+  /** The application's role (DATABASE_URL). */
+  databaseUrl: string;
+  /** The owner role that runs the migrations (DATABASE_OWNER_URL; default DATABASE_URL, or the embedded owner). */
+  databaseOwnerUrl: string;
+  sqs: { queueUrl: string; region: string; endpoint?: string; embedded: boolean };
+  keys: {
+    keyringFile?: string;
+    encryptionKeys?: string;
+    activeKeyId?: string;
+    fingerprintKey?: string;
+    masterKey?: string;
+    masterKeyFile?: string;
+  };
+  recovery: {
+    /** Operator registry (JSON Lines); default <DATA_DIR>/operators.jsonl. */
+    operatorsFile: string;
+    maxRecords: number;
+    requireApproval: boolean;
+    approvalTimeoutSeconds: number;
+    signatureMaxAgeSeconds: number;
+  };
+  codecServer: { token?: string; port: number; corsOrigins: string[] };
+  /** The ingest's workflow ID and options (lib/contract/ingest-options.ts has their ranges and meanings). */
+  ingest: { workflowId: string } & ResolvedIngestOptions;
+  worker: {
+    maxConcurrentActivities: number;
+    /** Threads each worker process drains with (0: on its main thread). */
+    drainThreads: number;
+    /** The worker's Prometheus, readiness and health endpoint (lib/platform/metrics-server.ts); off when unset. */
+    metricsAddress?: string;
+    /** On SIGTERM, activities get this long to finish before they are cancelled (keep it below Kubernetes' terminationGracePeriodSeconds). */
+    shutdownGraceSeconds: number;
+  };
+  /** For the embedded services (services/): which addresses the environment gave, and the ports to use for the rest. */
+  embedded: {
+    fromEnv: { temporal: boolean; database: boolean; sqs: boolean };
+    temporalPort: number;
+    uiPort: number;
+    postgresPort: number;
+    sqsPort: number;
+    temporalCliPath?: string;
+    /** Passed to the dev server's Web UI as its codec server (`--ui-codec-endpoint`). */
+    uiCodecEndpoint?: string;
+  };
+}
+
+export function servicesFile(dataDir: string): string {
+  return path.join(dataDir, 'services.json');
+}
+
+/** The embedded services' addresses, if they are running; null otherwise. */
+export function readEmbeddedServices(dataDir: string): EmbeddedServices | null {
+  let parsed: EmbeddedServices;
+  try {
+    parsed = JSON.parse(fs.readFileSync(servicesFile(dataDir), 'utf8'));
+  } catch {
+    return null;
+  }
+  try {
+    process.kill(parsed.pid, 0); // throws when that process is gone
+    return parsed;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Variables whose value may hold a secret (a password in a URL, a token, a key) wherever
+ * in the value it sits: an error names them but never shows their value.
+ */
+export const SECRET_VARIABLE = /(DATABASE|_URL$|TOKEN|KEY|SECRET|PASSWORD|CODEC_ENDPOINT)/;
+const NOT_SECRET = new Set(['SQS_QUEUE_URL', 'AWS_ENDPOINT_URL_SQS', 'TEMPORAL_CODEC_ACTIVE_KEY_ID', 'PII_ACTIVE_KEY_ID', 'PII_KEYRING_FILE', 'PII_MASTER_KEY_FILE', 'TEMPORAL_CODEC_KEY_FILE']);
+export const isSecretVariable = (name: string) => SECRET_VARIABLE.test(name) && !NOT_SECRET.has(name);
+
+function describeIssue(issue: z.core.$ZodIssue, env: NodeJS.ProcessEnv): string {
+  const name = String(issue.path[0]);
+  const value = env[name];
+  if (value === undefined) return `${name} ${issue.message}`;
+  if (isSecretVariable(name)) return `${name} ${issue.message} (its value is not shown: it may hold a secret)`;
+  return `${name} ${issue.message} (got ${JSON.stringify(value)})`;
+}
+
+/** A URL as it may be logged: the password (and anything that fails to parse) hidden. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(a URL that does not parse; not shown)';
+  }
+}
+
+export type Service = 'temporal' | 'database' | 'sqs';
+const ALL_SERVICES: Service[] = ['temporal', 'database', 'sqs'];
+
+/**
+ * Reads and validates the whole configuration, or throws a ConfigError naming every
+ * problem. `needs` lists the services the caller uses: a missing address of another one is
+ * not an error (its field is then the empty string), so `npm run db:migrate` needs no queue.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[] = ALL_SERVICES): Config {
+  // Empty strings count as unset, as they do for most tools reading .env files.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => describeIssue(i, env)));
+  const e = parsed.data;
+
+  const problems: string[] = [];
+  const needsEmbedded =
+    (needs.includes('temporal') && !e.TEMPORAL_ADDRESS) ||
+    (needs.includes('database') && !e.DATABASE_URL) ||
+    (needs.includes('sqs') && !e.SQS_QUEUE_URL);
+  const embedded = needsEmbedded ? readEmbeddedServices(e.DATA_DIR) : null;
+  const missing = (name: string) =>
+    `${name} is not set and the embedded services are not running: set ${name}, or start the embedded services with \`npm run services\` (or \`npm run demo\`) in another terminal`;
+
+  const temporalAddress = e.TEMPORAL_ADDRESS ?? embedded?.temporalAddress;
+  if (!temporalAddress && needs.includes('temporal')) problems.push(missing('TEMPORAL_ADDRESS'));
+  const databaseUrl = e.DATABASE_URL ?? embedded?.databaseUrl;
+  if (!databaseUrl && needs.includes('database')) problems.push(missing('DATABASE_URL'));
+  const queueUrl = e.SQS_QUEUE_URL ?? embedded?.sqsQueueUrl;
+  if (!queueUrl && needs.includes('sqs')) problems.push(missing('SQS_QUEUE_URL'));
+  const sqsFromEmbedded = !e.SQS_QUEUE_URL;
+  if (e.SQS_QUEUE_URL && !e.AWS_REGION && !regionFromQueueUrl(e.SQS_QUEUE_URL)) {
+    problems.push('AWS_REGION is not set and cannot be read from SQS_QUEUE_URL: set AWS_REGION, e.g. us-east-1');
+  }
+  if (e.NODE_ENV === 'production' && e.PII_RECOVERY_REQUIRE_APPROVAL === 'false') {
+    problems.push('PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production: every PII recovery needs a second operator\'s signed approval there (remove the variable)');
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  return {
+    production: e.NODE_ENV === 'production',
+    dataDir: e.DATA_DIR,
+    logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    temporal: {
+      address: temporalAddress ?? '',
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      recoveryTaskQueue: e.TEMPORAL_RECOVERY_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-pii-recovery`,
+      uiUrl: e.TEMPORAL_ADDRESS ? null : (embedded?.temporalUiUrl ?? null),
+    },
+    databaseUrl: databaseUrl ?? '',
+    databaseOwnerUrl: e.DATABASE_OWNER_URL ?? (e.DATABASE_URL ? e.DATABASE_URL : embedded?.ownerDatabaseUrl) ?? databaseUrl ?? '',
+    sqs: {
+      queueUrl: queueUrl ?? '',
+      region: e.AWS_REGION ?? (queueUrl ? regionFromQueueUrl(queueUrl) : null) ?? 'us-east-1',
+      endpoint: sqsFromEmbedded && embedded ? embedded.sqsEndpoint : e.AWS_ENDPOINT_URL_SQS,
+      embedded: sqsFromEmbedded && !!embedded,
+    },
+    codecKeys: { file: e.TEMPORAL_CODEC_KEY_FILE, keys: e.TEMPORAL_CODEC_KEYS, activeKeyId: e.TEMPORAL_CODEC_ACTIVE_KEY_ID },
+    keys: {
+      keyringFile: e.PII_KEYRING_FILE,
+      encryptionKeys: e.PII_ENCRYPTION_KEYS,
+      activeKeyId: e.PII_ACTIVE_KEY_ID,
+      fingerprintKey: e.PII_FINGERPRINT_KEY,
+      masterKey: e.PII_MASTER_KEY,
+      masterKeyFile: e.PII_MASTER_KEY_FILE,
+    },
+    recovery: {
+      operatorsFile: e.PII_OPERATORS_FILE ?? path.join(e.DATA_DIR, 'operators.jsonl'),
+      maxRecords: e.PII_RECOVERY_MAX_RECORDS,
+      requireApproval: e.PII_RECOVERY_REQUIRE_APPROVAL === 'true',
+      approvalTimeoutSeconds: e.PII_RECOVERY_APPROVAL_TIMEOUT_SECONDS,
+      signatureMaxAgeSeconds: e.PII_SIGNATURE_MAX_AGE_SECONDS,
+    },
+    codecServer: {
+      token: e.CODEC_SERVER_TOKEN,
+      port: e.CODEC_SERVER_PORT,
+      corsOrigins: e.CODEC_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+    },
+    ingest: {
+      workflowId: e.INGEST_WORKFLOW_ID,
+      ...(Object.fromEntries(
+        Object.entries(INGEST_LIMITS).map(([name, l]) => [name, (e as Record<string, unknown>)[l.env]]),
+      ) as IngestOptions as ResolvedIngestOptions),
+    },
+    worker: {
+      maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      // One thread measured as fast as two on 2 cores, with less CPU and memory (README: Performance).
+      drainThreads: e.WORKER_DRAIN_THREADS ?? 1,
+      metricsAddress: e.METRICS_ADDRESS,
+      shutdownGraceSeconds: e.WORKER_SHUTDOWN_GRACE_SECONDS,
+    },
+    embedded: {
+      fromEnv: { temporal: !!e.TEMPORAL_ADDRESS, database: !!e.DATABASE_URL, sqs: !!e.SQS_QUEUE_URL },
+      temporalPort: e.EMBEDDED_TEMPORAL_PORT,
+      uiPort: e.TEMPORAL_UI_PORT,
+      postgresPort: e.EMBEDDED_POSTGRES_PORT,
+      sqsPort: e.EMBEDDED_SQS_PORT,
+      temporalCliPath: e.TEMPORAL_CLI_PATH,
+      uiCodecEndpoint: e.TEMPORAL_UI_CODEC_ENDPOINT,
+    },
+  };
+}
+
+/** `https://sqs.eu-west-1.amazonaws.com/123/q` → `eu-west-1`; null for emulator URLs. */
+export function regionFromQueueUrl(queueUrl: string): string | null {
+  const match = /^sqs[.-]([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com/.exec(new URL(queueUrl).hostname);
+  return match ? match[1] : null;
+}
