@@ -95,6 +95,7 @@ export async function drain(
   let bufferSince = 0;
   let reserved = 0; // messages asked for by receives under way
   let emptyInARow = 0;
+  let earliestVisibleUntil = Infinity; // no held message expires before this
   let stopReason: DrainResult['endedBy'] | null = null;
   let fatal: Error | null = null;
 
@@ -109,6 +110,7 @@ export async function drain(
   const ready: Chunk[] = [];
   let committing = 0;
   let acking = 0;
+  let deleting = 0; // committed messages whose deletes are under way: held only for their receipt handles
   const idle: (() => void)[] = []; // pollers waiting for the held set to shrink, and the final wait
   const wake = () => idle.splice(0).forEach((resolve) => resolve());
   const waitForChange = (ms: number) => new Promise<void>((resolve) => (idle.push(resolve), setTimeout(resolve, ms)));
@@ -129,7 +131,11 @@ export async function drain(
       persist(chunk)
         .then((ok) => {
           committing--;
+          // Committed: its rows are no longer needed, only the receipt handles until the deletes.
+          chunk.rows = [];
+          chunk.quarantine = [];
           flush();
+          wake();
           // Deletes run outside the commit slots: the next commit need not wait for them.
           return ok ? acknowledge(chunk) : undefined;
         })
@@ -166,6 +172,7 @@ export async function drain(
   /** Deletes a committed chunk's messages (only now: a message deleted before its commit could be lost). */
   async function acknowledge(chunk: Chunk): Promise<void> {
     acking++;
+    deleting += chunk.ids.length;
     const started = performance.now();
     const messages = chunk.ids.flatMap((messageId) => {
       const h = held.get(messageId);
@@ -188,12 +195,14 @@ export async function drain(
     for (const id of chunk.ids) held.delete(id);
     result.stageMs.acknowledge += performance.now() - started;
     acking--;
+    deleting -= chunk.ids.length;
     onProgress(result);
   }
 
   function take(messages: ReceivedMessage[]): void {
     const started = performance.now();
     const now = Date.now();
+    earliestVisibleUntil = Math.min(earliestVisibleUntil, now + visibilityMs);
     for (const m of messages) {
       const known = held.get(m.messageId);
       if (known) {
@@ -218,8 +227,10 @@ export async function drain(
     for (let errors = 0, failingSince = 0; !stopReason; ) {
       // At the end of the slice, a queue that every poller last found empty counts as empty.
       if (Date.now() >= deadline) return void stopReceiving(emptyInARow >= opts.pollers ? 'empty' : 'time');
-      if (held.size >= maxHeld) {
-        // Back-pressure: the commits are behind (a slow or absent database); wait for room.
+      if (held.size - deleting >= maxHeld || deleting >= maxHeld) {
+        // Back-pressure: the commits are behind (a slow or absent database), or the deletes
+        // are (a slow queue); wait for room. Messages being deleted are committed already, so
+        // they do not hold up the receives until as many wait for deletes as for commits.
         await waitForChange(500);
         continue;
       }
@@ -264,8 +275,17 @@ export async function drain(
   const ticker = setInterval(() => {
     if (buffer.ids.length && Date.now() - bufferSince >= LINGER_MS) flush();
     const soon = Date.now() + visibilityMs / 2;
-    const expiring = [...held].filter(([, h]) => h.visibleUntil < soon);
+    // No held message can expire before earliestVisibleUntil (messages only join later, and
+    // extensions only push it out): most ticks need no scan of the held set.
+    if (soon < earliestVisibleUntil) return;
+    const expiring: [string, Held][] = [];
+    earliestVisibleUntil = Infinity;
+    for (const entry of held) {
+      if (entry[1].visibleUntil < soon) expiring.push(entry);
+      else earliestVisibleUntil = Math.min(earliestVisibleUntil, entry[1].visibleUntil);
+    }
     if (expiring.length === 0) return;
+    earliestVisibleUntil = Math.min(earliestVisibleUntil, Date.now() + visibilityMs);
     for (const [, h] of expiring) h.visibleUntil = Date.now() + visibilityMs;
     result.visibilityExtended += expiring.length;
     changeVisibility(sqs, queueUrl, expiring.map(([messageId, h]) => ({ messageId, receiptHandle: h.receiptHandle })), opts.visibilityTimeoutSeconds).catch(() => {
