@@ -46,6 +46,7 @@
 // Vault (wrapKey/unwrapKey) and HashiCorp Vault Transit (transit/encrypt|decrypt/<name>,
 // context in the request) fit the same two methods.
 import crypto from 'node:crypto';
+import { BLOB_OVERHEAD, isBlob, NONCE_BYTES, openBlob, sealBlob } from './blob';
 
 export interface KeyWrapper {
   /** Names the key-encryption key; written into the key file as "kek" and checked on load. */
@@ -56,11 +57,7 @@ export interface KeyWrapper {
   unwrap(wrapped: Buffer, context: string): Promise<Buffer>;
 }
 
-const VERSION = 1;
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
-
-/** AES-256-GCM under a local 32-byte master key. Wrapped form: version (1) ‖ nonce (12) ‖ tag (16) ‖ ciphertext. */
+/** AES-256-GCM under a local 32-byte master key. Wrapped form: the blob of lib/pii/blob.ts, version (1) ‖ nonce (12) ‖ tag (16) ‖ ciphertext. */
 export class LocalKeyWrapper implements KeyWrapper {
   readonly id: string;
   // A private field: the master key never shows up in util.inspect, JSON or error output.
@@ -73,20 +70,14 @@ export class LocalKeyWrapper implements KeyWrapper {
   }
 
   async wrap(key: Buffer, context: string): Promise<Buffer> {
-    const nonce = crypto.randomBytes(NONCE_BYTES);
-    const cipher = crypto.createCipheriv('aes-256-gcm', this.#masterKey, nonce);
-    cipher.setAAD(Buffer.from(context, 'utf8'));
-    const ciphertext = Buffer.concat([cipher.update(key), cipher.final()]);
-    return Buffer.concat([Buffer.from([VERSION]), nonce, cipher.getAuthTag(), ciphertext]);
+    return sealBlob(this.#masterKey, crypto.randomBytes(NONCE_BYTES), key, context);
   }
 
   async unwrap(wrapped: Buffer, context: string): Promise<Buffer> {
-    if (wrapped.length <= 1 + NONCE_BYTES + TAG_BYTES || wrapped[0] !== VERSION) throw new Error('not a value wrapped by a local key-encryption key');
-    const decipher = crypto.createDecipheriv('aes-256-gcm', this.#masterKey, wrapped.subarray(1, 1 + NONCE_BYTES));
-    decipher.setAAD(Buffer.from(context, 'utf8'));
-    decipher.setAuthTag(wrapped.subarray(1 + NONCE_BYTES, 1 + NONCE_BYTES + TAG_BYTES));
+    // A wrapped key is never empty: a blob of the bare overhead is not one.
+    if (!isBlob(wrapped) || wrapped.length === BLOB_OVERHEAD) throw new Error('not a value wrapped by a local key-encryption key');
     try {
-      return Buffer.concat([decipher.update(wrapped.subarray(1 + NONCE_BYTES + TAG_BYTES)), decipher.final()]);
+      return openBlob(this.#masterKey, wrapped, context);
     } catch {
       throw new Error(`authentication failed (another master key, another context than ${JSON.stringify(context)}, or altered bytes)`);
     }
