@@ -3,7 +3,7 @@
 // The data keys that encrypt PII (AES-256, one active, older ones kept for reading) and the
 // HMAC fingerprint key are random 32-byte values. On disk they are never stored as they
 // are: each one is "wrapped" (encrypted) under a key-encryption key, and the key file
-// (lib/pii/keyring.ts, format version 2) holds only the wrapped bytes plus the KEK's ID. A
+// (lib/pii/keyring/, format version 2) holds only the wrapped bytes plus the KEK's ID. A
 // process unwraps them once at start-up (and again when the file changes) and keeps the
 // plain keys in memory only. So:
 //   * a copied key file, backup or container image reveals nothing without the KEK;
