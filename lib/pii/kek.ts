@@ -9,7 +9,8 @@
 //   * a copied key file, backup or container image reveals nothing without the KEK;
 //   * rotating a data key only rewrites the small key file (nothing else is re-encrypted:
 //     older ciphertext names its key ID and the old keys stay in the file);
-//   * the KEK itself can live in a KMS/HSM and never leave it.
+//   * the KEK is one value, kept apart from the key file (and, with another KeyWrapper,
+//     it could live in a KMS/HSM and never leave it).
 //
 // Every wrap binds a context string as associated data: `data-key:<key id>` for a data
 // key, `fingerprint-key` for the HMAC key. A wrapped value copied under another ID or into
@@ -21,30 +22,9 @@
 // master key, is written into the key file so a wrong master key is reported by name
 // instead of as an authentication failure.
 //
-// Production with a KMS: implement KeyWrapper with the KMS's Encrypt/Decrypt and pass it
-// to loadKeyring / rotateKeyring / initKeyringFile instead of the local one. With AWS KMS
-// (add @aws-sdk/client-kms; not a dependency of this project) the whole adapter is:
-//
-//   import { DecryptCommand, EncryptCommand, KMSClient } from '@aws-sdk/client-kms';
-//   export class AwsKmsKeyWrapper implements KeyWrapper {
-//     readonly id: string;
-//     constructor(private readonly kms: KMSClient, private readonly keyArn: string) { this.id = `aws-kms:${keyArn}`; }
-//     async wrap(key: Buffer, context: string): Promise<Buffer> {
-//       const out = await this.kms.send(new EncryptCommand({ KeyId: this.keyArn, Plaintext: key, EncryptionContext: { purpose: context } }));
-//       return Buffer.from(out.CiphertextBlob!);
-//     }
-//     async unwrap(wrapped: Buffer, context: string): Promise<Buffer> {
-//       const out = await this.kms.send(new DecryptCommand({ KeyId: this.keyArn, CiphertextBlob: wrapped, EncryptionContext: { purpose: context } }));
-//       return Buffer.from(out.Plaintext!);
-//     }
-//   }
-//
-// Workers then need only kms:Decrypt on that key (the rotating operator kms:Encrypt too),
-// and the EncryptionContext shows up in CloudTrail for every unwrap. Use the key ARN, not
-// an alias, as the ID: the ID must stay the same for as long as the file is wrapped by it.
-// GCP Cloud KMS (encrypt/decrypt with additionalAuthenticatedData = context), Azure Key
-// Vault (wrapKey/unwrapKey) and HashiCorp Vault Transit (transit/encrypt|decrypt/<name>,
-// context in the request) fit the same two methods.
+// LocalKeyWrapper is the only KeyWrapper this project has. A KMS or HSM would be another
+// implementation of the interface below (README, "Masking and keys", says what that takes);
+// none is included, because none is tested.
 import crypto from 'node:crypto';
 import { BLOB_OVERHEAD, isBlob, NONCE_BYTES, openBlob, sealBlob } from './blob';
 
