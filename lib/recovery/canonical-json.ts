@@ -10,9 +10,9 @@
 // Its input must be I-JSON (RFC 7493): this refuses, with a TypeError naming where, what
 // I-JSON or JSON cannot hold: lone surrogates (they have no UTF-8 form), non-finite
 // numbers, undefined, functions, symbols, bigints, class instances (Date, Buffer, Map…),
-// sparse arrays, cycles, and nesting deeper than 64. (I-JSON also discourages Unicode
-// noncharacters such as U+FFFF; they have a UTF-8 form and are accepted, as free text may
-// hold them.)
+// sparse arrays, cycles, and nesting deeper than 64. (I-JSON also forbids Unicode
+// noncharacters such as U+FFFF. They have a UTF-8 form, so the output stays unambiguous,
+// and they are accepted: a reason or comment that validates today must stay signable.)
 import { isPlainObject } from '../platform/guards';
 
 const MAX_DEPTH = 64;
