@@ -27,7 +27,7 @@ import {
   type RecoveryRequestBody,
   type Signed,
   type VerifyResult,
-} from '../lib/recovery/operators';
+} from '../lib/recovery';
 import { decryptRecords, findRecords, recordSetHash, type RecordRef, type RecordSet } from '../lib/recovery/records';
 import { sealTo, type SealedBox } from '../lib/pii/sealed';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { recoveryWorkflowId } from '../activities/recovery';
 import type { Config } from '../lib/platform/config';
-import { readPrivateKey, sign, writePrivateKey, type ApprovalBody, type RecoveryRequestBody } from '../lib/recovery/operators';
+import { readPrivateKey, sign, writePrivateKey, type ApprovalBody, type RecoveryRequestBody } from '../lib/recovery';
 import { recordSetHash, type RecoveredRecord } from '../lib/recovery/records';
 import { newRecipientKeys, openSealed } from '../lib/pii/sealed';
 import { decisionUpdate, recoveryWorkflow, statusQuery, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';

@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { verifyAuditChain } from '../lib/recovery/audit';
 import { loadConfig } from '../lib/platform/config';
 import { createDb } from '../lib/platform/db';
-import { generateOperatorKeys, ROLES, writePrivateKey, type RecoveryRequestBody, type Role } from '../lib/recovery/operators';
+import { generateOperatorKeys, ROLES, writePrivateKey, type RecoveryRequestBody, type Role } from '../lib/recovery';
 import { awaitRecovery, decide, operatorKeyFile, pendingRequests, recordSetToApprove, recoveryStatus, startRecovery, type RecoveryOutcome } from './recovery-client';
 import type { RecoveryStatus } from '../workflows/recovery';
 import { log, output, withClient } from './common';

@@ -1,7 +1,7 @@
 // Payload codec: every payload the worker and the clients send to Temporal (workflow and
 // activity inputs, results, queries, signals, updates) is encrypted with AES-256-GCM before
 // it leaves the process, so the workflow history holds no plaintext. It has keys of its own
-// (lib/pii/keyring.ts loadCodecKeys): never a PII data key or the fingerprint key, so whoever
+// (lib/pii/keyring/codec-keys.ts loadCodecKeys): never a PII data key or the fingerprint key, so whoever
 // can read the history (an operator's CLI, the codec server) cannot read a stored value.
 // The key ID travels in the payload's metadata.
 //

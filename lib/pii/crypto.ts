@@ -1,11 +1,8 @@
 // The two primitives that keep PII unreadable: AES-256-GCM for values that must come
 // back (recovery) and HMAC-SHA256 fingerprints for values that only need comparing.
 import crypto from 'node:crypto';
+import { isBlob, NONCE_BYTES, openBlob, sealBlob } from './blob';
 import type { Keyring } from './keyring';
-
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
-const FORMAT_V1 = 1;
 
 // Per-message costs, measured: a raw key Buffer is imported anew by every createCipheriv
 // and createHmac, and every randomBytes(12) is a call into the system's CSPRNG. A key
@@ -32,7 +29,7 @@ function randomNonce(): Buffer {
 
 export interface Sealed {
   keyId: string;
-  /** version (1 byte) ‖ nonce (12) ‖ tag (16) ‖ ciphertext */
+  /** version (1 byte) ‖ nonce (12) ‖ tag (16) ‖ ciphertext: lib/pii/blob.ts */
   blob: Buffer;
 }
 
@@ -43,22 +40,14 @@ export interface Sealed {
  */
 export function seal(keyring: Pick<Keyring, 'activeKeyId' | 'keys'>, plaintext: Uint8Array | string, context: string): Sealed {
   const keyId = keyring.activeKeyId;
-  const nonce = randomNonce();
-  const cipher = crypto.createCipheriv('aes-256-gcm', keyObject(keyring.keys.get(keyId)!), nonce);
-  cipher.setAAD(Buffer.from(context, 'utf8'));
-  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return { keyId, blob: Buffer.concat([Buffer.from([FORMAT_V1]), nonce, cipher.getAuthTag(), ciphertext]) };
+  return { keyId, blob: sealBlob(keyObject(keyring.keys.get(keyId)!), randomNonce(), plaintext, context) };
 }
 
 export function open(keyring: Pick<Keyring, 'activeKeyId' | 'keys'>, sealed: Sealed, context: string): Buffer {
   const key = keyring.keys.get(sealed.keyId);
   if (!key) throw new Error(`No key with ID ${JSON.stringify(sealed.keyId)} in the keyring: was it removed after a rotation?`);
-  const { blob } = sealed;
-  if (blob.length < 1 + NONCE_BYTES + TAG_BYTES || blob[0] !== FORMAT_V1) throw new Error('Not a sealed value (unknown format)');
-  const decipher = crypto.createDecipheriv('aes-256-gcm', keyObject(key), blob.subarray(1, 1 + NONCE_BYTES));
-  decipher.setAAD(Buffer.from(context, 'utf8'));
-  decipher.setAuthTag(blob.subarray(1 + NONCE_BYTES, 1 + NONCE_BYTES + TAG_BYTES));
-  return Buffer.concat([decipher.update(blob.subarray(1 + NONCE_BYTES + TAG_BYTES)), decipher.final()]);
+  if (!isBlob(sealed.blob)) throw new Error('Not a sealed value (unknown format)');
+  return openBlob(keyObject(key), sealed.blob, context);
 }
 
 /**

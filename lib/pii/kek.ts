@@ -3,13 +3,14 @@
 // The data keys that encrypt PII (AES-256, one active, older ones kept for reading) and the
 // HMAC fingerprint key are random 32-byte values. On disk they are never stored as they
 // are: each one is "wrapped" (encrypted) under a key-encryption key, and the key file
-// (lib/pii/keyring.ts, format version 2) holds only the wrapped bytes plus the KEK's ID. A
+// (lib/pii/keyring/, format version 2) holds only the wrapped bytes plus the KEK's ID. A
 // process unwraps them once at start-up (and again when the file changes) and keeps the
 // plain keys in memory only. So:
 //   * a copied key file, backup or container image reveals nothing without the KEK;
 //   * rotating a data key only rewrites the small key file (nothing else is re-encrypted:
 //     older ciphertext names its key ID and the old keys stay in the file);
-//   * the KEK itself can live in a KMS/HSM and never leave it.
+//   * the KEK is one value, kept apart from the key file (and, with another KeyWrapper,
+//     it could live in a KMS/HSM and never leave it).
 //
 // Every wrap binds a context string as associated data: `data-key:<key id>` for a data
 // key, `fingerprint-key` for the HMAC key. A wrapped value copied under another ID or into
@@ -21,31 +22,11 @@
 // master key, is written into the key file so a wrong master key is reported by name
 // instead of as an authentication failure.
 //
-// Production with a KMS: implement KeyWrapper with the KMS's Encrypt/Decrypt and pass it
-// to loadKeyring / rotateKeyring / initKeyringFile instead of the local one. With AWS KMS
-// (add @aws-sdk/client-kms; not a dependency of this project) the whole adapter is:
-//
-//   import { DecryptCommand, EncryptCommand, KMSClient } from '@aws-sdk/client-kms';
-//   export class AwsKmsKeyWrapper implements KeyWrapper {
-//     readonly id: string;
-//     constructor(private readonly kms: KMSClient, private readonly keyArn: string) { this.id = `aws-kms:${keyArn}`; }
-//     async wrap(key: Buffer, context: string): Promise<Buffer> {
-//       const out = await this.kms.send(new EncryptCommand({ KeyId: this.keyArn, Plaintext: key, EncryptionContext: { purpose: context } }));
-//       return Buffer.from(out.CiphertextBlob!);
-//     }
-//     async unwrap(wrapped: Buffer, context: string): Promise<Buffer> {
-//       const out = await this.kms.send(new DecryptCommand({ KeyId: this.keyArn, CiphertextBlob: wrapped, EncryptionContext: { purpose: context } }));
-//       return Buffer.from(out.Plaintext!);
-//     }
-//   }
-//
-// Workers then need only kms:Decrypt on that key (the rotating operator kms:Encrypt too),
-// and the EncryptionContext shows up in CloudTrail for every unwrap. Use the key ARN, not
-// an alias, as the ID: the ID must stay the same for as long as the file is wrapped by it.
-// GCP Cloud KMS (encrypt/decrypt with additionalAuthenticatedData = context), Azure Key
-// Vault (wrapKey/unwrapKey) and HashiCorp Vault Transit (transit/encrypt|decrypt/<name>,
-// context in the request) fit the same two methods.
+// LocalKeyWrapper is the only KeyWrapper this project has. A KMS or HSM would be another
+// implementation of the interface below (README, "Masking and keys", says what that takes);
+// none is included, because none is tested.
 import crypto from 'node:crypto';
+import { BLOB_OVERHEAD, isBlob, NONCE_BYTES, openBlob, sealBlob } from './blob';
 
 export interface KeyWrapper {
   /** Names the key-encryption key; written into the key file as "kek" and checked on load. */
@@ -56,11 +37,7 @@ export interface KeyWrapper {
   unwrap(wrapped: Buffer, context: string): Promise<Buffer>;
 }
 
-const VERSION = 1;
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
-
-/** AES-256-GCM under a local 32-byte master key. Wrapped form: version (1) ‖ nonce (12) ‖ tag (16) ‖ ciphertext. */
+/** AES-256-GCM under a local 32-byte master key. Wrapped form: the blob of lib/pii/blob.ts, version (1) ‖ nonce (12) ‖ tag (16) ‖ ciphertext. */
 export class LocalKeyWrapper implements KeyWrapper {
   readonly id: string;
   // A private field: the master key never shows up in util.inspect, JSON or error output.
@@ -73,20 +50,14 @@ export class LocalKeyWrapper implements KeyWrapper {
   }
 
   async wrap(key: Buffer, context: string): Promise<Buffer> {
-    const nonce = crypto.randomBytes(NONCE_BYTES);
-    const cipher = crypto.createCipheriv('aes-256-gcm', this.#masterKey, nonce);
-    cipher.setAAD(Buffer.from(context, 'utf8'));
-    const ciphertext = Buffer.concat([cipher.update(key), cipher.final()]);
-    return Buffer.concat([Buffer.from([VERSION]), nonce, cipher.getAuthTag(), ciphertext]);
+    return sealBlob(this.#masterKey, crypto.randomBytes(NONCE_BYTES), key, context);
   }
 
   async unwrap(wrapped: Buffer, context: string): Promise<Buffer> {
-    if (wrapped.length <= 1 + NONCE_BYTES + TAG_BYTES || wrapped[0] !== VERSION) throw new Error('not a value wrapped by a local key-encryption key');
-    const decipher = crypto.createDecipheriv('aes-256-gcm', this.#masterKey, wrapped.subarray(1, 1 + NONCE_BYTES));
-    decipher.setAAD(Buffer.from(context, 'utf8'));
-    decipher.setAuthTag(wrapped.subarray(1 + NONCE_BYTES, 1 + NONCE_BYTES + TAG_BYTES));
+    // A wrapped key is never empty: a blob of the bare overhead is not one.
+    if (!isBlob(wrapped) || wrapped.length === BLOB_OVERHEAD) throw new Error('not a value wrapped by a local key-encryption key');
     try {
-      return Buffer.concat([decipher.update(wrapped.subarray(1 + NONCE_BYTES + TAG_BYTES)), decipher.final()]);
+      return openBlob(this.#masterKey, wrapped, context);
     } catch {
       throw new Error(`authentication failed (another master key, another context than ${JSON.stringify(context)}, or altered bytes)`);
     }

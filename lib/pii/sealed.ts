@@ -5,6 +5,7 @@
 // history, logs and the approvers' screens without anyone but the requester reading it.
 // Only node:crypto primitives; nothing here is hand-rolled.
 import crypto from 'node:crypto';
+import { decodeStrictBase64 } from '../platform/base64';
 
 const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
@@ -40,9 +41,8 @@ export interface SealedBox {
 /** Strict base64: decodes to `bytes` bytes (at least `bytes` when `atLeast`) and is written the one canonical way. */
 function decodeBase64(value: unknown, what: string, bytes: number, atLeast = false): Buffer {
   if (typeof value !== 'string') throw new SealedError(`${what} must be a base64 string`);
-  const decoded = Buffer.from(value, 'base64');
-  const sizeOk = atLeast ? decoded.length >= bytes : decoded.length === bytes;
-  if (!sizeOk || decoded.toString('base64') !== value) {
+  const decoded = decodeStrictBase64(value, atLeast ? undefined : bytes);
+  if (!decoded || decoded.length < bytes) {
     throw new SealedError(`${what} must be ${atLeast ? 'at least ' : ''}${bytes} bytes, base64-encoded`);
   }
   return decoded;

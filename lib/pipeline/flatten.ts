@@ -1,6 +1,7 @@
 // Flatten: map a parsed message body onto the fields of a login event. Known nested or
 // renamed fields (e.g. {"device": {"id": …}} or "deviceId") map to their field; anything
 // else is rejected, never guessed. Types are checked later, by validate.ts.
+import { isRecord } from '../platform/guards';
 
 export const LOGIN_FIELDS = ['user_id', 'device_type', 'ip', 'device_id', 'locale', 'app_version', 'create_date'] as const;
 export type LoginField = (typeof LOGIN_FIELDS)[number];
@@ -25,10 +26,8 @@ const CONTAINERS = new Set([...FIELD_BY_PATH.keys()].filter((p) => p.includes('.
 export type FlatEvent = Partial<Record<LoginField, unknown>>;
 export type FlattenResult = { ok: true; event: FlatEvent } | { ok: false; reasons: string[] };
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 export function flatten(body: unknown): FlattenResult {
-  if (!isPlainObject(body)) return { ok: false, reasons: ['not_an_object'] };
+  if (!isRecord(body)) return { ok: false, reasons: ['not_an_object'] };
 
   const event: FlatEvent = {};
   const reasons = new Set<string>();
@@ -44,7 +43,7 @@ export function flatten(body: unknown): FlattenResult {
   };
 
   for (const [key, value] of Object.entries(body)) {
-    if (CONTAINERS.has(key) && isPlainObject(value)) {
+    if (CONTAINERS.has(key) && isRecord(value)) {
       for (const [inner, innerValue] of Object.entries(value)) take(`${key}.${inner}`, innerValue);
     } else if (key.includes('.')) {
       unknown++; // a literal "device.id" key is not the nested path device.id

@@ -2,6 +2,8 @@
 // database can store. Every problem becomes a reason code; a message with any reason is
 // quarantined, never retried.
 import ipaddr from 'ipaddr.js';
+import { isCleanText } from '../platform/guards';
+import { parseLenientDateTime } from '../platform/iso-date';
 import type { FlatEvent } from './flatten';
 
 export interface LoginEvent {
@@ -26,12 +28,6 @@ const APP_VERSION = /^(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?$/;
 const EARLIEST = Date.UTC(2000, 0, 1);
 const LATEST_AHEAD_MS = 24 * 3600 * 1000;
 
-/** NUL cannot be stored in PostgreSQL text; other control characters (C0, DEL, C1) and lone surrogates are not data. */
-function hasBadCharacters(s: string): boolean {
-  // eslint-disable-next-line no-control-regex
-  return /[\u0000-\u001f\u007f-\u009f]/.test(s) || !s.isWellFormed();
-}
-
 function text(event: FlatEvent, field: keyof typeof MAX_LENGTH, reasons: string[], opts: { nullable?: boolean } = {}): string | null {
   const value = event[field];
   if (value === undefined || (value === null && !opts.nullable)) {
@@ -46,7 +42,8 @@ function text(event: FlatEvent, field: keyof typeof MAX_LENGTH, reasons: string[
   const trimmed = value.trim();
   if (trimmed === '') reasons.push(`empty:${field}`);
   else if (trimmed.length > MAX_LENGTH[field]) reasons.push(`too_long:${field}`);
-  else if (hasBadCharacters(trimmed)) reasons.push(`invalid_characters:${field}`);
+  // NUL cannot be stored in PostgreSQL text; other control characters (C0, DEL, C1) and lone surrogates are not data.
+  else if (!isCleanText(trimmed)) reasons.push(`invalid_characters:${field}`);
   else return trimmed;
   return null;
 }
@@ -81,29 +78,11 @@ function appVersionParts(version: string, reasons: string[]): [number, number, n
   return [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)];
 }
 
-const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,3})?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
-
-/** Milliseconds of an ISO 8601 date-time; null for impossible dates (2024-02-30) rather than rolling them over. */
-function parseIsoDate(text: string): number | null {
-  const m = ISO_DATE.exec(text);
-  if (!m) return null;
-  const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
-  const [Y, M, D, H, MI, S] = [y, mo, d, h, mi, s].map(Number);
-  const local = Date.UTC(Y, M - 1, D, H, MI, S, frac ? Math.round(Number(frac) * 1000) : 0);
-  const check = new Date(local);
-  if (check.getUTCFullYear() !== Y || check.getUTCMonth() !== M - 1 || check.getUTCDate() !== D || H > 23 || MI > 59 || S > 59) return null;
-  // No offset given: read as UTC, so the result does not depend on the worker's time zone.
-  if (!zone || zone === 'Z') return local;
-  const sign = zone[0] === '-' ? -1 : 1;
-  const [zh, zm] = [Number(zone.slice(1, 3)), Number(zone.slice(-2))];
-  return local - sign * (zh * 60 + zm) * 60_000;
-}
-
 /** A create_date that is missing, unparsable or implausible falls back to SentTimestamp (null here). */
 export function parseCreateDate(value: unknown, now = Date.now()): Date | null {
   let ms: number | null;
   if (typeof value === 'number' && Number.isFinite(value)) ms = value < 1e11 ? value * 1000 : value; // seconds or milliseconds
-  else if (typeof value === 'string') ms = parseIsoDate(value.trim());
+  else if (typeof value === 'string') ms = parseLenientDateTime(value.trim());
   else return null;
   if (ms === null || !Number.isFinite(ms) || ms < EARLIEST || ms > now + LATEST_AHEAD_MS) return null;
   return new Date(ms);

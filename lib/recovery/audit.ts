@@ -7,6 +7,8 @@
 // can read the table and call that function, nothing else.
 import crypto from 'node:crypto';
 import type { Db } from '../platform/db';
+import { storableText } from '../platform/guards';
+import { OPERATOR_NAME } from './registry';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -44,7 +46,6 @@ export interface StoredAuditEntry extends AuditEntry {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const OPERATOR = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 /** The request ID as the trail records it: a lower-case UUID, or `unknown` for anything else. */
 export function auditRequestId(value: unknown): string {
@@ -52,7 +53,7 @@ export function auditRequestId(value: unknown): string {
 }
 
 /** An actor as the trail records it: an operator name, or null. */
-export const auditActor = (value: unknown): string | null => (typeof value === 'string' && OPERATOR.test(value) ? value : null);
+export const auditActor = (value: unknown): string | null => (typeof value === 'string' && OPERATOR_NAME.test(value) ? value : null);
 
 const MAX_STRING = 2000;
 const MAX_KEYS = 64;
@@ -61,8 +62,7 @@ const MAX_DEPTH = 8;
 
 /** A string PostgreSQL's jsonb stores as given: well-formed UTF-16 (lone surrogates → U+FFFD), no NUL, bounded. */
 function safeString(s: string, max = MAX_STRING): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = s.toWellFormed().replace(/\u0000/g, '\uFFFD');
+  const clean = storableText(s);
   return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }
 

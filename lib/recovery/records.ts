@@ -5,7 +5,8 @@ import crypto from 'node:crypto';
 import type { Db } from '../platform/db';
 import type { Keyring } from '../pii/keyring';
 import { openPii } from '../pipeline/mask';
-import { canonicalJson, type RecoveryRequestBody } from './operators';
+import { canonicalJson } from './canonical-json';
+import type { RecoveryRequestBody } from './documents';
 
 export type Selector = RecoveryRequestBody['selector'];
 export type Field = RecoveryRequestBody['fields'][number];

@@ -8,7 +8,7 @@ import { EncryptionCodec } from '../../lib/pii/codec';
 import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-run';
 import { loadCodecKeys, rotateKeyring, masterKeyWrapper } from '../../lib/pii/keyring';
 import { sampleBodies } from '../../lib/ingest/load';
-import { generateOperatorKeys, writePrivateKey } from '../../lib/recovery/operators';
+import { generateOperatorKeys, writePrivateKey } from '../../lib/recovery';
 import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery } from '../../cli/recovery-client';
 import { sendMessages } from '../../lib/ingest/sqs';
 import { reencryptWorkflow } from '../../workflows/reencrypt';

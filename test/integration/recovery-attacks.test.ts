@@ -16,7 +16,7 @@ import { createDb } from '../../lib/platform/db';
 import { checkAuditRole } from '../../recovery-worker';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
 import { sampleBodies } from '../../lib/ingest/load';
-import { generateOperatorKeys, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/recovery/operators';
+import { generateOperatorKeys, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/recovery';
 import { operatorKeyFile, recoveryStatus } from '../../cli/recovery-client';
 import { newRecipientKeys } from '../../lib/pii/sealed';
 import { sendMessages } from '../../lib/ingest/sqs';

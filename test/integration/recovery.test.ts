@@ -12,7 +12,7 @@ import { auditEntriesFor, verifyAuditChain } from '../../lib/recovery/audit';
 import { EncryptionCodec } from '../../lib/pii/codec';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
 import { sampleBodies } from '../../lib/ingest/load';
-import { canonicalJson, generateOperatorKeys, keyFingerprint, loadRegistry, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/recovery/operators';
+import { canonicalJson, generateOperatorKeys, keyFingerprint, loadRegistry, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/recovery';
 import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery, type NewRequest } from '../../cli/recovery-client';
 import { newRecipientKeys } from '../../lib/pii/sealed';
 import { sendMessages } from '../../lib/ingest/sqs';

@@ -1,0 +1,130 @@
+// The keyring of a process, from its configuration. Sources, in order: PII_KEYRING_FILE
+// (either version; version 2 unwrapped by the master key), else PII_ENCRYPTION_KEYS /
+// PII_ACTIVE_KEY_ID / PII_FINGERPRINT_KEY, else (outside production only) a development
+// master key and key file generated once into <DATA_DIR>/keys. The master key is
+// PII_MASTER_KEY or PII_MASTER_KEY_FILE (the development one outside production).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../../platform/config';
+import { LocalKeyWrapper, type KeyWrapper } from '../kek';
+import { attachCodecKeys, loadCodecKeys } from './codec-keys';
+import { wrapKeyringFile } from './envelope';
+import { decodeKey, errorMessage, KeyringError, keyringFromFile, newKeyringFile, type Keyring } from './format';
+import { loadKeyringFile, markFromEnvironment, type KeyringRefreshOptions } from './refresh';
+import { createExclusive, writeKeyringFile } from './store';
+
+/** The configuration loadKeyring and masterKeyWrapper read (keys.masterKey = PII_MASTER_KEY, keys.masterKeyFile = PII_MASTER_KEY_FILE). */
+export type KeyringConfig = Pick<Config, 'keys' | 'dataDir' | 'production'> & Partial<Pick<Config, 'codecKeys'>>;
+
+/** `PII_ENCRYPTION_KEYS=id1:base64,id2:base64` + `PII_ACTIVE_KEY_ID` + `PII_FINGERPRINT_KEY`. */
+function keyringFromEnv(keys: Config['keys']): Keyring {
+  if (!keys.encryptionKeys || !keys.fingerprintKey) {
+    throw new KeyringError('PII_ENCRYPTION_KEYS and PII_FINGERPRINT_KEY must be set together (or use PII_KEYRING_FILE)');
+  }
+  const entries: Record<string, string> = {};
+  for (const part of keys.encryptionKeys.split(',')) {
+    const at = part.indexOf(':');
+    if (at < 1) throw new KeyringError('PII_ENCRYPTION_KEYS must be a comma-separated list of id:base64key');
+    entries[part.slice(0, at).trim()] = part.slice(at + 1).trim();
+  }
+  const ids = Object.keys(entries);
+  const activeKeyId = keys.activeKeyId ?? (ids.length === 1 ? ids[0] : undefined);
+  if (!activeKeyId) throw new KeyringError('PII_ACTIVE_KEY_ID must name one of the keys in PII_ENCRYPTION_KEYS when there are several');
+  return keyringFromFile({ activeKeyId, keys: entries, fingerprintKey: keys.fingerprintKey }, 'PII_ENCRYPTION_KEYS');
+}
+
+export function devKeyringPath(dataDir: string): string {
+  return path.join(dataDir, 'keys', 'keyring.json');
+}
+
+export function devMasterKeyPath(dataDir: string): string {
+  return path.join(dataDir, 'keys', 'master.key');
+}
+
+function readMasterKeyFile(file: string, name: string): Buffer {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new KeyringError(`${name} cannot be read: ${errorMessage(err)}`);
+  }
+  return decodeKey(text.trim(), name);
+}
+
+/**
+ * The local key-encryption key: PII_MASTER_KEY (base64 of 32 bytes), else
+ * PII_MASTER_KEY_FILE (a file holding that), else outside production the development
+ * master key <DATA_DIR>/keys/master.key, generated (mode 600) when `create` is set and it
+ * does not exist yet. Throws a KeyringError naming PII_MASTER_KEY when there is none.
+ */
+export function masterKeyWrapper(config: KeyringConfig, options: { create?: boolean; log?: (msg: string) => void } = {}): LocalKeyWrapper {
+  const { masterKey, masterKeyFile } = config.keys;
+  if (masterKey && masterKeyFile) throw new KeyringError('Set only one of PII_MASTER_KEY and PII_MASTER_KEY_FILE');
+  if (masterKey) return new LocalKeyWrapper(decodeKey(masterKey, 'PII_MASTER_KEY'));
+  if (masterKeyFile) return new LocalKeyWrapper(readMasterKeyFile(masterKeyFile, `PII_MASTER_KEY_FILE=${masterKeyFile}`));
+  if (config.production) {
+    throw new KeyringError(
+      'NODE_ENV=production and no master key is configured: set PII_MASTER_KEY (base64 of 32 bytes) or PII_MASTER_KEY_FILE. The development master key is never used in production.',
+    );
+  }
+  const file = devMasterKeyPath(config.dataDir);
+  if (!fs.existsSync(file)) {
+    if (!options.create) throw new KeyringError(`no master key: set PII_MASTER_KEY or PII_MASTER_KEY_FILE (the development master key ${file} does not exist)`);
+    try {
+      createExclusive(file, crypto.randomBytes(32).toString('base64') + '\n');
+      (options.log ?? console.log)(`Generated a development master key in ${file} (local only, git-ignored; production needs PII_MASTER_KEY).`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another process made it first
+    }
+  }
+  return new LocalKeyWrapper(readMasterKeyFile(file, file));
+}
+
+/**
+ * The keyring for this process: PII_KEYRING_FILE (either version; version 2 unwrapped by
+ * `wrapper`, default masterKeyWrapper(config)), else the PII_* variables, else (outside
+ * production only) a development master key and version 2 key file generated once into
+ * <DATA_DIR>/keys. Keyrings from a file follow it through refreshKeyring.
+ */
+export async function loadKeyring(
+  config: KeyringConfig,
+  log: (msg: string) => void = console.log,
+  wrapper?: KeyWrapper,
+  options: KeyringRefreshOptions = {},
+): Promise<Keyring> {
+  const keyring = await loadPiiKeyring(config, log, wrapper, options);
+  const { codecKeys } = config;
+  if (codecKeys) attachCodecKeys(keyring, () => loadCodecKeys({ codecKeys, dataDir: config.dataDir, production: config.production }, log));
+  return keyring;
+}
+
+async function loadPiiKeyring(config: KeyringConfig, log: (msg: string) => void, wrapper: KeyWrapper | undefined, options: KeyringRefreshOptions): Promise<Keyring> {
+  const { keys } = config;
+  const configured = () => wrapper ?? masterKeyWrapper(config);
+  if (keys.keyringFile) {
+    return loadKeyringFile(keys.keyringFile, { ...options, wrapper: configured, log, name: `PII_KEYRING_FILE=${keys.keyringFile}` });
+  }
+  if (keys.encryptionKeys || keys.fingerprintKey) {
+    const keyring = keyringFromEnv(keys);
+    markFromEnvironment(keyring);
+    return keyring;
+  }
+  if (config.production) {
+    throw new KeyringError(
+      'NODE_ENV=production and no PII keys are configured: set PII_KEYRING_FILE and PII_MASTER_KEY (or PII_ENCRYPTION_KEYS, PII_ACTIVE_KEY_ID and PII_FINGERPRINT_KEY). Development keys are never generated in production.',
+    );
+  }
+  const file = devKeyringPath(config.dataDir);
+  if (!fs.existsSync(file)) {
+    // Only here may a development master key be generated: one for an existing file would never match it.
+    const kek = wrapper ?? masterKeyWrapper(config, { create: true, log });
+    try {
+      writeKeyringFile(file, await wrapKeyringFile(newKeyringFile(), kek));
+      log(`Generated development PII keys in ${file}, wrapped by ${kek.id} (local only, git-ignored; production refuses to start without real keys).`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another process made them first
+    }
+  }
+  return loadKeyringFile(file, { ...options, wrapper: configured, log });
+}
