@@ -29,10 +29,10 @@
 //    no other field. Anything else fails at once (non-retryable `bad_input`), before a row
 //    is read.
 //  * Its authority, where the data is and outside the namespace: the newest `keys_rotated`
-//    entry of the audit trail, which only the database owner role can write (migration 0005)
-//    and which `keys rotate` appends after changing the key file (so recording one takes the
-//    key file's master key and the owner role, neither of which a namespace user or the
-//    application's role has). It re-encrypts only towards the key that entry names, and only
+//    entry of the audit trail, which only the database owner role can write (migration 0005;
+//    `keys rotate` appends it right after changing the key file), together with the key file
+//    itself, which only the key holder writes. Neither is in a namespace user's or the
+//    application role's reach. It re-encrypts only towards the key that entry names, and only
 //    in a worker whose key file has that very key active: with none recorded it refuses
 //    (`no_recorded_rotation`), a worker whose file lacks the key yet retries
 //    (`key_file_behind`), one with another key active refuses (`key_not_recorded`).
