@@ -1,16 +1,14 @@
 // CLI commands for the PII keys and the codec server: keys init|rotate|status, codec-server.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { appendAudit } from '../lib/recovery/audit';
 import { EncryptionCodec } from '../lib/pii/codec';
 import { startCodecServer } from '../lib/pii/codec-server';
 import { codecToken } from '../lib/pii/codec-token';
 import { loadConfig } from '../lib/platform/config';
 import { createDb } from '../lib/platform/db';
 import { devKeyringPath, initKeyringFile, keyringStatus, loadCodecKeys, masterKeyWrapper, newCodecKeyFile, rotateKeyring } from '../lib/pii/keyring';
-import { keyUsage } from '../lib/pii/reencrypt';
+import { checkCanRecordRotation, keyUsage, recordRotation } from '../lib/pii/reencrypt';
 import { reencryptWorkflow } from '../workflows/reencrypt';
 import { log, output, setup, withClient } from './common';
 
@@ -48,25 +46,35 @@ export function registerKeyCommands(program: Command): void {
 
   keys
     .command('rotate')
-    .description('make a new active data key (used for new rows at once), then re-encrypt old rows and quarantine bodies with it')
+    .description(
+      'make a new active data key (used for new rows at once), record the rotation in the audit trail as the owner role (DATABASE_OWNER_URL), ' +
+        'then re-encrypt old rows and quarantine bodies with it (only towards a recorded rotation)',
+    )
     .option('--no-reencrypt', 'only rotate; run the re-encryption later with `keys reencrypt`')
     .action(async (opts: { reencrypt: boolean }) => {
       const config = loadConfig(process.env, ['database', ...(opts.reencrypt ? (['temporal'] as const) : [])]);
       const file = config.keys.keyringFile ?? devKeyringPath(config.dataDir);
-      const { newKeyId, previousKeyId } = await rotateKeyring(file, masterKeyWrapper(config));
-      const db = createDb(config.databaseUrl);
+      // The record is the re-encryption's authority, and only the owner role can write it (migration 0005).
+      const owner = createDb(config.databaseOwnerUrl);
+      let rotation: { newKeyId: string; previousKeyId: string };
       try {
-        await appendAudit(db, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: { newKeyId, previousKeyId } }]);
+        await checkCanRecordRotation(owner);
+        rotation = await rotateKeyring(file, masterKeyWrapper(config));
+        await recordRotation(owner, rotation).catch((err) => {
+          throw new Error(
+            `${file} was rotated to ${rotation.newKeyId}, but the rotation could not be recorded (${(err as Error).message}); re-encryption refuses an unrecorded key: run keys rotate again.`,
+          );
+        });
       } finally {
-        await db.$disconnect();
+        await owner.$disconnect();
       }
-      console.log(`Rotated: ${previousKeyId} → ${newKeyId} (${file}). Workers use the new key within a second.`);
-      if (opts.reencrypt) await reencrypt();
+      console.log(`Rotated: ${rotation.previousKeyId} → ${rotation.newKeyId} (${file}), recorded in the audit trail. Workers use the new key within a second.`);
+      if (opts.reencrypt) await reencrypt(rotation.newKeyId);
     });
 
   keys
     .command('reencrypt')
-    .description('move every row and quarantine body to the active key (a durable, resumable workflow)')
+    .description('move every row and quarantine body to the key of the newest recorded rotation (a durable, resumable workflow)')
     .action(() => reencrypt());
 
   keys
@@ -125,7 +133,7 @@ export function registerKeyCommands(program: Command): void {
     });
 }
 
-async function reencrypt(): Promise<void> {
+async function reencrypt(newKeyId?: string): Promise<void> {
   await withClient(async (client, config) => {
     const handle = await client.workflow.start(reencryptWorkflow, {
       workflowId: REENCRYPT_WORKFLOW_ID,
@@ -136,6 +144,6 @@ async function reencrypt(): Promise<void> {
     });
     log(`Re-encrypting (workflow ${REENCRYPT_WORKFLOW_ID}) ...`);
     const summary = await handle.result();
-    console.log(`Re-encrypted ${summary.reencrypted.user_logins} row(s) and ${summary.reencrypted.quarantine} quarantine bod(ies) to key ${summary.activeKeyId}.`);
+    console.log(`Re-encrypted ${summary.reencrypted.user_logins} row(s) and ${summary.reencrypted.quarantine} quarantine bod(ies) to ${newKeyId ? `key ${newKeyId}` : 'the recorded key'}.`);
   });
 }

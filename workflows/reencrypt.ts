@@ -1,11 +1,14 @@
-// After a key rotation: move every row and quarantine body to the active key, a page at
+// After a key rotation: move every row and quarantine body to the new key, a page at
 // a time, resumable (the cursor is the workflow's state; continue-as-new carries it) and
-// idempotent (lib/pii/reencrypt.ts only updates rows still under the key it read).
+// idempotent (lib/pii/reencrypt.ts only updates rows still under the key it read). The target
+// key is not the workflow's to choose: the activity moves data only to the key of the
+// rotation `keys rotate` recorded, and refuses without one (activities/keys.ts).
 import { continueAsNew, defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { KeyActivities } from '../activities/keys';
 import type { ReencryptTable } from '../lib/pii/reencrypt';
 
 export interface ReencryptInput {
+  /** Rows a page (1 … 1000, the activity refuses others). */
   pageSize?: number;
   /** Where to resume; not for callers. */
   cursor?: { table: ReencryptTable; afterId: string };
@@ -14,7 +17,6 @@ export interface ReencryptInput {
 
 export interface ReencryptSummary {
   reencrypted: Record<ReencryptTable, number>;
-  activeKeyId: string | null;
 }
 
 export const reencryptProgressQuery = defineQuery<ReencryptSummary>('progress');
@@ -30,14 +32,13 @@ const PAGES_PER_RUN = 200;
 
 export async function reencryptWorkflow(input: ReencryptInput = {}): Promise<ReencryptSummary> {
   const pageSize = input.pageSize ?? 500;
-  const summary: ReencryptSummary = { reencrypted: input.totals ?? { user_logins: 0, quarantine: 0 }, activeKeyId: null };
+  const summary: ReencryptSummary = { reencrypted: input.totals ?? { user_logins: 0, quarantine: 0 } };
   setHandler(reencryptProgressQuery, () => summary);
   let cursor = input.cursor ?? { table: TABLES[0], afterId: '0' };
   for (let pages = 0; ; pages++) {
     if (pages === PAGES_PER_RUN) return continueAsNew<typeof reencryptWorkflow>({ pageSize, cursor, totals: summary.reencrypted });
     const page = await reencryptPage({ table: cursor.table, afterId: cursor.afterId, limit: pageSize });
     summary.reencrypted[cursor.table] += page.reencrypted;
-    summary.activeKeyId = page.activeKeyId;
     if (page.lastId !== null) {
       cursor = { table: cursor.table, afterId: page.lastId };
       continue;

@@ -1,13 +1,61 @@
 // Re-encryption after a key rotation: moves the ciphertext of rows and quarantine bodies
-// written under older keys to the active key, a page at a time. Each update only applies
-// when the row still carries the key it was read with, so a page can be retried, run
-// twice or run beside the ingest without harm.
+// written under other keys to the key of the recorded rotation, a page at a time. Each
+// update only applies when the row still carries the key it was read with, so a page can
+// be retried, run twice or run beside the ingest without harm. Also the rotation record:
+// `keys rotate` appends it to the audit trail as the owner role (migration 0005), and the
+// re-encryption activity reads it back as its authority (activities/keys.ts).
+import crypto from 'node:crypto';
+import { appendAudit } from '../recovery/audit';
 import type { Db } from '../platform/db';
 import type { Keyring } from './keyring';
 import { openPii, sealPii, type PiiField } from '../pipeline/mask';
 
 export type ReencryptTable = 'user_logins' | 'quarantine';
 export const REENCRYPT_TABLES: ReencryptTable[] = ['user_logins', 'quarantine'];
+/** Most rows one page reads (the workflow's default page is 500). */
+export const REENCRYPT_MAX_PAGE = 1000;
+
+/** The newest key rotation the owner role recorded: the only key re-encryption moves data to. */
+export interface RecordedRotation {
+  /** The audit entry's ID. */
+  entryId: string;
+  newKeyId: string;
+}
+
+/**
+ * The newest `keys_rotated` entry written since migration 0005 (from then on only a role
+ * that can act as the trail's owner can write one), or null when there is none.
+ */
+export async function recordedRotation(db: Db): Promise<RecordedRotation | null> {
+  const [row] = await db.$queryRaw<{ id: bigint; new_key_id: string | null }[]>`
+    SELECT id, details->>'newKeyId' AS new_key_id FROM pii_audit_log
+    WHERE event = 'keys_rotated' AND id > pii_key_rotations_trusted_after()
+    ORDER BY id DESC LIMIT 1`;
+  return row?.new_key_id ? { entryId: row.id.toString(), newKeyId: row.new_key_id } : null;
+}
+
+/**
+ * Before `keys rotate` touches the key file: the connection (DATABASE_OWNER_URL) must be
+ * able to act as the trail's owner, or its record would be refused after the rotation.
+ */
+export async function checkCanRecordRotation(ownerDb: Db): Promise<void> {
+  const [row] = await ownerDb.$queryRaw<{ role: string; owner: boolean | null; migrated: boolean }[]>`
+    SELECT session_user::text AS role,
+           (SELECT pg_has_role(session_user, tableowner, 'USAGE') FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'pii_audit_log') AS owner,
+           to_regproc('pii_key_rotations_trusted_after') IS NOT NULL AS migrated`;
+  if (!row.migrated) throw new Error('The database lacks migration 0005 (key rotation records): run `npm run db:migrate` as the owner role (DATABASE_OWNER_URL) first.');
+  if (!row.owner) {
+    throw new Error(
+      `keys rotate records the rotation in the audit trail as the database owner role, and DATABASE_OWNER_URL connects as ${row.role}, which cannot act as the owner of pii_audit_log: ` +
+        'set DATABASE_OWNER_URL to the owner role (the one that runs the migrations). Nothing was rotated.',
+    );
+  }
+}
+
+/** Appends the owner's record of a rotation: from then on re-encryption moves data to newKeyId. */
+export async function recordRotation(ownerDb: Db, rotation: { newKeyId: string; previousKeyId: string }): Promise<void> {
+  await appendAudit(ownerDb, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: { ...rotation } }]);
+}
 
 export interface ReencryptPage {
   /** Rows moved to the active key. */
@@ -16,10 +64,12 @@ export interface ReencryptPage {
   lastId: string | null;
 }
 
-export async function reencryptPage(db: Db, keyring: Keyring, table: ReencryptTable, afterId: string, limit: number): Promise<ReencryptPage> {
-  const active = keyring.activeKeyId;
+/** One page of `table` after row `afterId`: rows under any key but `targetKeyId` (a key of `keyring`) move to it. */
+export async function reencryptPage(db: Db, keyring: Keyring, targetKeyId: string, table: ReencryptTable, afterId: string, limit: number): Promise<ReencryptPage> {
+  const active = targetKeyId;
+  const towards: Keyring = { ...keyring, activeKeyId: targetKeyId }; // not whatever the key file says a moment later
   const reseal = (keyId: string, blob: Uint8Array, messageId: string, field: PiiField) =>
-    sealPii(keyring, openPii(keyring, keyId, blob, messageId, field), messageId, field);
+    sealPii(towards, openPii(keyring, keyId, blob, messageId, field), messageId, field);
   let reencrypted = 0;
   if (table === 'user_logins') {
     const rows = await db.$queryRaw<{ id: bigint; message_id: string; ip_ciphertext: Buffer; device_id_ciphertext: Buffer; pii_key_id: string }[]>`
@@ -34,6 +84,7 @@ export async function reencryptPage(db: Db, keyring: Keyring, table: ReencryptTa
     }
     return { reencrypted, lastId: rows.length ? rows[rows.length - 1].id.toString() : null };
   }
+  if (table !== 'quarantine') throw new Error(`reencryptPage: no table ${JSON.stringify(table)} holds PII to re-encrypt (${REENCRYPT_TABLES.join(', ')})`);
   const rows = await db.$queryRaw<{ id: bigint; message_id: string; body_ciphertext: Buffer; pii_key_id: string }[]>`
     SELECT id, message_id, body_ciphertext, pii_key_id FROM quarantine
     WHERE id > ${BigInt(afterId)} AND pii_key_id <> ${active} ORDER BY id LIMIT ${limit}`;

@@ -3,9 +3,13 @@
 // recovery activities directly (with plain payloads, and with payloads encoded by the
 // project's own codec, as an operator's CLI or a codec server could make them); a reset
 // to after the approval; a selector that grows after the approval; a replayed approval;
-// and the database role trying to forge or unprotect the audit trail.
+// the re-encryption activity scheduled the same way on the ingest task queue, without a
+// recorded key rotation and with hostile input; and the database role trying to forge or
+// unprotect the audit trail (a rotation record included).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Client, Connection, WorkflowIdReusePolicy } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Client as PgClient } from 'pg';
@@ -19,11 +23,14 @@ import { sampleBodies } from '../../lib/ingest/load';
 import { generateOperatorKeys, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/recovery';
 import { operatorKeyFile, recoveryStatus } from '../../cli/recovery-client';
 import { newRecipientKeys } from '../../lib/pii/sealed';
+import { masterKeyWrapper, rotateKeyring } from '../../lib/pii/keyring';
+import { migrate, readMigrations } from '../../lib/platform/migrate';
+import { recordedRotation, recordRotation } from '../../lib/pii/reencrypt';
 import { sendMessages } from '../../lib/ingest/sqs';
 import { dataConverter } from '../../lib/platform/temporal';
 import { decisionUpdate, recoveryWorkflow, type RecoveryStatus } from '../../workflows/recovery';
 import { attackWorkflow, type Attack, type AttackOutcome } from './attacker/workflows';
-import { SAMPLE, startPipeline, testServices, type Pipeline } from './helpers';
+import { asAppRole, createDatabase, runClient, SAMPLE, startPipeline, testServices, type Pipeline } from './helpers';
 
 let p: Pipeline;
 let app: PgClient;
@@ -308,6 +315,89 @@ test('a database error that retrying cannot fix fails the recovery at once inste
   }
 });
 
+describe('a foreign workflow scheduling reencryptPage on the ingest task queue', () => {
+  const rotateUnrecorded = () => rotateKeyring(p.config.keys.keyringFile!, masterKeyWrapper(p.config)); // the key file alone, as by hand
+  const reencryptAttack = (via: 'plain' | 'codec', input: unknown) => attack(via, 'reencryptPage', [input], undefined, p.config.temporal.taskQueue);
+  const page = (table = 'user_logins', limit = 1000) => ({ table, afterId: '0', limit });
+  /** Every stored ciphertext with its key, and the trail's length: what a page would change. */
+  const stored = async () => ({
+    pii: (
+      await app.query(`SELECT 'user_logins' AS t, id::text, pii_key_id, md5(ip_ciphertext || device_id_ciphertext) AS c FROM user_logins
+                       UNION ALL SELECT 'quarantine', id::text, pii_key_id, md5(body_ciphertext) FROM quarantine ORDER BY 1, 2`)
+    ).rows,
+    auditEntries: (await app.query('SELECT count(*)::int AS n FROM pii_audit_log')).rows[0].n,
+  });
+
+  test('with no rotation recorded by the owner (a key file rotated by hand, a record the application role tries to forge): refused, nothing read or written', async () => {
+    const unrecorded = await rotateUnrecorded();
+    const before = await stored();
+    expect(before.pii.filter((r) => r.pii_key_id !== unrecorded.newKeyId).length).toBeGreaterThan(10); // work a page would do
+    for (const via of ['plain', 'codec'] as const) {
+      for (const table of ['user_logins', 'quarantine']) {
+        expect(await reencryptAttack(via, page(table))).toMatchObject({ ok: false, type: 'no_recorded_rotation', error: expect.stringMatching(/no key rotation is recorded/) });
+      }
+    }
+    // The application's role cannot write the record, through the function or the library.
+    const forged = { newKeyId: unrecorded.newKeyId, previousKeyId: unrecorded.previousKeyId };
+    await expect(app.query(`SELECT * FROM pii_audit_append($1, 'keys_rotated', null, $2)`, [crypto.randomUUID(), JSON.stringify(forged)])).rejects.toThrow(/owner role only/);
+    await expect(appendAudit(p.db, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: forged }])).rejects.toThrow(/owner role only/);
+    expect(await reencryptAttack('codec', page())).toMatchObject({ ok: false, type: 'no_recorded_rotation' });
+    expect(await stored()).toEqual(before);
+  });
+
+  test('with a rotation recorded: hostile input and workers whose key is not the recorded one are refused unchanged; the page moves rows to the recorded key, returns counts and a cursor', async () => {
+    const recorded = /→ (k-\S+) .*recorded in the audit trail/.exec((await runClient(p, ['keys', 'rotate', '--no-reencrypt'])).stdout)![1];
+    const before = await stored();
+    expect(before.pii.filter((r) => r.pii_key_id !== recorded).length).toBeGreaterThan(10);
+    const hostile: [unknown, RegExp][] = [
+      [page('quarantine_x'), /table: must be one of user_logins, quarantine/],
+      [page('pii_audit_log'), /table: must be one of/],
+      [page('user_logins; DROP TABLE user_logins'), /table: must be one of/],
+      ...['-1', '0x10', ' 7', '1e3', 'abc', '', '007'].map((afterId): [unknown, RegExp] => [{ ...page(), afterId }, /afterId: must be a row ID in decimal digits/]),
+      [{ ...page(), afterId: '9223372036854775808' }, /afterId: must be at most 2\^63-1/],
+      [{ ...page(), afterId: 7 }, /afterId: must be a string/],
+      [{ ...page(), limit: 0 }, /limit: must be at least 1/],
+      [{ ...page(), limit: -5 }, /limit: must be at least 1/],
+      [{ ...page(), limit: 1_000_000_000 }, /limit: must be at most 1000/],
+      [{ ...page(), limit: 1.5 }, /limit: must be a whole number/],
+      [{ ...page(), limit: '10' }, /limit: must be a number/],
+      [{ table: 'user_logins', afterId: '0' }, /limit: must be a number/],
+      [{ ...page(), keyId: 'k-attacker' }, /[Uu]nrecognized key.*keyId/],
+      ['user_logins', /input: .*object/],
+      [null, /input: .*object/],
+    ];
+    for (const [input, message] of hostile) {
+      const outcome = await reencryptAttack('codec', input);
+      expect({ input, ...outcome }).toMatchObject({ input, ok: false, type: 'bad_input', error: expect.stringMatching(message) });
+    }
+    expect(await reencryptAttack('plain', { ...page(), limit: 1_000_000_000 })).toMatchObject({ ok: false, type: 'bad_input' });
+    expect(await stored()).toEqual(before);
+
+    // A worker whose key file has a key active that no rotation recorded (the recorded one is older).
+    await rotateUnrecorded();
+    expect(await reencryptAttack('codec', page())).toMatchObject({ ok: false, type: 'key_not_recorded', error: expect.stringMatching(/data moves only to a recorded key/) });
+    // A worker whose key file lags behind the record (its active key is an older one): it would move rows back to that key.
+    await owner.query(`SELECT * FROM pii_audit_append($1, 'keys_rotated', null, $2)`, [crypto.randomUUID(), JSON.stringify({ newKeyId: 'k-20990101-000000', previousKeyId: recorded })]);
+    expect(await reencryptAttack('codec', page())).toMatchObject({ ok: false, type: 'key_file_behind' });
+    expect((await stored()).pii).toEqual(before.pii);
+
+    // Recorded by the owner, a page runs (the work the key holder ordered); it returns the count and the cursor, nothing else.
+    const latest = /→ (k-\S+) .*recorded in the audit trail/.exec((await runClient(p, ['keys', 'rotate', '--no-reencrypt'])).stdout)![1];
+    const two = await reencryptAttack('codec', page('user_logins', 2));
+    expect(two).toEqual({ ok: true, result: { reencrypted: 2, lastId: expect.stringMatching(/^[1-9][0-9]*$/) } });
+    expect((await stored()).pii.filter((r) => r.pii_key_id === latest).map((r) => r.t)).toEqual(['user_logins', 'user_logins']);
+    // The legitimate path: keys rotate, then the re-encryption workflow, moves everything to the recorded key.
+    const out = (await runClient(p, ['keys', 'rotate'])).stdout;
+    const final = /→ (k-\S+) .*recorded in the audit trail/.exec(out)![1];
+    const count = (t: string) => before.pii.filter((r) => r.t === t).length;
+    expect(out).toMatch(new RegExp(`Re-encrypted ${count('user_logins')} row\\(s\\) and ${count('quarantine')} quarantine bod\\(ies\\) to key ${final}`));
+    const after = await stored();
+    expect(after.pii.map((r) => [r.t, r.id])).toEqual(before.pii.map((r) => [r.t, r.id]));
+    expect(new Set(after.pii.map((r) => r.pii_key_id))).toEqual(new Set([final]));
+    expect(await reencryptAttack('codec', page())).toEqual({ ok: true, result: { reencrypted: 0, lastId: null } });
+  });
+});
+
 describe("the application's database role and the audit trail", () => {
   test('cannot write, forge, or unprotect the table; appends only through the function, which chooses id, prev_hash and hash', async () => {
     const [last] = (await app.query('SELECT id, hash FROM pii_audit_log ORDER BY id DESC LIMIT 1')).rows;
@@ -327,6 +417,31 @@ describe("the application's database role and the audit trail", () => {
     // The owner, who can, is not the application: the triggers and grants are its to change.
     expect((await owner.query(`SELECT tableowner FROM pg_tables WHERE tablename = 'pii_audit_log'`)).rows[0].tableowner).toBe('login_ingest_owner');
     expect((await app.query('SELECT current_user AS u')).rows[0].u).toBe('login_ingest_app');
+  });
+
+  test('a key rotation record the application role wrote before migration 0005 counts for nothing; after it, only the owner can write one', async () => {
+    const before0005 = fs.mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
+    for (const m of readMigrations().filter((m) => m.name < '0005')) {
+      fs.mkdirSync(path.join(before0005, m.name));
+      fs.writeFileSync(path.join(before0005, m.name, 'migration.sql'), m.sql);
+    }
+    const ownerUrl = await createDatabase(`rotation_records_${Date.now()}`);
+    await migrate(ownerUrl, () => {}, before0005);
+    const appDb = createDb(asAppRole(ownerUrl));
+    const ownerDb = createDb(ownerUrl);
+    try {
+      await appendAudit(appDb, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: { newKeyId: 'k-forged', previousKeyId: 'k-x' } }]);
+      await migrate(ownerUrl, () => {});
+      expect(await recordedRotation(appDb)).toBeNull();
+      await expect(appendAudit(appDb, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: { newKeyId: 'k-forged' } }])).rejects.toThrow(/owner role only/);
+      await recordRotation(ownerDb, { newKeyId: 'k-real', previousKeyId: 'k-x' });
+      expect(await recordedRotation(appDb)).toMatchObject({ newKeyId: 'k-real' });
+      expect(await verifyAuditChain(appDb)).toMatchObject({ ok: true, entries: 2 });
+    } finally {
+      await appDb.$disconnect();
+      await ownerDb.$disconnect();
+      fs.rmSync(before0005, { recursive: true, force: true });
+    }
   });
 
   test('a worker in production refuses to run as a role that owns the trail; the application role passes', async () => {
