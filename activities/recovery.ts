@@ -30,13 +30,10 @@ import {
 } from '../lib/recovery/operators';
 import { decryptRecords, findRecords, recordSetHash, type RecordRef, type RecordSet } from '../lib/recovery/records';
 import { sealTo, type SealedBox } from '../lib/pii/sealed';
+import { recoveryWorkflowId, requestIdOfRecoveryWorkflow } from '../lib/contract/names';
+import type { RecoveryPolicy, RecoveryRefusal } from '../lib/contract/recovery';
 
-export interface RecoveryPolicy {
-  maxRecords: number;
-  requireApproval: boolean;
-  approvalTimeoutSeconds: number;
-  signatureMaxAgeSeconds: number;
-}
+export type { RecoveryPolicy } from '../lib/contract/recovery';
 
 export interface RecoveryDeps {
   db: Db;
@@ -64,12 +61,6 @@ export type Authorisation = Authorised | { ok: false; requestId: string; code: s
 
 export type ApprovalVerdict = { ok: true; approver: string; decision: 'approve' | 'deny' } | { ok: false; code: string; detail: string };
 
-/** Refusals of recoverRecords, as ApplicationFailure types: the workflow reports them as refused. */
-export const RECOVERY_REFUSALS = ['not_a_recovery', 'bad_request', 'bad_approval', 'not_authorised', 'expired', 'grant_consumed'] as const;
-
-export const recoveryWorkflowId = (requestId: string) => `pii-recovery-${requestId}`;
-const REQUEST_ID_OF_WORKFLOW = /^pii-recovery-([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})$/;
-
 /** The request ID of something that claims to be a request, for the audit trail: a UUID, or `unknown`. */
 function claimedRequestId(signed: unknown): string {
   return auditRequestId((signed as { body?: { requestId?: unknown } })?.body?.requestId);
@@ -84,7 +75,7 @@ function registry(file: string): OperatorRegistry {
 function caller() {
   const info = Context.current().info;
   const workflowId = info.workflowExecution?.workflowId ?? '';
-  const requestId = REQUEST_ID_OF_WORKFLOW.exec(workflowId)?.[1] ?? null;
+  const requestId = requestIdOfRecoveryWorkflow(workflowId);
   return { workflowId, runId: info.workflowExecution?.runId ?? '', workflowType: info.workflowType, requestId };
 }
 
@@ -107,7 +98,7 @@ async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const refusal = (code: (typeof RECOVERY_REFUSALS)[number], detail: string) => ApplicationFailure.nonRetryable(detail, code);
+const refusal = (code: RecoveryRefusal, detail: string) => ApplicationFailure.nonRetryable(detail, code);
 
 export function createRecoveryActivities({ db, keyring, operatorsFile, policy }: RecoveryDeps) {
   const audit = (...entries: AuditEntry[]) => appendAudit(db, entries);
@@ -266,7 +257,7 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         const signedRequest = (input as { signedRequest?: unknown } | null)?.signedRequest;
         const signedApproval = (input as { signedApproval?: unknown } | null)?.signedApproval ?? null;
         const requestId = claimedRequestId(signedRequest);
-        const refuse = async (code: (typeof RECOVERY_REFUSALS)[number], detail: string, actor: string | null = null): Promise<never> => {
+        const refuse = async (code: RecoveryRefusal, detail: string, actor: string | null = null): Promise<never> => {
           await audit({ requestId, event: 'request_refused', actor, details: { code, detail, stage: 'recover', workflowId: ctx.workflowId.slice(0, 200), runId: ctx.runId } });
           log.warn('Recovery refused', { requestId, code });
           throw refusal(code, detail);

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { INGEST_LIMITS, type IngestOptions, type ResolvedIngestOptions } from '../contract/ingest-options';
+import { DEFAULT_INGEST_WORKFLOW_ID, DEFAULT_TASK_QUEUE, recoveryTaskQueue } from '../contract/names';
+import type { RecoveryPolicy } from '../contract/recovery';
 
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
@@ -65,7 +67,7 @@ const envSchema = z.object({
 
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' }).optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('login-ingest'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   TEMPORAL_RECOVERY_TASK_QUEUE: z.string().min(1).optional(),
   TEMPORAL_CODEC_KEY_FILE: z.string().min(1).optional(),
   TEMPORAL_CODEC_KEYS: z.string().min(1).optional(),
@@ -96,7 +98,7 @@ const envSchema = z.object({
   CODEC_SERVER_PORT: int(0, 65535).default(8234),
   CODEC_CORS_ORIGINS: z.string().min(1).default('http://localhost:8233,http://127.0.0.1:8233'),
 
-  INGEST_WORKFLOW_ID: z.string().min(1).default('login-ingest'),
+  INGEST_WORKFLOW_ID: z.string().min(1).default(DEFAULT_INGEST_WORKFLOW_ID),
   ...ingestEnv(),
   WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 1000).default(32),
   WORKER_DRAIN_THREADS: int(0, 64).optional(),
@@ -136,13 +138,10 @@ export interface Config {
     masterKey?: string;
     masterKeyFile?: string;
   };
-  recovery: {
+  /** The recovery activities' policy (lib/contract/recovery.ts has the fields' meanings), and where the operators are registered. */
+  recovery: RecoveryPolicy & {
     /** Operator registry (JSON Lines); default <DATA_DIR>/operators.jsonl. */
     operatorsFile: string;
-    maxRecords: number;
-    requireApproval: boolean;
-    approvalTimeoutSeconds: number;
-    signatureMaxAgeSeconds: number;
   };
   codecServer: { token?: string; port: number; corsOrigins: string[] };
   /** The ingest's workflow ID and options (lib/contract/ingest-options.ts has their ranges and meanings). */
@@ -264,7 +263,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       address: temporalAddress ?? '',
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
-      recoveryTaskQueue: e.TEMPORAL_RECOVERY_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-pii-recovery`,
+      recoveryTaskQueue: e.TEMPORAL_RECOVERY_TASK_QUEUE ?? recoveryTaskQueue(e.TEMPORAL_TASK_QUEUE),
       uiUrl: e.TEMPORAL_ADDRESS ? null : (embedded?.temporalUiUrl ?? null),
     },
     databaseUrl: databaseUrl ?? '',

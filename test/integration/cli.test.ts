@@ -7,7 +7,8 @@ import path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { generateBodies } from '../../lib/ingest/load';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
-import { createSchedule, SCHEDULE_ID } from '../../cli/schedule';
+import { createSchedule } from '../../cli/schedule';
+import { SCHEDULE_ID } from '../../lib/contract/names';
 import { queueDepth, sendMessages } from '../../lib/ingest/sqs';
 import { dumpTables, findPlaintext, runClient, startPipeline, VALID_SAMPLE as SAMPLE, type Pipeline } from './helpers';
 

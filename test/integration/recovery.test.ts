@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
-import { recoveryWorkflowId } from '../../activities/recovery';
+import { recoveryWorkflowId } from '../../lib/contract/names';
 import { auditEntriesFor, verifyAuditChain } from '../../lib/recovery/audit';
 import { EncryptionCodec } from '../../lib/pii/codec';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
