@@ -2,14 +2,14 @@
 import { Context, log } from '@temporalio/activity';
 import type { Db } from '../lib/platform/db';
 import { refreshKeyring, type Keyring } from '../lib/pii/keyring';
-import { reencryptPage, type ReencryptPage, type ReencryptTable } from '../lib/pii/reencrypt';
+import { resealRowsAfter, type ReencryptPage, type ReencryptTable } from '../lib/pii/reencrypt';
 
 export function createKeyActivities({ db, keyring }: { db: Db; keyring: Keyring }) {
   return {
     async reencryptPage(input: { table: ReencryptTable; afterId: string; limit: number }): Promise<ReencryptPage & { activeKeyId: string }> {
       await refreshKeyring(keyring); // a rotation made since the worker started
       Context.current().heartbeat(input.afterId);
-      const page = await reencryptPage(db, keyring, input.table, input.afterId, input.limit);
+      const page = await resealRowsAfter(db, keyring, input.table, input.afterId, input.limit);
       log.info('Re-encrypted page', { table: input.table, reencrypted: page.reencrypted, lastId: page.lastId });
       return { ...page, activeKeyId: keyring.activeKeyId };
     },

@@ -11,7 +11,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { isPermanentDbError, sqlState, type Db } from '../platform/db';
 import type { DrainInput } from '../contract/ingest-options';
 import { refreshKeyring, type Keyring } from '../pii/keyring';
-import { persistBatchIsolating } from './persist';
+import { insertChunkIsolatingRejects } from './persist';
 import { changeVisibility, deleteMessages, isPermanentSqsError, MAX_PER_CALL, receiveOnce } from './sqs';
 import { transformMessage } from '../pipeline/transform';
 import { addPersistResults, emptyDrainResult, type DrainResult, type ReceivedMessage, type TransformedBatch } from '../contract/types';
@@ -25,7 +25,7 @@ export interface DrainDeps {
 
 /** What to drain (lib/contract/ingest-options.ts says what each field means). */
 export interface DrainOptions extends DrainInput {
-  /** Recorded with each claim in the ledger (persistBatch), so a retry can count what this attempt committed. */
+  /** Recorded with each claim in the ledger (insertChunk), so a retry can count what this attempt committed. */
   attemptId?: string;
 }
 
@@ -143,7 +143,7 @@ export async function drain(
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          const persisted = await persistBatchIsolating(db, keyring, chunk, opts.attemptId ?? null);
+          const persisted = await insertChunkIsolatingRejects(db, keyring, chunk, opts.attemptId ?? null);
           Object.assign(result, addPersistResults(result, persisted));
           result.commits++;
           return true;

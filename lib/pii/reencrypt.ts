@@ -16,7 +16,7 @@ export interface ReencryptPage {
   lastId: string | null;
 }
 
-export async function reencryptPage(db: Db, keyring: Keyring, table: ReencryptTable, afterId: string, limit: number): Promise<ReencryptPage> {
+export async function resealRowsAfter(db: Db, keyring: Keyring, table: ReencryptTable, afterId: string, limit: number): Promise<ReencryptPage> {
   const active = keyring.activeKeyId;
   const reseal = (keyId: string, blob: Uint8Array, messageId: string, field: PiiField) =>
     sealPii(keyring, openPii(keyring, keyId, blob, messageId, field), messageId, field);
