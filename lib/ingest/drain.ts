@@ -1,4 +1,11 @@
-// The streaming drain: the whole ingest of one time slice, inside one thread of a worker.
+// lib/ingest/: the pipeline's I/O, run inside the worker: the SQS calls (`sqs`), the chunk
+// commit (`persist`), this streaming drain (run in worker threads by `drain-pool` and
+// `drain-thread`), sample and synthetic bodies (`load`) and the pipeline's metrics
+// (`metrics`). It may import lib/contract, lib/pipeline, lib/pii and lib/platform, never
+// workflows/, activities/ or cli/ (test/unit/layout.test.ts checks). Start reading here, at
+// drain(); activities/ingest.ts is the activity that runs it.
+//
+// This file: the streaming drain, the whole ingest of one time slice inside one thread of a worker.
 // Pollers keep ReceiveMessage calls in flight all the time; each message is transformed
 // (parse → flatten → validate → mask) as it arrives; the outcomes are committed in chunks
 // (one transaction each, lib/ingest/persist.ts), and a chunk's messages are deleted only after

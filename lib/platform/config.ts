@@ -1,5 +1,12 @@
-// Configuration: read from the environment and validated once, here. Everything else takes
-// a `Config` (or a part of it) as an argument and never reads process.env itself.
+// lib/platform/: what every process stands on: this configuration, Prisma (`db`), the
+// migrations (`migrate`), logs (`log`, `logging`), the Temporal connection (`temporal`,
+// `failure-converter`, `search-attributes`) and the worker's HTTP endpoint
+// (`metrics-server`). It may import the rest of lib/, never workflows/, activities/ or cli/
+// (test/unit/layout.test.ts checks). Start reading here.
+//
+// This file: configuration, read from the environment and validated once, here. Everything
+// else takes a `Config` (or a part of it) as an argument and never reads process.env itself.
+// The defaults of names and ingest options come from lib/contract, their one home.
 //
 // Service addresses follow the ecosystem's own variable names. When one is not set, the
 // value comes from the embedded services (`npm run services` or `npm run demo`), which
