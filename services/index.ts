@@ -11,7 +11,9 @@ import { SEARCH_ATTRIBUTE_ARGS } from '../lib/contract/run-attributes';
 import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/platform/config';
 import { startEmbeddedPostgres } from './postgres';
 import { startEmbeddedSqs, startSqsProcess } from './sqs';
-import { findOrInstallTemporalCli, freePort, startTemporalDevServer } from './temporal';
+import { freePort } from './ports';
+import { findOrInstallTemporalCli } from './temporal-cli';
+import { startTemporalDevServer } from './temporal-dev-server';
 
 export const QUEUE_NAME = 'login-queue';
 

@@ -16,7 +16,7 @@ import { canonicalJson, generateOperatorKeys, keyFingerprint, loadRegistry, read
 import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery, type NewRequest } from '../../cli/recovery-client';
 import { newRecipientKeys } from '../../lib/pii/sealed';
 import { sendMessages } from '../../lib/ingest/sqs';
-import { findOrInstallTemporalCli } from '../../services/temporal';
+import { findOrInstallTemporalCli } from '../../services/temporal-cli';
 import { decisionUpdate, recoveryWorkflow } from '../../workflows/recovery';
 import { findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, testServices, type Pipeline } from './helpers';
 
