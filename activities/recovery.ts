@@ -28,7 +28,8 @@ import {
   type Signed,
   type VerifyResult,
 } from '../lib/recovery/operators';
-import { decryptRecords, findRecords, recordSetHash, type RecordRef, type RecordSet } from '../lib/recovery/records';
+import { decryptRecords, findRecords, recordSetHash, type RecordRef } from '../lib/recovery/records';
+import { authorisationOf, consumeGrant } from '../lib/recovery/grant';
 import { sealTo, type SealedBox } from '../lib/pii/sealed';
 import { recoveryWorkflowId, requestIdOfRecoveryWorkflow } from '../lib/contract/names';
 import type { RecoveryPolicy, RecoveryRefusal } from '../lib/contract/recovery';
@@ -108,14 +109,6 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
     validateBody: (b: unknown) => string | null,
     maxAgeSeconds = policy.signatureMaxAgeSeconds,
   ): VerifyResult<T> => verifySigned<T>(signed, type, registry(operatorsFile), new Date(), maxAgeSeconds * 1000, validateBody);
-
-  /** The authorisation of a request as the trail holds it: the `authorised` entry whose frozen set hashes to what it claims. */
-  const authorisationOf = (entries: StoredAuditEntry[], request: Pick<RecoveryRequestBody, 'requestId' | 'selector' | 'fields'>, hash?: string) =>
-    entries.find((e) => {
-      if (e.event !== 'authorised' || typeof e.details.recordSetHash !== 'string' || !Array.isArray(e.details.records)) return false;
-      const set: RecordSet = { requestId: request.requestId, selector: request.selector, fields: request.fields, records: e.details.records as RecordRef[] };
-      return recordSetHash(set) === e.details.recordSetHash && (hash === undefined || hash === e.details.recordSetHash);
-    });
 
   const authorised = (request: RecoveryRequestBody, entry: StoredAuditEntry): Authorised => ({
     ok: true,
@@ -298,21 +291,13 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         const recordSet = grant.details.recordSetHash as string;
 
         // The grant is consumed, and the trail written, in one transaction, before a single value is decrypted.
-        const consumed = await db.$transaction(async (tx) => {
-          await tx.$queryRaw`SELECT pg_advisory_xact_lock(7233002)::text AS locked`; // the chain's lock: one consumer at a time
-          const [{ n }] = await tx.$queryRaw<{ n: number }[]>`
-            SELECT count(*)::int AS n FROM pii_audit_log WHERE request_id = ${request.requestId} AND event IN ('grant_consumed', 'record_read')`;
-          if (n > 0) return false;
-          await appendAudit(tx, [
-            { requestId: request.requestId, event: 'grant_consumed', actor: request.operator, details: { recordSetHash: recordSet, records: records.length, ...approvalDetails, runId: ctx.runId } },
-            ...records.map<AuditEntry>((r) => ({
-              requestId: request.requestId,
-              event: 'record_read',
-              actor: request.operator,
-              details: { table: r.table, messageId: r.messageId, fields: request.fields },
-            })),
-          ]);
-          return true;
+        const consumed = await consumeGrant(db, {
+          requestId: request.requestId,
+          requester: request.operator,
+          recordSetHash: recordSet,
+          records,
+          fields: request.fields,
+          details: { ...approvalDetails, runId: ctx.runId },
         });
         if (!consumed) return refuse('grant_consumed', `request ${request.requestId} was already carried out: a grant is good for one recovery`, request.operator);
 
