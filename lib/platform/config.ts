@@ -10,10 +10,10 @@
 //
 // Service addresses follow the ecosystem's own variable names. When one is not set, the
 // value comes from the embedded services (`npm run services` or `npm run demo`), which
-// write their addresses to `<DATA_DIR>/services.json` while they run.
-import fs from 'node:fs';
+// write their addresses to `<DATA_DIR>/services.json` while they run (embedded-services.ts).
 import path from 'node:path';
 import { z } from 'zod';
+import { readEmbeddedServices } from './embedded-services';
 import { INGEST_LIMITS, type IngestOptions, type ResolvedIngestOptions } from '../contract/ingest-options';
 import { DEFAULT_INGEST_WORKFLOW_ID, DEFAULT_TASK_QUEUE, recoveryTaskQueue } from '../contract/names';
 import type { RecoveryPolicy } from '../contract/recovery';
@@ -23,19 +23,6 @@ export class ConfigError extends Error {
     super(`Configuration error:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee .env.example and the README's "Configuration" section.`);
     this.name = 'ConfigError';
   }
-}
-
-/** Addresses written by the embedded services while they run (services/index.ts). */
-export interface EmbeddedServices {
-  pid: number;
-  temporalAddress: string;
-  temporalUiUrl: string | null;
-  /** As the application role. */
-  databaseUrl: string;
-  /** As the owner role, which runs the migrations (absent in files written before there were two roles). */
-  ownerDatabaseUrl?: string;
-  sqsQueueUrl: string;
-  sqsEndpoint: string;
 }
 
 const int = (min: number, max: number) =>
@@ -173,26 +160,6 @@ export interface Config {
     /** Passed to the dev server's Web UI as its codec server (`--ui-codec-endpoint`). */
     uiCodecEndpoint?: string;
   };
-}
-
-export function servicesFile(dataDir: string): string {
-  return path.join(dataDir, 'services.json');
-}
-
-/** The embedded services' addresses, if they are running; null otherwise. */
-export function readEmbeddedServices(dataDir: string): EmbeddedServices | null {
-  let parsed: EmbeddedServices;
-  try {
-    parsed = JSON.parse(fs.readFileSync(servicesFile(dataDir), 'utf8'));
-  } catch {
-    return null;
-  }
-  try {
-    process.kill(parsed.pid, 0); // throws when that process is gone
-    return parsed;
-  } catch {
-    return null;
-  }
 }
 
 /**
