@@ -117,7 +117,7 @@ describe('import rules', () => {
   test('the source files are found, and their imports are read', () => {
     expect(files).toEqual(expect.arrayContaining(['worker.ts', 'lib/platform/config.ts', 'lib/contract/names.ts', 'workflows/ingest.ts', 'scripts/chaos/scenario.ts']));
     const config = importsOf('lib/platform/config.ts').map((i) => i.specifier);
-    expect(config).toEqual(expect.arrayContaining(['zod', 'node:fs', '../contract/ingest-options']));
+    expect(config).toEqual(expect.arrayContaining(['zod', 'node:path', '../contract/ingest-options']));
     expect(importsOf('workflows/ingest.ts').find((i) => i.specifier === '../activities/ingest')).toMatchObject({ typeOnly: true });
   });
 
