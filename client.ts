@@ -13,7 +13,8 @@ import { fileBodies, generateBodies, sampleBodies } from './lib/ingest/load';
 import { logFormat, logger, noteNodeVersion, silenceAwsNodeVersionWarning } from './lib/platform/log';
 import { ProgressReporter } from './cli/progress';
 import { formatRuns, listRuns } from './cli/runs';
-import { createSchedule, describeSchedule, scheduleJson, SCHEDULE_ID } from './cli/schedule';
+import { createSchedule, describeSchedule, scheduleJson } from './cli/schedule';
+import { DEFAULT_SCHEDULE_INTERVAL, SCHEDULE_ID } from './lib/contract/names';
 import { createSqsClient, sendMessages } from './lib/ingest/sqs';
 
 silenceAwsNodeVersionWarning(); // before any SQS client: one short note instead (lib/platform/log.ts)
@@ -120,7 +121,7 @@ async function withScheduleClient(fn: Parameters<typeof withClient>[0]) {
 schedule
   .command('create')
   .description(`create the schedule ${SCHEDULE_ID} (every 30 minutes; a run still going makes the next one skip)`)
-  .option('--every <interval>', 'interval, e.g. 30m or 1h', '30m')
+  .option('--every <interval>', 'interval, e.g. 30m or 1h', DEFAULT_SCHEDULE_INTERVAL)
   .option('--if-missing', 'leave an existing schedule as it is instead of failing (for deployment jobs)')
   .action((opts: { every: string; ifMissing?: boolean }) =>
     withScheduleClient(async (client, config) => {

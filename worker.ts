@@ -16,7 +16,7 @@ import { startMetricsServer, type RunningMetricsServer } from './lib/platform/me
 import { ensureSearchAttributes } from './lib/platform/search-attributes';
 import { createSqsClient } from './lib/ingest/sqs';
 import { dataConverter } from './lib/platform/temporal';
-import { freePort } from './services/temporal';
+import { freePort } from './services/ports';
 import { createRecoveryWorker, runTogether } from './recovery-worker';
 
 export interface RunningWorker {

@@ -15,7 +15,7 @@ import type { DrainPool } from '../lib/ingest/drain-pool';
 import { checkDrainInput, type DrainInput } from '../lib/contract/ingest-options';
 import { committedBy } from '../lib/ingest/persist';
 import { drainRecorder, setQueueDepth } from '../lib/ingest/metrics';
-import { isPermanentSqsError, queueDepth as depth } from '../lib/ingest/sqs';
+import { isPermanentSqsError, getApproximateCounts } from '../lib/ingest/sqs';
 import { addDrainResults, emptyDrainResult, type DrainResult, type QueueDepth } from '../lib/contract/types';
 
 export interface IngestDeps {
@@ -31,7 +31,7 @@ const HEARTBEAT_EVERY_MS = 1000;
 export function createIngestActivities({ db, sqs, queueUrl, pool }: IngestDeps) {
   return {
     async queueDepth(): Promise<QueueDepth> {
-      const d = await depth(sqs, queueUrl).catch((err: Error) => {
+      const d = await getApproximateCounts(sqs, queueUrl).catch((err: Error) => {
         if (isPermanentSqsError(err)) {
           throw ApplicationFailure.nonRetryable(`GetQueueAttributes failed with ${err.name}: ${err.message}. Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials.`, err.name);
         }

@@ -47,7 +47,7 @@ import { Context, log } from '@temporalio/activity';
 import { z } from 'zod';
 import { isPermanentDbError, sqlState, type Db } from '../lib/platform/db';
 import { refreshKeyring, type Keyring } from '../lib/pii/keyring';
-import { REENCRYPT_MAX_PAGE, REENCRYPT_TABLES, recordedRotation, reencryptPage, type ReencryptPage } from '../lib/pii/reencrypt';
+import { REENCRYPT_MAX_PAGE, REENCRYPT_TABLES, recordedRotation, resealRowsAfter, type ReencryptPage } from '../lib/pii/reencrypt';
 
 const MAX_ROW_ID = 2n ** 63n - 1n;
 
@@ -112,7 +112,7 @@ export function createKeyActivities({ db, keyring }: { db: Db; keyring: Keyring 
       await refreshKeyring(keyring); // a rotation made since the worker started
       Context.current().heartbeat(afterId);
       const target = await recordedTarget();
-      const page = await reencryptPage(db, keyring, target, table, afterId, limit);
+      const page = await resealRowsAfter(db, keyring, target, table, afterId, limit);
       log.info('Re-encrypted page', { table, reencrypted: page.reencrypted, lastId: page.lastId });
       return { reencrypted: page.reencrypted, lastId: page.lastId };
     },

@@ -28,15 +28,13 @@ import {
   type Signed,
   type VerifyResult,
 } from '../lib/recovery';
-import { decryptRecords, findRecords, recordSetHash, type RecordRef, type RecordSet } from '../lib/recovery/records';
+import { decryptRecords, findRecords, recordSetHash, type RecordRef } from '../lib/recovery/records';
+import { authorisationOf, consumeGrant } from '../lib/recovery/grant';
 import { sealTo, type SealedBox } from '../lib/pii/sealed';
+import { recoveryWorkflowId, requestIdOfRecoveryWorkflow } from '../lib/contract/names';
+import type { RecoveryPolicy, RecoveryRefusal } from '../lib/contract/recovery';
 
-export interface RecoveryPolicy {
-  maxRecords: number;
-  requireApproval: boolean;
-  approvalTimeoutSeconds: number;
-  signatureMaxAgeSeconds: number;
-}
+export type { RecoveryPolicy } from '../lib/contract/recovery';
 
 export interface RecoveryDeps {
   db: Db;
@@ -64,12 +62,6 @@ export type Authorisation = Authorised | { ok: false; requestId: string; code: s
 
 export type ApprovalVerdict = { ok: true; approver: string; decision: 'approve' | 'deny' } | { ok: false; code: string; detail: string };
 
-/** Refusals of recoverRecords, as ApplicationFailure types: the workflow reports them as refused. */
-export const RECOVERY_REFUSALS = ['not_a_recovery', 'bad_request', 'bad_approval', 'not_authorised', 'expired', 'grant_consumed'] as const;
-
-export const recoveryWorkflowId = (requestId: string) => `pii-recovery-${requestId}`;
-const REQUEST_ID_OF_WORKFLOW = /^pii-recovery-([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})$/;
-
 /** The request ID of something that claims to be a request, for the audit trail: a UUID, or `unknown`. */
 function claimedRequestId(signed: unknown): string {
   return auditRequestId((signed as { body?: { requestId?: unknown } })?.body?.requestId);
@@ -84,7 +76,7 @@ function registry(file: string): OperatorRegistry {
 function caller() {
   const info = Context.current().info;
   const workflowId = info.workflowExecution?.workflowId ?? '';
-  const requestId = REQUEST_ID_OF_WORKFLOW.exec(workflowId)?.[1] ?? null;
+  const requestId = requestIdOfRecoveryWorkflow(workflowId);
   return { workflowId, runId: info.workflowExecution?.runId ?? '', workflowType: info.workflowType, requestId };
 }
 
@@ -107,7 +99,7 @@ async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const refusal = (code: (typeof RECOVERY_REFUSALS)[number], detail: string) => ApplicationFailure.nonRetryable(detail, code);
+const refusal = (code: RecoveryRefusal, detail: string) => ApplicationFailure.nonRetryable(detail, code);
 
 export function createRecoveryActivities({ db, keyring, operatorsFile, policy }: RecoveryDeps) {
   const audit = (...entries: AuditEntry[]) => appendAudit(db, entries);
@@ -117,14 +109,6 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
     validateBody: (b: unknown) => string | null,
     maxAgeSeconds = policy.signatureMaxAgeSeconds,
   ): VerifyResult<T> => verifySigned<T>(signed, type, registry(operatorsFile), new Date(), maxAgeSeconds * 1000, validateBody);
-
-  /** The authorisation of a request as the trail holds it: the `authorised` entry whose frozen set hashes to what it claims. */
-  const authorisationOf = (entries: StoredAuditEntry[], request: Pick<RecoveryRequestBody, 'requestId' | 'selector' | 'fields'>, hash?: string) =>
-    entries.find((e) => {
-      if (e.event !== 'authorised' || typeof e.details.recordSetHash !== 'string' || !Array.isArray(e.details.records)) return false;
-      const set: RecordSet = { requestId: request.requestId, selector: request.selector, fields: request.fields, records: e.details.records as RecordRef[] };
-      return recordSetHash(set) === e.details.recordSetHash && (hash === undefined || hash === e.details.recordSetHash);
-    });
 
   const authorised = (request: RecoveryRequestBody, entry: StoredAuditEntry): Authorised => ({
     ok: true,
@@ -266,7 +250,7 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         const signedRequest = (input as { signedRequest?: unknown } | null)?.signedRequest;
         const signedApproval = (input as { signedApproval?: unknown } | null)?.signedApproval ?? null;
         const requestId = claimedRequestId(signedRequest);
-        const refuse = async (code: (typeof RECOVERY_REFUSALS)[number], detail: string, actor: string | null = null): Promise<never> => {
+        const refuse = async (code: RecoveryRefusal, detail: string, actor: string | null = null): Promise<never> => {
           await audit({ requestId, event: 'request_refused', actor, details: { code, detail, stage: 'recover', workflowId: ctx.workflowId.slice(0, 200), runId: ctx.runId } });
           log.warn('Recovery refused', { requestId, code });
           throw refusal(code, detail);
@@ -307,21 +291,13 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         const recordSet = grant.details.recordSetHash as string;
 
         // The grant is consumed, and the trail written, in one transaction, before a single value is decrypted.
-        const consumed = await db.$transaction(async (tx) => {
-          await tx.$queryRaw`SELECT pg_advisory_xact_lock(7233002)::text AS locked`; // the chain's lock: one consumer at a time
-          const [{ n }] = await tx.$queryRaw<{ n: number }[]>`
-            SELECT count(*)::int AS n FROM pii_audit_log WHERE request_id = ${request.requestId} AND event IN ('grant_consumed', 'record_read')`;
-          if (n > 0) return false;
-          await appendAudit(tx, [
-            { requestId: request.requestId, event: 'grant_consumed', actor: request.operator, details: { recordSetHash: recordSet, records: records.length, ...approvalDetails, runId: ctx.runId } },
-            ...records.map<AuditEntry>((r) => ({
-              requestId: request.requestId,
-              event: 'record_read',
-              actor: request.operator,
-              details: { table: r.table, messageId: r.messageId, fields: request.fields },
-            })),
-          ]);
-          return true;
+        const consumed = await consumeGrant(db, {
+          requestId: request.requestId,
+          requester: request.operator,
+          recordSetHash: recordSet,
+          records,
+          fields: request.fields,
+          details: { ...approvalDetails, runId: ctx.runId },
         });
         if (!consumed) return refuse('grant_consumed', `request ${request.requestId} was already carried out: a grant is good for one recovery`, request.operator);
 

@@ -10,9 +10,8 @@ import { createDb } from '../lib/platform/db';
 import { devKeyringPath, initKeyringFile, keyringStatus, loadCodecKeys, masterKeyWrapper, newCodecKeyFile, rotateKeyring } from '../lib/pii/keyring';
 import { checkCanRecordRotation, keyUsage, recordRotation } from '../lib/pii/reencrypt';
 import { reencryptWorkflow } from '../workflows/reencrypt';
+import { REENCRYPT_WORKFLOW_ID } from '../lib/contract/names';
 import { log, output, setup, withClient } from './common';
-
-export const REENCRYPT_WORKFLOW_ID = 'pii-reencrypt';
 
 export function registerKeyCommands(program: Command): void {
   const keys = program.command('keys').description('PII keys: envelope-encrypted data keys, rotation, re-encryption.');

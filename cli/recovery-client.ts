@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { recoveryWorkflowId } from '../activities/recovery';
+import { recoveryWorkflowId } from '../lib/contract/names';
 import type { Config } from '../lib/platform/config';
 import { readPrivateKey, sign, writePrivateKey, type ApprovalBody, type RecoveryRequestBody } from '../lib/recovery';
 import { recordSetHash, type RecoveredRecord } from '../lib/recovery/records';

@@ -1,20 +1,19 @@
-// The Temporal schedule that runs the ingest every 30 minutes.
+// The Temporal schedule that runs the ingest (every 30 minutes unless told otherwise).
 import { ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import type { Config } from '../lib/platform/config';
 import { optionsFromConfig } from './ingest-run';
 import { scheduledIngestWorkflow } from '../workflows/ingest';
+import { DEFAULT_SCHEDULE_INTERVAL, SCHEDULE_ID, scheduledIngestWorkflowId } from '../lib/contract/names';
 
-export const SCHEDULE_ID = 'login-ingest-schedule';
-
-export async function createSchedule(client: Client, config: Config, every: Duration = '30m'): Promise<void> {
+export async function createSchedule(client: Client, config: Config, every: Duration = DEFAULT_SCHEDULE_INTERVAL): Promise<void> {
   await client.schedule.create({
     scheduleId: SCHEDULE_ID,
     spec: { intervals: [{ every }] },
     action: {
       type: 'startWorkflow',
       workflowType: scheduledIngestWorkflow,
-      workflowId: `${config.ingest.workflowId}-scheduled`,
+      workflowId: scheduledIngestWorkflowId(config.ingest.workflowId),
       taskQueue: config.temporal.taskQueue,
       args: [{ workflowId: config.ingest.workflowId, ...optionsFromConfig(config.ingest) }],
       staticSummary: `Scheduled ingest: starts ${config.ingest.workflowId} unless one is running`,

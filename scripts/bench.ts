@@ -23,8 +23,8 @@ import { optionsFromConfig, runIngest } from '../cli/ingest-run';
 import { LocalKeyWrapper } from '../lib/pii/kek';
 import { initKeyringFile, loadKeyring, type Keyring } from '../lib/pii/keyring';
 import { generateBodies } from '../lib/ingest/load';
-import { persistBatch } from '../lib/ingest/persist';
-import { createSqsClient, queueDepth, sendMessages, toReceived } from '../lib/ingest/sqs';
+import { insertChunk } from '../lib/ingest/persist';
+import { createSqsClient, getApproximateCounts, sendMessages, toReceived } from '../lib/ingest/sqs';
 import { connectClient } from '../lib/platform/temporal';
 import { transformBatch } from '../lib/pipeline/transform';
 import type { TransformedBatch } from '../lib/contract/types';
@@ -110,7 +110,7 @@ async function persistVsRaw(services: { ownerDatabaseUrl?: string; databaseUrl: 
   await Promise.all(pgs.map((pg) => pg.end()));
 
   const db = createDb((await freshDatabase(services, `${tag}_persist`)).app, { maxConnections: lanes });
-  const persist = await insertRate(rowsOnly, lanes, async (_, chunk) => void (await persistBatch(db, chunk)));
+  const persist = await insertRate(rowsOnly, lanes, async (_, chunk) => void (await insertChunk(db, chunk)));
   await db.$disconnect();
   return { rawRowsPerSecond: raw, persistRowsPerSecond: persist };
 }
@@ -251,7 +251,7 @@ async function main() {
           `SELECT (SELECT count(*) FROM user_logins)::int AS rows, (SELECT count(*) FROM quarantine)::int AS quarantine, (SELECT count(*) FROM ingested_messages)::int AS ledger`,
         );
         await pg.end();
-        const left = await queueDepth(admin, queueUrl);
+        const left = await getApproximateCounts(admin, queueUrl);
         const distinct = new Set(sentIds).size;
         const balanced = db.rows + db.quarantine === distinct && db.ledger === distinct && left.visible + left.inFlight === 0;
 

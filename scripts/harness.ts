@@ -6,7 +6,7 @@ import path from 'node:path';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Client as PgClient } from 'pg';
 import { migrate } from '../lib/platform/migrate';
-import { queueDepth } from '../lib/ingest/sqs';
+import { getApproximateCounts } from '../lib/ingest/sqs';
 import type { QueueDepth } from '../lib/contract/types';
 
 export const ROOT = path.join(__dirname, '..');
@@ -109,7 +109,7 @@ export async function balance(databaseUrl: string, sqs: SQSClient, queueUrl: str
               (SELECT count(*) FROM (SELECT message_id FROM (SELECT message_id FROM user_logins UNION ALL SELECT message_id FROM quarantine) s
                                      GROUP BY message_id HAVING count(*) > 1) d)::int AS twice`,
     );
-    const left = await queueDepth(sqs, queueUrl);
+    const left = await getApproximateCounts(sqs, queueUrl);
     const distinctSent = new Set(sentIds).size;
     return {
       rows: db.rows, quarantine: db.quarantine, ledger: db.ledger, storedTwice: db.twice, distinctSent, left,

@@ -8,10 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { migrate } from '../lib/platform/migrate';
 import { SEARCH_ATTRIBUTE_ARGS } from '../lib/contract/run-attributes';
-import { readEmbeddedServices, servicesFile, type Config, type EmbeddedServices } from '../lib/platform/config';
+import type { Config } from '../lib/platform/config';
+import { readEmbeddedServices, servicesFile, type EmbeddedServices } from '../lib/platform/embedded-services';
 import { startEmbeddedPostgres } from './postgres';
 import { startEmbeddedSqs, startSqsProcess } from './sqs';
-import { findOrInstallTemporalCli, freePort, startTemporalDevServer } from './temporal';
+import { freePort } from './ports';
+import { findOrInstallTemporalCli } from './temporal-cli';
+import { startTemporalDevServer } from './temporal-dev-server';
 
 export const QUEUE_NAME = 'login-queue';
 

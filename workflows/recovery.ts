@@ -9,6 +9,8 @@ import { allHandlersFinished, condition, defineQuery, defineUpdate, proxyActivit
 import type { ApprovalVerdict, RecoveryActivities } from '../activities/recovery';
 import type { RecordRef } from '../lib/recovery/records';
 import type { SealedBox } from '../lib/pii/sealed';
+import { recoveryTaskQueue } from '../lib/contract/names';
+import { isRecoveryRefusal } from '../lib/contract/recovery';
 
 export type RecoveryState = 'verifying' | 'awaiting_approval' | 'recovering' | 'completed' | 'refused' | 'denied' | 'expired';
 
@@ -42,10 +44,8 @@ export interface RecoveryOptions {
 export const decisionUpdate = defineUpdate<ApprovalVerdict, [unknown]>('decision');
 export const statusQuery = defineQuery<RecoveryStatus>('status');
 
-const REFUSALS = new Set<string>(['not_a_recovery', 'bad_request', 'bad_approval', 'not_authorised', 'expired', 'grant_consumed']);
-
 export async function recoveryWorkflow(signed: unknown, options: RecoveryOptions = {}): Promise<RecoveryResult> {
-  const taskQueue = options.activityTaskQueue ?? `${workflowInfo().taskQueue}-pii-recovery`;
+  const taskQueue = options.activityTaskQueue ?? recoveryTaskQueue(workflowInfo().taskQueue);
   const { authoriseRequest, verifyApproval, expireRequest } = proxyActivities<RecoveryActivities>({
     taskQueue,
     startToCloseTimeout: '30s',
@@ -126,7 +126,7 @@ export async function recoveryWorkflow(signed: unknown, options: RecoveryOptions
     return finish({ status: 'completed', requestId, records: result.records, sealed: result.sealed }, 'completed');
   } catch (err) {
     const cause = err instanceof ActivityFailure ? err.cause : undefined;
-    if (cause instanceof ApplicationFailure && cause.type && REFUSALS.has(cause.type)) {
+    if (cause instanceof ApplicationFailure && isRecoveryRefusal(cause.type)) {
       return finish({ status: 'refused', requestId, code: cause.type, detail: cause.message }, 'refused');
     }
     throw err;

@@ -7,6 +7,7 @@
 // the embedded dev server does it at start (`--search-attribute`, services/index.ts),
 // compose and Kubernetes with `temporal operator search-attribute create` (REGISTER_COMMAND).
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributeUpdatePair } from '@temporalio/common';
+import type { IngestOptions } from './ingest-options';
 import type { IngestSummary } from './types';
 
 export const INGEST_RECEIVED = defineSearchAttributeKey('IngestReceived', SearchAttributeType.INT);
@@ -62,6 +63,6 @@ export function runAttributes(upsert: (pairs: SearchAttributeUpdatePair[]) => vo
 }
 
 /** A static summary for the Web UI's run page and list (`staticSummary` on start). */
-export function ingestStaticSummary(o: { batchSize?: number; concurrency?: number; maxMessages?: number }, startedBy: string): string {
+export function ingestStaticSummary(o: Pick<IngestOptions, 'batchSize' | 'concurrency' | 'maxMessages'>, startedBy: string): string {
   return `Drain the SQS login queue into PostgreSQL (batch ${o.batchSize ?? 'default'} × ${o.concurrency ?? 'default'} in flight${o.maxMessages ? `, at most ${o.maxMessages} messages` : ''}); started by ${startedBy}`;
 }

@@ -1,4 +1,11 @@
-// The streaming drain: the whole ingest of one time slice, inside one thread of a worker.
+// lib/ingest/: the pipeline's I/O, run inside the worker: the SQS calls (`sqs`), the chunk
+// commit (`persist`), this streaming drain (run in worker threads by `drain-pool` and
+// `drain-thread`), sample and synthetic bodies (`load`) and the pipeline's metrics
+// (`metrics`). It may import lib/contract, lib/pipeline, lib/pii and lib/platform, never
+// workflows/, activities/ or cli/ (test/unit/layout.test.ts checks). Start reading here, at
+// drain(); activities/ingest.ts is the activity that runs it.
+//
+// This file: the streaming drain, the whole ingest of one time slice inside one thread of a worker.
 // Pollers keep ReceiveMessage calls in flight all the time; each message is transformed
 // (parse → flatten → validate → mask) as it arrives; the outcomes are committed in chunks
 // (one transaction each, lib/ingest/persist.ts), and a chunk's messages are deleted only after
@@ -11,7 +18,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { isPermanentDbError, sqlState, type Db } from '../platform/db';
 import type { DrainInput } from '../contract/ingest-options';
 import { refreshKeyring, type Keyring } from '../pii/keyring';
-import { persistBatchIsolating } from './persist';
+import { insertChunkIsolatingRejects } from './persist';
 import { changeVisibility, deleteMessages, isPermanentSqsError, MAX_PER_CALL, receiveOnce } from './sqs';
 import { transformMessage } from '../pipeline/transform';
 import { addPersistResults, emptyDrainResult, type DrainResult, type ReceivedMessage, type TransformedBatch } from '../contract/types';
@@ -25,7 +32,7 @@ export interface DrainDeps {
 
 /** What to drain (lib/contract/ingest-options.ts says what each field means). */
 export interface DrainOptions extends DrainInput {
-  /** Recorded with each claim in the ledger (persistBatch), so a retry can count what this attempt committed. */
+  /** Recorded with each claim in the ledger (insertChunk), so a retry can count what this attempt committed. */
   attemptId?: string;
 }
 
@@ -149,7 +156,7 @@ export async function drain(
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          const persisted = await persistBatchIsolating(db, keyring, chunk, opts.attemptId ?? null);
+          const persisted = await insertChunkIsolatingRejects(db, keyring, chunk, opts.attemptId ?? null);
           Object.assign(result, addPersistResults(result, persisted));
           result.commits++;
           return true;

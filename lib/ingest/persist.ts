@@ -1,8 +1,8 @@
-// Persist one transformed batch in one statement, so in one transaction: the message IDs
-// are claimed in the `ingested_messages` ledger, and only the newly claimed ones are
-// written to `user_logins` or `quarantine`. A redelivered message (its ID already
-// claimed) writes nothing, however often it comes back. Arrays go in through unnest(),
-// one round trip per batch.
+// The persist stage's database work. `insertChunk` writes one transformed chunk in one
+// statement, so in one transaction: the message IDs are claimed in the `ingested_messages`
+// ledger, and only the newly claimed ones are written to `user_logins` or `quarantine`. A
+// redelivered message (its ID already claimed) writes nothing, however often it comes
+// back. Arrays go in through unnest(), one round trip per chunk.
 import { isPermanentDbError, sqlState, type Db } from '../platform/db';
 import type { Keyring } from '../pii/keyring';
 import { quarantineEntry } from '../pipeline/transform';
@@ -16,8 +16,8 @@ interface Counts {
   by_reason: Record<string, number>;
 }
 
-/** `drainAttempt` is recorded with each claim (lib/ingest/drain.ts: the retry after a dead worker counts from it). */
-export async function persistBatch(db: Db, batch: TransformedBatch, drainAttempt: string | null = null): Promise<PersistResult> {
+/** Claims the chunk's message IDs and inserts the newly claimed ones, in one INSERT … unnest statement. `drainAttempt` is recorded with each claim (lib/ingest/drain.ts: the retry after a dead worker counts from it). */
+export async function insertChunk(db: Db, batch: TransformedBatch, drainAttempt: string | null = null): Promise<PersistResult> {
   const { rows, quarantine: q } = batch;
   const total = rows.length + q.length;
   if (total === 0) return { persisted: 0, quarantined: 0, quarantinedByReason: {}, alreadySeen: 0, duplicateLogins: 0 };
@@ -103,27 +103,27 @@ function rejectedRow(keyring: Keyring, row: LoginRow, state: string): Quarantine
 }
 
 /**
- * persistBatch, except that one row the database refuses (a value validation let through)
+ * insertChunk, except that one row the database refuses (a value validation let through)
  * cannot fail the batch: on a permanent database error the batch is halved until the
  * refused row stands alone, and that row is quarantined as `db_rejected:<SQLSTATE>`. Costs
  * nothing while the database accepts everything. A refused quarantine entry still throws.
  */
-export async function persistBatchIsolating(db: Db, keyring: Keyring, batch: TransformedBatch, drainAttempt: string | null = null): Promise<PersistResult> {
+export async function insertChunkIsolatingRejects(db: Db, keyring: Keyring, batch: TransformedBatch, drainAttempt: string | null = null): Promise<PersistResult> {
   try {
-    return await persistBatch(db, batch, drainAttempt);
+    return await insertChunk(db, batch, drainAttempt);
   } catch (err) {
     if (!isPermanentDbError(err)) throw err;
     const { rows, quarantine } = batch;
     if (rows.length + quarantine.length <= 1) {
-      if (rows.length === 1) return persistBatch(db, { rows: [], quarantine: [rejectedRow(keyring, rows[0], sqlState(err) ?? 'unknown')] }, drainAttempt);
+      if (rows.length === 1) return insertChunk(db, { rows: [], quarantine: [rejectedRow(keyring, rows[0], sqlState(err) ?? 'unknown')] }, drainAttempt);
       throw err;
     }
     // Halve the batch as one list (rows first), so each half is strictly smaller.
     const cut = Math.ceil((rows.length + quarantine.length) / 2);
     const first = { rows: rows.slice(0, cut), quarantine: quarantine.slice(0, Math.max(0, cut - rows.length)) };
     const second = { rows: rows.slice(cut), quarantine: quarantine.slice(Math.max(0, cut - rows.length)) };
-    const a = await persistBatchIsolating(db, keyring, first, drainAttempt);
-    return addPersistResults(a, await persistBatchIsolating(db, keyring, second, drainAttempt));
+    const a = await insertChunkIsolatingRejects(db, keyring, first, drainAttempt);
+    return addPersistResults(a, await insertChunkIsolatingRejects(db, keyring, second, drainAttempt));
   }
 }
 

@@ -36,7 +36,8 @@ export function createSqsClient(sqs: Config['sqs']): SQSClient {
   });
 }
 
-export async function queueDepth(client: SQSClient, queueUrl: string): Promise<QueueDepth> {
+/** SQS's approximate counts of visible and in-flight messages (one GetQueueAttributes call). */
+export async function getApproximateCounts(client: SQSClient, queueUrl: string): Promise<QueueDepth> {
   const { Attributes = {} } = await client.send(
     new GetQueueAttributesCommand({
       QueueUrl: queueUrl,

@@ -1,5 +1,8 @@
 // Temporal codec server: lets the Temporal Web UI and CLI show the decoded payloads of the
-// ingest workflows (which lib/pii/codec.ts encrypts), but only to callers holding a bearer token.
+// ingest workflows (which lib/pii/codec.ts encrypts), but only to callers holding a bearer
+// token. This file is the codec and its guard: the options, the token (header or path) and
+// its redaction, CORS, and the endpoints; the wire form of payloads is
+// lib/pii/codec-payload-json.ts, the HTTP plumbing lib/platform/http.ts.
 //
 // Protocol (Temporal's remote codec protocol): `POST …/decode` and `POST …/encode` take and
 // answer `{"payloads": [Payload, …]}` with each Payload in its proto3 JSON form (metadata
@@ -10,10 +13,10 @@
 // The server logs one line per request (method, path, status, duration) and never a payload,
 // a header value or an error text that could carry one.
 import crypto from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import { HttpError, readBody, serve, type RunningServer } from '../platform/http';
+import { payloadsFromJson, payloadToJson } from './codec-payload-json';
 
 export interface CodecServerOptions {
   /** The codec to run payloads through: our EncryptionCodec. */
@@ -32,11 +35,7 @@ export interface CodecServerOptions {
   allowEncode?: boolean;
 }
 
-export interface RunningCodecServer {
-  url: string;
-  port: number;
-  close(): Promise<void>;
-}
+export type RunningCodecServer = RunningServer;
 
 export const MIN_TOKEN_LENGTH = 32;
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -44,23 +43,10 @@ export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const ALLOW_METHODS = 'POST, OPTIONS';
 const ALLOW_HEADERS = 'Content-Type, Authorization, X-Namespace';
 const PREFLIGHT_MAX_AGE_SECONDS = '600';
-/** After a 413, at most this much more of the refused body is read and thrown away before the connection is cut. */
-const MAX_DISCARD_BYTES = 16 * 1024 * 1024;
 
 /** A new token: 32 random bytes, base64url (43 characters). */
 export function newCodecToken(): string {
   return crypto.randomBytes(32).toString('base64url');
-}
-
-/** An error answered to the client as `{"error": message}` with `status`. Messages never carry payload content. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 function validateOptions(opts: CodecServerOptions): { origins: Set<string>; host: string } {
@@ -101,149 +87,6 @@ function validateOptions(opts: CodecServerOptions): { origins: Set<string>; host
   if (typeof host !== 'string' || host === '') throw new Error('startCodecServer: host must be a non-empty string');
   return { origins, host };
 }
-
-// --- proto3 JSON <-> Payload -------------------------------------------------------------
-
-const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
-
-/** proto3 JSON bytes: standard or URL-safe base64, padded or not. */
-function bytesFromJson(value: unknown, where: string): Uint8Array {
-  if (typeof value !== 'string') throw new HttpError(400, `${where} must be a base64 string`);
-  const unpadded = value.replace(/=+$/, '');
-  if (!BASE64.test(value) || unpadded.length % 4 === 1 || (value.includes('=') && value.length % 4 !== 0)) {
-    throw new HttpError(400, `${where} is not valid base64`);
-  }
-  return new Uint8Array(Buffer.from(value, 'base64'));
-}
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const fieldName = (name: string) => JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
-
-function int64FromJson(value: unknown, where: string): string {
-  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
-  if (typeof value === 'string' && /^-?\d{1,19}$/.test(value)) {
-    const n = BigInt(value);
-    if (n >= -(2n ** 63n) && n < 2n ** 63n) return value;
-  }
-  throw new HttpError(400, `${where} must be a 64-bit integer (a number or a decimal string)`);
-}
-
-function payloadFromJson(value: unknown, i: number): Payload {
-  const where = `payloads[${i}]`;
-  if (!isPlainObject(value)) throw new HttpError(400, `${where} must be an object with "metadata" and "data"`);
-  // Maps built from client keys never use a plain {} (a "__proto__" key would set its prototype).
-  const metadata: Record<string, Uint8Array> = Object.create(null);
-  let data: Uint8Array = new Uint8Array(0);
-  let externalPayloads: temporal.api.common.v1.Payload.ExternalPayloadDetails[] = [];
-  for (const [key, field] of Object.entries(value)) {
-    if (field === null) continue; // proto3 JSON: null means the default value
-    if (key === 'metadata') {
-      if (!isPlainObject(field)) throw new HttpError(400, `${where}.metadata must be an object of base64 strings`);
-      for (const [k, v] of Object.entries(field)) metadata[k] = bytesFromJson(v, `${where}.metadata value`);
-    } else if (key === 'data') {
-      data = bytesFromJson(field, `${where}.data`);
-    } else if (key === 'externalPayloads' || key === 'external_payloads') {
-      if (!Array.isArray(field)) throw new HttpError(400, `${where}.externalPayloads must be an array`);
-      externalPayloads = field.map((detail, j) => {
-        const at = `${where}.externalPayloads[${j}]`;
-        if (!isPlainObject(detail)) throw new HttpError(400, `${at} must be an object`);
-        const unknown = Object.keys(detail).find((k) => k !== 'sizeBytes' && k !== 'size_bytes');
-        if (unknown !== undefined) throw new HttpError(400, `${at} has an unknown field ${fieldName(unknown)}`);
-        const size = detail.sizeBytes ?? detail.size_bytes;
-        return temporal.api.common.v1.Payload.ExternalPayloadDetails.fromObject(
-          size === undefined || size === null ? {} : { sizeBytes: int64FromJson(size, `${at}.sizeBytes`) },
-        );
-      });
-    } else {
-      throw new HttpError(400, `${where} has an unknown field ${fieldName(key)} (expected metadata, data, externalPayloads)`);
-    }
-  }
-  return externalPayloads.length ? { metadata, data, externalPayloads } : { metadata, data };
-}
-
-function payloadsFromJson(body: unknown): Payload[] {
-  if (!isPlainObject(body)) throw new HttpError(400, 'request body must be a JSON object {"payloads": [...]}');
-  const unknown = Object.keys(body).find((k) => k !== 'payloads');
-  if (unknown !== undefined) throw new HttpError(400, `request body has an unknown field ${fieldName(unknown)} (expected only "payloads")`);
-  if (body.payloads === undefined || body.payloads === null) return [];
-  if (!Array.isArray(body.payloads)) throw new HttpError(400, '"payloads" must be an array');
-  return body.payloads.map(payloadFromJson);
-}
-
-const base64 = (b: Uint8Array | null | undefined) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64') : '');
-
-function payloadToJson(payload: Payload): Record<string, unknown> {
-  const metadata: Record<string, string> = Object.create(null);
-  for (const [k, v] of Object.entries(payload.metadata ?? {})) metadata[k] = base64(v);
-  const json: Record<string, unknown> = { metadata, data: base64(payload.data) };
-  if (payload.externalPayloads?.length) {
-    // int64 travels as a decimal string in proto3 JSON.
-    json.externalPayloads = payload.externalPayloads.map((d) => ({ sizeBytes: String(d.sizeBytes ?? 0) }));
-  }
-  return json;
-}
-
-// --- HTTP --------------------------------------------------------------------------------
-
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
-      reject(tooLarge());
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        done = true;
-        chunks.length = 0;
-        req.off('data', onData);
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.on('end', () => {
-      if (!done) resolve(Buffer.concat(chunks, size));
-    });
-    req.on('error', (err) => {
-      if (!done) reject(err);
-      done = true;
-    });
-  });
-}
-
-const tooLarge = () => new HttpError(413, `request body is larger than ${MAX_BODY_BYTES} bytes (4 MiB)`, { Connection: 'close' });
-
-/**
- * Reads and discards what is left of a refused body, so the client gets to read the answer
- * instead of a connection reset; past MAX_DISCARD_BYTES the connection is cut.
- */
-function discardRest(req: http.IncomingMessage): void {
-  if (req.readableEnded) return;
-  let discarded = 0;
-  req.on('data', (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > MAX_DISCARD_BYTES) req.socket.destroy();
-  });
-  req.resume();
-}
-
-/** Path without the query, with runs of slashes collapsed (`//decode` → `/decode`). */
-function pathOf(url: string | undefined): string {
-  const raw = (url ?? '/').split(/[?#]/, 1)[0];
-  return raw.replace(/\/{2,}/g, '/') || '/';
-}
-
-/** What the log may show of a client-chosen string: printable ASCII, bounded. */
-const loggable = (s: string, max: number) => {
-  const clean = s.replace(/[^\x21-\x7e]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
-};
 
 export async function startCodecServer(opts: CodecServerOptions): Promise<RunningCodecServer> {
   const { origins, host } = validateOptions(opts);
@@ -336,7 +179,7 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<Runnin
       });
     }
 
-    const raw = await readBody(req);
+    const raw = await readBody(req, MAX_BODY_BYTES);
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
@@ -368,54 +211,5 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<Runnin
     res.end(JSON.stringify({ payloads: out.map(payloadToJson) }));
   }
 
-  const server = http.createServer((req, res) => {
-    const started = process.hrtime.bigint();
-    const path = pathOf(req.url);
-    res.on('close', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const status = res.writableFinished ? String(res.statusCode) : `${res.headersSent ? res.statusCode : '-'}(aborted)`;
-      try {
-        log(`${loggable(req.method ?? '-', 16)} ${loggable(redact(path), 200)} ${status} ${ms.toFixed(1)}ms`);
-      } catch {
-        // a failing logger must not take the server down
-      }
-    });
-    handle(req, res, path).catch((err: unknown) => {
-      const httpError =
-        err instanceof HttpError ? err : new HttpError(500, 'internal error in the codec server');
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      for (const [name, value] of Object.entries(httpError.headers)) res.setHeader(name, value);
-      res.writeHead(httpError.status, { 'Content-Type': 'application/json; charset=utf-8' });
-      res.end(JSON.stringify({ error: httpError.message }));
-      if (httpError.status === 413) discardRest(req);
-    });
-  });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-
-  let closing: Promise<void> | null = null;
-  return {
-    url,
-    port,
-    close() {
-      closing ??= new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      });
-      return closing;
-    },
-  };
+  return serve(handle, { port: opts.port, host, log, loggablePath: redact, name: 'the codec server' });
 }

@@ -65,7 +65,7 @@ export interface ReencryptPage {
 }
 
 /** One page of `table` after row `afterId`: rows under any key but `targetKeyId` (a key of `keyring`) move to it. */
-export async function reencryptPage(db: Db, keyring: Keyring, targetKeyId: string, table: ReencryptTable, afterId: string, limit: number): Promise<ReencryptPage> {
+export async function resealRowsAfter(db: Db, keyring: Keyring, targetKeyId: string, table: ReencryptTable, afterId: string, limit: number): Promise<ReencryptPage> {
   const active = targetKeyId;
   const towards: Keyring = { ...keyring, activeKeyId: targetKeyId }; // not whatever the key file says a moment later
   const reseal = (keyId: string, blob: Uint8Array, messageId: string, field: PiiField) =>

@@ -1,6 +1,12 @@
-// Transform one received message into exactly one outcome: a masked row, or a quarantine
-// entry with reason codes and the body encrypted. Pure apart from the random nonces: no
-// I/O, never throws for anything a message can contain.
+// lib/pipeline/: the pure steps one message goes through, parse → flatten (`flatten`) →
+// validate (`validate`) → mask (`mask`), put together here. No I/O: it may import only
+// lib/contract, the PII crypto (lib/pii/crypto, and the keyring's type), itself and
+// ipaddr.js (test/unit/layout.test.ts checks), so every step is unit-tested alone. Its I/O
+// (receiving, committing) is lib/ingest's. Start reading here, at transformMessage.
+//
+// This file: transform one received message into exactly one outcome: a masked row, or a
+// quarantine entry with reason codes and the body encrypted. Pure apart from the random
+// nonces; never throws for anything a message can contain.
 import { flatten } from './flatten';
 import type { Keyring } from '../pii/keyring';
 import { mask, sealPii } from './mask';

@@ -1,32 +1,28 @@
-// Configuration: read from the environment and validated once, here. Everything else takes
-// a `Config` (or a part of it) as an argument and never reads process.env itself.
+// lib/platform/: what every process stands on: this configuration, Prisma (`db`), the
+// migrations (`migrate`), logs (`log`, `logging`), the Temporal connection (`temporal`,
+// `failure-converter`, `search-attributes`) and the worker's HTTP endpoint
+// (`metrics-server`). It may import the rest of lib/, never workflows/, activities/ or cli/
+// (test/unit/layout.test.ts checks). Start reading here.
+//
+// This file: configuration, read from the environment and validated once, here. Everything
+// else takes a `Config` (or a part of it) as an argument and never reads process.env itself.
+// The defaults of names and ingest options come from lib/contract, their one home.
 //
 // Service addresses follow the ecosystem's own variable names. When one is not set, the
 // value comes from the embedded services (`npm run services` or `npm run demo`), which
-// write their addresses to `<DATA_DIR>/services.json` while they run.
-import fs from 'node:fs';
+// write their addresses to `<DATA_DIR>/services.json` while they run (embedded-services.ts).
 import path from 'node:path';
 import { z } from 'zod';
+import { readEmbeddedServices } from './embedded-services';
 import { INGEST_LIMITS, type IngestOptions, type ResolvedIngestOptions } from '../contract/ingest-options';
+import { DEFAULT_INGEST_WORKFLOW_ID, DEFAULT_TASK_QUEUE, recoveryTaskQueue } from '../contract/names';
+import type { RecoveryPolicy } from '../contract/recovery';
 
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
     super(`Configuration error:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee .env.example and the README's "Configuration" section.`);
     this.name = 'ConfigError';
   }
-}
-
-/** Addresses written by the embedded services while they run (services/index.ts). */
-export interface EmbeddedServices {
-  pid: number;
-  temporalAddress: string;
-  temporalUiUrl: string | null;
-  /** As the application role. */
-  databaseUrl: string;
-  /** As the owner role, which runs the migrations (absent in files written before there were two roles). */
-  ownerDatabaseUrl?: string;
-  sqsQueueUrl: string;
-  sqsEndpoint: string;
 }
 
 const int = (min: number, max: number) =>
@@ -65,7 +61,7 @@ const envSchema = z.object({
 
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' }).optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('login-ingest'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   TEMPORAL_RECOVERY_TASK_QUEUE: z.string().min(1).optional(),
   TEMPORAL_CODEC_KEY_FILE: z.string().min(1).optional(),
   TEMPORAL_CODEC_KEYS: z.string().min(1).optional(),
@@ -96,7 +92,7 @@ const envSchema = z.object({
   CODEC_SERVER_PORT: int(0, 65535).default(8234),
   CODEC_CORS_ORIGINS: z.string().min(1).default('http://localhost:8233,http://127.0.0.1:8233'),
 
-  INGEST_WORKFLOW_ID: z.string().min(1).default('login-ingest'),
+  INGEST_WORKFLOW_ID: z.string().min(1).default(DEFAULT_INGEST_WORKFLOW_ID),
   ...ingestEnv(),
   WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 1000).default(32),
   WORKER_DRAIN_THREADS: int(0, 64).optional(),
@@ -136,13 +132,10 @@ export interface Config {
     masterKey?: string;
     masterKeyFile?: string;
   };
-  recovery: {
+  /** The recovery activities' policy (lib/contract/recovery.ts has the fields' meanings), and where the operators are registered. */
+  recovery: RecoveryPolicy & {
     /** Operator registry (JSON Lines); default <DATA_DIR>/operators.jsonl. */
     operatorsFile: string;
-    maxRecords: number;
-    requireApproval: boolean;
-    approvalTimeoutSeconds: number;
-    signatureMaxAgeSeconds: number;
   };
   codecServer: { token?: string; port: number; corsOrigins: string[] };
   /** The ingest's workflow ID and options (lib/contract/ingest-options.ts has their ranges and meanings). */
@@ -167,26 +160,6 @@ export interface Config {
     /** Passed to the dev server's Web UI as its codec server (`--ui-codec-endpoint`). */
     uiCodecEndpoint?: string;
   };
-}
-
-export function servicesFile(dataDir: string): string {
-  return path.join(dataDir, 'services.json');
-}
-
-/** The embedded services' addresses, if they are running; null otherwise. */
-export function readEmbeddedServices(dataDir: string): EmbeddedServices | null {
-  let parsed: EmbeddedServices;
-  try {
-    parsed = JSON.parse(fs.readFileSync(servicesFile(dataDir), 'utf8'));
-  } catch {
-    return null;
-  }
-  try {
-    process.kill(parsed.pid, 0); // throws when that process is gone
-    return parsed;
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -264,7 +237,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       address: temporalAddress ?? '',
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
-      recoveryTaskQueue: e.TEMPORAL_RECOVERY_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-pii-recovery`,
+      recoveryTaskQueue: e.TEMPORAL_RECOVERY_TASK_QUEUE ?? recoveryTaskQueue(e.TEMPORAL_TASK_QUEUE),
       uiUrl: e.TEMPORAL_ADDRESS ? null : (embedded?.temporalUiUrl ?? null),
     },
     databaseUrl: databaseUrl ?? '',

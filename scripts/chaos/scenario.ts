@@ -15,13 +15,15 @@ import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
 import { LocalKeyWrapper } from '../../lib/pii/kek';
 import { initKeyringFile, loadKeyring, type Keyring } from '../../lib/pii/keyring';
 import { generateBodies, random } from '../../lib/ingest/load';
-import { createSqsClient, queueDepth, sendMessages } from '../../lib/ingest/sqs';
+import { createSqsClient, getApproximateCounts, sendMessages } from '../../lib/ingest/sqs';
 import { connectClient } from '../../lib/platform/temporal';
 import type { QueueDepth } from '../../lib/contract/types';
 import type { IngestSummary } from '../../lib/contract/types';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../services/postgres';
 import { startSqsProcess, type EmbeddedSqsHandle } from '../../services/sqs';
-import { findOrInstallTemporalCli, freePort, startTemporalDevServer, type TemporalDevServer } from '../../services/temporal';
+import { freePort } from '../../services/ports';
+import { findOrInstallTemporalCli } from '../../services/temporal-cli';
+import { startTemporalDevServer, type TemporalDevServer } from '../../services/temporal-dev-server';
 import { balance, createQueue, freshDatabase, ROOT, startWorkerProcess, type Balance, type WorkerProcess } from '../harness';
 import { hostileBodies } from './hostile';
 import type { ChaosOptions, Fault } from './options';
@@ -215,7 +217,7 @@ export async function runScenario({ tag, services, options: o, messages, faults,
     const monitor = (async () => {
       while (!done && Date.now() < deadline) {
         try {
-          depth = await queueDepth(admin, queueUrl);
+          depth = await getApproximateCounts(admin, queueUrl);
           gone = 1 - (depth.visible + depth.inFlight) / total;
           progress.push([round(since(), 2), round(gone, 4)]);
         } catch {
@@ -232,7 +234,7 @@ export async function runScenario({ tag, services, options: o, messages, faults,
     const striker = (async () => {
       for (let i = 0; i < faults.length; i++) {
         while (gone < at[i] && !done && Date.now() < deadline) await sleep(50);
-        const d = await queueDepth(admin, queueUrl).catch(() => depth);
+        const d = await getApproximateCounts(admin, queueUrl).catch(() => depth);
         const share = 1 - (d.visible + d.inFlight) / total;
         const struckAt = since();
         log(`  fault ${i + 1}/${faults.length} ${faults[i]} at ${Math.round(share * 100)}% gone (wanted ${Math.round(at[i] * 100)}%): queue depth ${d.visible} visible + ${d.inFlight} in flight`);

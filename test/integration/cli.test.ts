@@ -7,8 +7,9 @@ import path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { generateBodies } from '../../lib/ingest/load';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
-import { createSchedule, SCHEDULE_ID } from '../../cli/schedule';
-import { queueDepth, sendMessages } from '../../lib/ingest/sqs';
+import { createSchedule } from '../../cli/schedule';
+import { SCHEDULE_ID } from '../../lib/contract/names';
+import { getApproximateCounts, sendMessages } from '../../lib/ingest/sqs';
 import { dumpTables, findPlaintext, runClient, startPipeline, VALID_SAMPLE as SAMPLE, type Pipeline } from './helpers';
 
 let p: Pipeline;
@@ -78,7 +79,7 @@ test('load --file and ingest --json account for every line: one row or one quara
   const q = await pg.query(`SELECT reasons, body_bytes, body_truncated FROM quarantine`);
   expect(q.rows.every((r) => r.reasons.length > 0)).toBe(true);
   expect(q.rows.filter((r) => r.body_truncated)).toEqual([{ reasons: ['body_too_large'], body_bytes: lines[26].length, body_truncated: true }]);
-  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
   const pii = SAMPLE.slice(0, 9).flatMap((e) => [e.ip as string, e.device_id as string]);
   expect(findPlaintext(await dumpTables(p.config.databaseUrl), pii)).toEqual([]);
 });

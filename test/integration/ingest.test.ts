@@ -5,10 +5,10 @@ import { Client as PgClient } from 'pg';
 import { EncryptionCodec } from '../../lib/pii/codec';
 import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-run';
 import { generateBodies, sampleBodies } from '../../lib/ingest/load';
-import { persistBatch, persistBatchIsolating } from '../../lib/ingest/persist';
+import { insertChunk, insertChunkIsolatingRejects } from '../../lib/ingest/persist';
 import { open } from '../../lib/pii/crypto';
 import { INGEST_LIMITS } from '../../lib/contract/ingest-options';
-import { MAX_BODY_BYTES, queueDepth, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
+import { MAX_BODY_BYTES, getApproximateCounts, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
 import { transformBatch } from '../../lib/pipeline/transform';
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
@@ -51,7 +51,7 @@ test('the sample becomes exactly 99 rows and 1 quarantined message', async () =>
     await pg.query(`SELECT message_id FROM user_logins UNION ALL SELECT message_id FROM quarantine`)
   ).rows.map((r) => r.message_id);
   expect(stored.sort()).toEqual([...sampleIds].sort());
-  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
 });
 
 test('rows keep the fields as sent, with a comparable app version and a create date', async () => {
@@ -123,7 +123,7 @@ test('redelivered messages (stored before, never deleted) add nothing', async ()
     maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 30, concurrency: 1,
   });
   expect(received.map((m) => m.messageId).sort()).toEqual([...ids].sort());
-  await persistBatch(p.db, transformBatch(p.keyring, received));
+  await insertChunk(p.db, transformBatch(p.keyring, received));
   for (const m of received) {
     await p.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: p.config.sqs.queueUrl, ReceiptHandle: m.receiptHandle, VisibilityTimeout: 0 }));
   }
@@ -132,7 +132,7 @@ test('redelivered messages (stored before, never deleted) add nothing', async ()
   const run = await ingest();
   expect(run.summary).toMatchObject({ received: 2, persisted: 0, quarantined: 0, alreadySeen: 2 });
   expect(await count('SELECT count(*) AS n FROM user_logins')).toBe(before);
-  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
 });
 
 /** Every payload anywhere in a history (inputs, results, heartbeats, failures, memos), decoded with the codec. */
@@ -185,7 +185,7 @@ test('a long drain continues as new with its totals carried over, and stops at m
   const ids = await sendMessages(p.sqs, p.config.sqs.queueUrl, generateBodies(300, { seed: 3, malformedShare: 0.1 }));
   const capped = await runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 40, maxMessages: 100 });
   expect(capped.summary).toMatchObject({ received: 100, stopReason: 'max_messages' });
-  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 200, inFlight: 0 });
+  expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 200, inFlight: 0 });
 
   // Ten of the rest held for 4 s by a receiver that died: the first run drains the others,
   // waits for those ten and hands over (one drain round a run), the next one gets them.
@@ -233,9 +233,9 @@ test('a row the database refuses despite validation is quarantined alone; the re
   const batch = transformBatch(p.keyring, messages);
   expect(batch.rows).toHaveLength(4);
   batch.rows[2].appVersionMajor = 3_000_000_000; // beyond PostgreSQL's integer: SQLSTATE 22003
-  await expect(persistBatch(p.db, batch)).rejects.toThrow(); // the plain statement fails as a whole
+  await expect(insertChunk(p.db, batch)).rejects.toThrow(); // the plain statement fails as a whole
 
-  const result = await persistBatchIsolating(p.db, p.keyring, batch);
+  const result = await insertChunkIsolatingRejects(p.db, p.keyring, batch);
   expect(result).toMatchObject({ persisted: 3, quarantined: 1, quarantinedByReason: { 'db_rejected:22003': 1 }, alreadySeen: 0 });
   const ids = messages.map((m) => m.messageId);
   expect((await pg.query('SELECT count(*)::int AS n FROM ingested_messages WHERE message_id = ANY($1)', [ids])).rows[0].n).toBe(4);
@@ -255,7 +255,7 @@ test('messages held by a receiver that died are waited for, not left behind', as
   await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies.slice(5));
   const run = await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
   expect(run.summary).toMatchObject({ received: 15, alreadySeen: 0, stopReason: 'queue_empty', leftInQueue: null });
-  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
 });
 
 test('a worker killed in the middle of a drain: every message stored exactly once, and the run finishes', async () => {
@@ -289,7 +289,7 @@ test('a worker killed in the middle of a drain: every message stored exactly onc
     // The summary equals the database, the killed attempt's unreported commits included.
     expect({ persisted: summary.persisted, quarantined: summary.quarantined }).toEqual({ persisted: rows[0].rows, quarantined: rows[0].quarantine });
     expect(summary.received - summary.alreadySeen).toBeGreaterThanOrEqual(ids.length);
-    expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
   } finally {
     await survivor();
     await p.restartWorker();
@@ -351,5 +351,5 @@ test('a commit held up longer than the visibility timeout keeps its messages: vi
   expect(summary.visibilityExtended).toBeGreaterThan(0);
   expect(summary).toMatchObject({ received: 50, alreadySeen: 0, ackFailed: 0, stopReason: 'queue_empty' });
   expect(await count(`SELECT count(*) AS n FROM ingested_messages WHERE message_id = ANY('{${ids.join(',')}}')`)).toBe(50);
-  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
 });

@@ -5,7 +5,7 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../services/temporal';
+import { freePort } from '../../services/ports';
 
 const run = promisify(execFile);
 const MOTO_VERSION = '5.2.5';

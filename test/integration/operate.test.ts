@@ -8,7 +8,7 @@
 import { ChangeMessageVisibilityBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { generateBodies } from '../../lib/ingest/load';
 import { sendMessages } from '../../lib/ingest/sqs';
-import { freePort } from '../../services/temporal';
+import { freePort } from '../../services/ports';
 import { runClient, startPipeline, type Pipeline } from './helpers';
 
 const MESSAGES = 3000;

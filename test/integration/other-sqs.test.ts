@@ -5,8 +5,8 @@ import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import { Client as PgClient } from 'pg';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
 import { sampleBodies } from '../../lib/ingest/load';
-import { persistBatch } from '../../lib/ingest/persist';
-import { queueDepth, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
+import { insertChunk } from '../../lib/ingest/persist';
+import { getApproximateCounts, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
 import { transformBatch } from '../../lib/pipeline/transform';
 import { dumpTables, findPlaintext, SAMPLE_PII, startPipeline, type Pipeline } from './helpers';
 import { startMoto } from './moto';
@@ -47,7 +47,7 @@ test('the sample through moto: 99 rows, 1 quarantined, every message ID once, no
   const dates = await pg.query(`SELECT count(*)::int AS n FROM user_logins WHERE create_date > now() - interval '10 minutes'`);
   expect(dates.rows[0].n).toBe(99);
   expect(findPlaintext(await dumpTables(p.config.databaseUrl), SAMPLE_PII)).toEqual([]);
-  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
 });
 
 test('redelivered by moto after a lost delete: deduplicated', async () => {
@@ -55,11 +55,11 @@ test('redelivered by moto after a lost delete: deduplicated', async () => {
   const received = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 30, concurrency: 1 });
   expect(received).toHaveLength(3);
   expect(received.every((m) => m.receiveCount === 1 && m.sentTimestamp !== null)).toBe(true);
-  await persistBatch(p.db, transformBatch(p.keyring, received));
+  await insertChunk(p.db, transformBatch(p.keyring, received));
   for (const m of received) {
     await p.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: p.config.sqs.queueUrl, ReceiptHandle: m.receiptHandle, VisibilityTimeout: 0 }));
   }
   const run = await runIngest(p.client, p.config, ingestOptions());
   expect(run.summary).toMatchObject({ received: 3, persisted: 0, alreadySeen: 3 });
-  expect(await queueDepth(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
 });

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { Client, Connection, WorkflowIdReusePolicy } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Client as PgClient } from 'pg';
-import { recoveryWorkflowId } from '../../activities/recovery';
+import { recoveryWorkflowId } from '../../lib/contract/names';
 import { appendAudit, auditEntriesFor, verifyAuditChain } from '../../lib/recovery/audit';
 import { EncryptionCodec } from '../../lib/pii/codec';
 import { createDb } from '../../lib/platform/db';

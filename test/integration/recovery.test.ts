@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
-import { recoveryWorkflowId } from '../../activities/recovery';
+import { recoveryWorkflowId } from '../../lib/contract/names';
 import { auditEntriesFor, verifyAuditChain } from '../../lib/recovery/audit';
 import { EncryptionCodec } from '../../lib/pii/codec';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
@@ -16,7 +16,7 @@ import { canonicalJson, generateOperatorKeys, keyFingerprint, loadRegistry, read
 import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery, type NewRequest } from '../../cli/recovery-client';
 import { newRecipientKeys } from '../../lib/pii/sealed';
 import { sendMessages } from '../../lib/ingest/sqs';
-import { findOrInstallTemporalCli } from '../../services/temporal';
+import { findOrInstallTemporalCli } from '../../services/temporal-cli';
 import { decisionUpdate, recoveryWorkflow } from '../../workflows/recovery';
 import { findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, testServices, type Pipeline } from './helpers';
 

