@@ -1,7 +1,7 @@
 // lib/pipeline/: the pure steps one message goes through, parse → flatten (`flatten`) →
 // validate (`validate`) → mask (`mask`), put together here. No I/O: it may import only
-// lib/contract, the PII crypto (lib/pii/crypto, and the keyring's type), itself and
-// ipaddr.js (test/unit/layout.test.ts checks), so every step is unit-tested alone. Its I/O
+// lib/contract, the PII crypto (lib/pii/crypto, and the keyring's type), the pure checks of lib/platform (guards, iso-date),
+// itself and ipaddr.js (test/unit/layout.test.ts checks), so every step is unit-tested alone. Its I/O
 // (receiving, committing) is lib/ingest's. Start reading here, at transformMessage.
 //
 // This file: transform one received message into exactly one outcome: a masked row, or a

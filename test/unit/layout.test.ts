@@ -1,5 +1,5 @@
 // The layout's rules, checked on the import lines of every source file (README "Layout"):
-// lib/contract imports nothing with I/O; lib/pipeline only the contract and the PII crypto;
+// lib/contract imports nothing with I/O; lib/pipeline only the contract, the PII crypto and the pure checks;
 // nothing in lib/ imports from workflows/, activities/, cli/ or the processes above it;
 // workflow code takes values only from the contract and the Temporal workflow SDK. And
 // the names the processes agree on (task queues, workflow IDs, the schedule's ID) are
@@ -86,9 +86,11 @@ const RULES: Rule[] = [
   },
   {
     files: /^lib\/pipeline\//,
-    why: 'lib/pipeline is pure: it imports the contract, the PII crypto (lib/pii/crypto), ipaddr.js, and the keyring\'s type only',
+    why: 'lib/pipeline is pure: it imports the contract, the PII crypto (lib/pii/crypto), the pure checks (lib/platform/guards, iso-date), ipaddr.js, and the keyring\'s type only',
     allows: (to, typeOnly) =>
-      'pkg' in to ? to.pkg === 'ipaddr.js' : under(to, 'lib/contract', 'lib/pipeline', 'lib/pii/crypto') || (typeOnly && to.local === 'lib/pii/keyring'),
+      'pkg' in to
+        ? to.pkg === 'ipaddr.js'
+        : under(to, 'lib/contract', 'lib/pipeline', 'lib/pii/crypto', 'lib/platform/guards', 'lib/platform/iso-date') || (typeOnly && to.local === 'lib/pii/keyring'),
   },
   {
     files: /^workflows\//,
