@@ -13,11 +13,12 @@ import tseslint from 'typescript-eslint';
 // not read the clock, the disk, the network or the environment itself. Those belong in
 // activities; workflows may import only the workflow SDK, the shared contract, and types.
 const nodeBuiltins = builtinModules.filter((m) => !m.startsWith('_'));
-const workflowImportRules = {
+const workflowImports = (...ownPatterns) => ({
   '@typescript-eslint/no-restricted-imports': [
     'error',
     {
       patterns: [
+        ...ownPatterns,
         {
           group: ['node:*', ...nodeBuiltins, ...nodeBuiltins.map((m) => `${m}/*`)],
           message: 'Workflow code is deterministic and runs in Temporal’s sandbox: no Node built-ins. Do the I/O in an activity.',
@@ -39,17 +40,10 @@ const workflowImportRules = {
           ],
           message: 'Workflow code does no I/O (it is replayed from history): call an activity instead.',
         },
-        {
-          // Types from anywhere are fine (they vanish at compile time); values only from the
-          // workflow-safe contract, which imports nothing with side effects.
-          group: ['**/activities/*', '**/lib/*', '!**/lib/contract', '**/services/*', '**/cli/*', '**/generated/*'],
-          allowTypeImports: true,
-          message: 'Workflow code may import values only from @temporalio/workflow, @temporalio/common and lib/contract; use `import type` here or call an activity.',
-        },
       ],
     },
   ],
-};
+});
 
 export default defineConfig([
   globalIgnores(['node_modules/', 'dist/', 'generated/', 'coverage/', '.data/', 'test-artifacts/']),
@@ -109,7 +103,24 @@ export default defineConfig([
     },
   },
 
-  { files: ['workflows/**/*.ts', 'lib/contract/**/*.ts', 'test/integration/attacker/workflows.ts'], rules: workflowImportRules },
+  // Types from anywhere are fine (they vanish at compile time); values only from the
+  // workflow-safe contract, which imports nothing with side effects.
+  {
+    files: ['workflows/**/*.ts', 'test/integration/attacker/workflows.ts'],
+    rules: workflowImports({
+      group: ['**/activities/*', '**/lib/*', '!**/lib/contract', '**/services/*', '**/cli/*', '**/generated/*'],
+      allowTypeImports: true,
+      message: 'Workflow code may import values only from @temporalio/workflow, @temporalio/common and lib/contract; use `import type` here or call an activity.',
+    }),
+  },
+  {
+    files: ['lib/contract/**/*.ts'],
+    rules: workflowImports({
+      group: ['../*'],
+      allowTypeImports: true,
+      message: 'lib/contract is bundled into workflow code: it may import values only from itself and @temporalio/common; use `import type` here.',
+    }),
+  },
 
   prettier,
 ]);
