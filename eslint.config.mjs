@@ -70,7 +70,12 @@ export default defineConfig([
       'preserve-caught-error': 'off',
       '@typescript-eslint/no-unused-vars': [
         'error',
-        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          caughtErrorsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+        },
       ],
     },
   },
@@ -110,7 +115,8 @@ export default defineConfig([
     rules: workflowImports({
       group: ['**/activities/*', '**/lib/*', '!**/lib/contract', '**/services/*', '**/cli/*', '**/generated/*'],
       allowTypeImports: true,
-      message: 'Workflow code may import values only from @temporalio/workflow, @temporalio/common and lib/contract; use `import type` here or call an activity.',
+      message:
+        'Workflow code may import values only from @temporalio/workflow, @temporalio/common and lib/contract; use `import type` here or call an activity.',
     }),
   },
   {
@@ -118,7 +124,8 @@ export default defineConfig([
     rules: workflowImports({
       group: ['../*'],
       allowTypeImports: true,
-      message: 'lib/contract is bundled into workflow code: it may import values only from itself and @temporalio/common; use `import type` here.',
+      message:
+        'lib/contract is bundled into workflow code: it may import values only from itself and @temporalio/common; use `import type` here.',
     }),
   },
 
