@@ -37,7 +37,7 @@ const OPERATOR_FIELDS = ['name', 'publicKey', 'roles'];
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
+  const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 };
 
@@ -225,7 +225,7 @@ export function canonicalJson(value: unknown): string {
       default:
         throw new TypeError(`canonicalJson: ${at} is ${typeof v}, not a JSON value`);
     }
-    const obj = v as object;
+    const obj = v;
     if (depth >= MAX_CANONICAL_DEPTH) throw new TypeError(`canonicalJson: ${at} is nested deeper than ${MAX_CANONICAL_DEPTH}`);
     if (seen.has(obj)) throw new TypeError(`canonicalJson: ${at} refers back to an enclosing value (a cycle)`);
     seen.add(obj);
@@ -240,7 +240,7 @@ export function canonicalJson(value: unknown): string {
     } else {
       if (!isPlainObject(obj)) throw new TypeError(`canonicalJson: ${at} is not a plain JSON object (a ${obj.constructor?.name || 'object'} with another prototype)`);
       if (Object.getOwnPropertySymbols(obj).length) throw new TypeError(`canonicalJson: ${at} has symbol keys`);
-      const record = obj as Record<string, unknown>;
+      const record = obj;
       const keys = Object.keys(record).sort();
       out = `{${keys.map((k) => `${JSON.stringify(k)}:${encode(record[k], `${at}.${k}`, depth + 1)}`).join(',')}}`;
     }
@@ -469,8 +469,8 @@ export function validateRequestBody(b: unknown): string | null {
   const selector = selectorProblem(b.selector);
   if (selector) return selector;
   if (!Array.isArray(b.fields) || b.fields.length === 0) return `fields must be a non-empty array of ${FIELDS.join(', ')}`;
-  for (const field of b.fields) {
-    if (!FIELDS.includes(field)) return `unknown field name ${JSON.stringify(String(field).slice(0, 80))} in fields (known: ${FIELDS.join(', ')})`;
+  for (const field of b.fields as unknown[]) {
+    if (!(FIELDS as readonly unknown[]).includes(field)) return `unknown field name ${JSON.stringify(String(field).slice(0, 80))} in fields (known: ${FIELDS.join(', ')})`;
   }
   if (new Set(b.fields).size !== b.fields.length) return 'fields lists a field twice';
   try {
