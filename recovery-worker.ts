@@ -4,6 +4,7 @@
 // that alone hold the PII data keys, and its codec refuses any payload that is not
 // encrypted with the project's codec keys. The activities check their own authority all
 // the same (activities/recovery.ts): anyone with access to the namespace can schedule them.
+import { inspect } from 'node:util';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createRecoveryActivities } from './activities/recovery';
 import type { Config } from './lib/platform/config';
@@ -47,7 +48,7 @@ async function checkAuditRoleWhenReachable(db: Db, production: boolean, warn: (m
 function isUnreachable(err: unknown): boolean {
   const state = sqlState(err);
   if (state) return ['08', '57'].includes(state.slice(0, 2)); // connection exception, operator intervention (shutting down)
-  const text = String((err as Error)?.message ?? '') + String((err as { cause?: unknown })?.cause ?? '');
+  const text = String((err as Error)?.message ?? '') + inspect((err as { cause?: unknown })?.cause ?? ''); // a cause object's message too
   return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection terminated|the database system is (starting up|shutting down)|Can't reach database|DatabaseNotReachable/i.test(text);
 }
 

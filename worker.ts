@@ -25,7 +25,7 @@ export interface RunningWorker {
   done: Promise<void>;
   /** The metrics/readiness endpoint, when METRICS_ADDRESS is set. */
   metricsUrl: string | null;
-  shutdown(): Promise<void>;
+  shutdown: () => Promise<void>;
 }
 
 /** Workflows bundled at build time (scripts/bundle-workflows.ts, in the image): next to the compiled worker. */

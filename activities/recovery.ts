@@ -229,9 +229,9 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         if (entries.some((e) => e.event === 'expired')) return;
         const grant = entries.find((e) => e.event === 'authorised');
         if (!grant) throw refusal('not_authorised', `request ${requestId} was never authorised`);
-        if (Date.now() < Date.parse(String(grant.details.expiresAt)) - 5000) throw refusal('not_authorised', `request ${requestId} expires only at ${grant.details.expiresAt}`);
+        if (Date.now() < Date.parse(String(grant.details.expiresAt)) - 5000) throw refusal('not_authorised', `request ${requestId} expires only at ${String(grant.details.expiresAt)}`);
         if (entries.some((e) => e.event === 'grant_consumed')) throw refusal('grant_consumed', `request ${requestId} was already carried out`);
-        await audit({ requestId, event: 'expired', actor: null, details: { code: 'expired', detail: `no valid decision by ${grant.details.expiresAt}` } });
+        await audit({ requestId, event: 'expired', actor: null, details: { code: 'expired', detail: `no valid decision by ${String(grant.details.expiresAt)}` } });
       });
     },
 
@@ -286,7 +286,7 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         }
         const grant = authorisationOf(entries, request, approvalHash);
         if (!grant) return refuse('not_authorised', approvalHash ? 'no authorised record set of this request matches the approval' : 'this request was never authorised', request.operator);
-        if (Date.now() > Date.parse(String(grant.details.expiresAt))) return refuse('expired', `request ${request.requestId} expired at ${grant.details.expiresAt}`, request.operator);
+        if (Date.now() > Date.parse(String(grant.details.expiresAt))) return refuse('expired', `request ${request.requestId} expired at ${String(grant.details.expiresAt)}`, request.operator);
         const records = grant.details.records as RecordRef[];
         const recordSet = grant.details.recordSetHash as string;
 

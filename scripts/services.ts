@@ -21,9 +21,9 @@ async function main() {
     await services.stop();
     process.exit(0);
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  process.on('disconnect', stop); // a parent that forked us went away
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  process.on('disconnect', () => void stop()); // a parent that forked us went away
 
   await migrate(services.ownerDatabaseUrl ?? services.databaseUrl, log);
   const { stop: _stop, started, ...addresses } = services;

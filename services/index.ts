@@ -23,7 +23,7 @@ export interface RunningServices extends EmbeddedServices {
   started: string[];
   /** The SQS emulator's own process, when it runs in one (opts.sqsProcess). */
   sqsPid?: number;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 export async function startServices(
@@ -74,7 +74,7 @@ export async function startServices(
           ...(config.embedded.uiCodecEndpoint ? ['--ui-codec-endpoint', config.embedded.uiCodecEndpoint] : []),
         ],
       });
-      stops.push(server.stop);
+      stops.push(() => server.stop());
       started.push('Temporal dev server');
       temporalAddress = server.address;
       temporalUiUrl = server.uiUrl;

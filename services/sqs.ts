@@ -8,7 +8,7 @@ export interface EmbeddedSqsHandle {
   queueUrl: string;
   /** The emulator's own process, when it has one. */
   pid?: number;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 export async function startEmbeddedSqs(opts: { port: number; queueName: string; region?: string }): Promise<EmbeddedSqsHandle> {

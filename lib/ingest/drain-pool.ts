@@ -130,9 +130,9 @@ export class DrainPool {
     try {
       // Every part settles before this returns (a failed one stops the others), so no thread
       // still holds messages of this drain when the activity ends.
-      const settled = await Promise.allSettled(results.map((p) => p.catch((err) => (stop(), Promise.reject(err)))));
+      const settled = await Promise.allSettled(results.map((p) => p.catch((err: Error) => (stop(), Promise.reject(err)))));
       const failed = settled.find((s) => s.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
+      if (failed) throw failed.reason;
       return combineResults(settled.map((s) => (s as PromiseFulfilledResult<DrainResult>).value), opts.maxMessages);
     } finally {
       signal.removeEventListener('abort', stop);

@@ -104,7 +104,7 @@ export async function drain(
   let emptyInARow = 0;
   let earliestVisibleUntil = Infinity; // no held message expires before this
   let stopReason: DrainResult['endedBy'] | null = null;
-  let fatal: Error | null = null;
+  let fatal = null as Error | null; // set by fail() in callbacks: not narrowed to null
 
   const stopReceiving = (why: DrainResult['endedBy']) => (stopReason ??= why);
   const fail = (err: Error) => {
@@ -146,6 +146,7 @@ export async function drain(
           // Deletes run outside the commit slots: the next commit need not wait for them.
           return ok ? acknowledge(chunk) : undefined;
         })
+        .catch(fail) // an unexpected throw stops the drain instead of crashing the worker
         .finally(wake);
     }
   }

@@ -6,7 +6,7 @@ export const SAMPLE_FILE = path.join(__dirname, '..', '..', 'data', 'sample.json
 
 /** The 100 messages of the reference setup: one JSON array element per message. */
 export function sampleBodies(file = SAMPLE_FILE): string[] {
-  const events: unknown[] = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown[];
   return events.map((e) => JSON.stringify(e));
 }
 

@@ -194,7 +194,7 @@ export async function deleteMessages(
 
 /** Sends bodies in calls of 10; returns the message IDs SQS assigned. Throws if any entry fails. */
 export async function sendMessages(client: SQSClient, queueUrl: string, bodies: string[], concurrency = 8): Promise<string[]> {
-  const ids: string[] = new Array(bodies.length);
+  const ids = new Array<string>(bodies.length);
   let next = 0;
   const sendChunk = async (): Promise<void> => {
     while (next < bodies.length) {

@@ -56,7 +56,7 @@ const envSchema = z.object({
   DATA_DIR: z.string().min(1).default('.data'),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   LOG_FORMAT: z.enum(['text', 'json']).default('text'),
-  METRICS_ADDRESS: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]*):\d{1,5}$/, { message: 'must be host:port, e.g. 0.0.0.0:9464' }).optional(),
+  METRICS_ADDRESS: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:/[\]]*):\d{1,5}$/, { message: 'must be host:port, e.g. 0.0.0.0:9464' }).optional(),
   WORKER_SHUTDOWN_GRACE_SECONDS: int(0, 3600).default(20),
 
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' }).optional(),

@@ -36,13 +36,13 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
   try {
     await client.query('SELECT pg_advisory_lock($1)', [LOCK_ID]);
     // Up to date already: nothing to do, so even the application's role (which cannot create tables) may ask.
-    const hasLedger = (await client.query(`SELECT to_regclass('schema_migrations') IS NOT NULL AS ok`)).rows[0].ok;
+    const hasLedger = (await client.query<{ ok: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS ok`)).rows[0].ok;
     if (!hasLedger) {
       await client.query(`CREATE TABLE schema_migrations (
         name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
     }
     const applied = new Map<string, string>(
-      (await client.query('SELECT name, checksum FROM schema_migrations')).rows.map((r) => [r.name, r.checksum]),
+      (await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM schema_migrations')).rows.map((r) => [r.name, r.checksum]),
     );
     const done: string[] = [];
     for (const m of readMigrations(dir)) {

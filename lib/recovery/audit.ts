@@ -111,7 +111,7 @@ export async function appendAudit(db: Db | Queryable, entries: AuditEntry[]): Pr
     }
     return stored;
   };
-  return '$transaction' in db ? (db as Db).$transaction((tx) => run(tx)) : run(db);
+  return '$transaction' in db ? db.$transaction((tx) => run(tx)) : run(db);
 }
 
 interface AuditRow {

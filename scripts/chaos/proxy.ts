@@ -51,7 +51,7 @@ export async function startSqsProxy(opts: {
   const redeliver = (body: Buffer, res: http.ServerResponse): boolean => {
     let call: { QueueUrl?: string; Entries?: { Id: string; ReceiptHandle: string }[] };
     try {
-      call = JSON.parse(body.toString('utf8'));
+      call = JSON.parse(body.toString('utf8')) as typeof call;
     } catch {
       return false;
     }

@@ -343,7 +343,7 @@ async function ingestThroughFaults(client: Client, config: Config, deadline: num
     for (let i = 0; Date.now() < deadline; i++) {
       await sleep(1000);
       try {
-        return await client.workflow.getHandle(config.ingest.workflowId).result();
+        return (await client.workflow.getHandle(config.ingest.workflowId).result()) as IngestSummary;
       } catch (err) {
         if (err instanceof WorkflowFailedError) throw err;
         if (i % 5 === 0) log(`    ingest client: ${(err as Error).message.split('\n')[0]}; attaching again`);

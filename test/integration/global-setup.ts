@@ -25,7 +25,7 @@ export default async function globalSetup(): Promise<void> {
   const deadline = Date.now() + 5 * 60_000; // the first run may install the Temporal CLI
   while (!fs.existsSync(readyFile)) {
     const code = await Promise.race([exited, new Promise((r) => setTimeout(r, 200, 'waiting'))]);
-    if (code !== 'waiting') throw new Error(`The test services exited early (code ${code}); see the output above.`);
+    if (code !== 'waiting') throw new Error(`The test services exited early (code ${String(code)}); see the output above.`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error('The test services did not start within 5 minutes.');

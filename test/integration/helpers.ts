@@ -199,13 +199,14 @@ export function findPlaintext(items: { where: string; value: unknown }[], needle
   const hits: Hit[] = [];
   const visit = (where: string, value: unknown, depth: number) => {
     if (value === null || value === undefined || depth > 64) return;
-    let text: string | null = null;
+    let text: string;
     if (typeof value === 'string') text = value;
     else if (value instanceof Uint8Array) text = Buffer.from(value).toString('latin1');
     else if (typeof value === 'object') {
       for (const [k, v] of Object.entries(value)) visit(`${where}.${k}`, v, depth + 1);
       return;
-    } else text = String(value);
+    } else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') text = String(value);
+    else return; // functions and symbols carry no data
     for (const needle of needles) if (text.includes(needle)) hits.push({ where, needle });
   };
   for (const item of items) visit(item.where, item.value, 0);

@@ -143,7 +143,7 @@ async function decodedPayloads(events: unknown[]): Promise<unknown[]> {
     if (!v || typeof v !== 'object') return;
     if (Array.isArray(v)) return v.forEach(visit);
     const o = v as Record<string, unknown>;
-    if (o.metadata && typeof o.metadata === 'object' && 'data' in o) payloads.push(o as Payload);
+    if (o.metadata && typeof o.metadata === 'object' && 'data' in o) payloads.push(o);
     Object.values(o).forEach(visit);
   };
   visit(events);

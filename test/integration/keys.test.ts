@@ -93,7 +93,7 @@ test('histories are encrypted with the codec key, never a PII data key, and stil
   const payloads = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.input?.payloads ?? []);
   expect(payloads.length).toBeGreaterThan(0);
   const codecKeys = loadCodecKeys(p.config, () => {});
-  const used = new Set(payloads.map((pl) => Buffer.from(pl.metadata!['encryption-key-id']!).toString()));
+  const used = new Set(payloads.map((pl) => Buffer.from(pl.metadata!['encryption-key-id']).toString()));
   expect(used).toEqual(new Set([codecKeys.activeKeyId]));
   for (const id of used) expect(p.keyring.keys.has(id)).toBe(false);
   // The codec key opens no stored value, and the data keys open no payload.

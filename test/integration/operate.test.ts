@@ -110,7 +110,7 @@ test('metrics move during a drain; exit codes 3 (messages_unavailable) and 0 (dr
   // Both drains, newest first, with their numbers (visibility is eventually consistent: wait
   // for it). A drain that continued as new also lists its earlier runs, with the totals so far.
   type Row = { status: string; stopReason: string | null; received: number | null; persisted: number | null; quarantined: number | null };
-  let completed: Row[] = [];
+  let completed: Row[];
   for (;;) {
     const listed = await client(['runs', '--json']);
     completed = (JSON.parse(listed.stdout) as Row[]).filter((r) => r.status === 'COMPLETED');

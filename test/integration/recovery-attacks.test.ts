@@ -262,7 +262,7 @@ test('a reset of the recovery to after the approval decrypts nothing more', asyn
     requestId: crypto.randomUUID(),
     reason: 'attack: decrypt again',
   });
-  const again = await p.client.workflow.getHandle(recoveryWorkflowId(id), resetRunId!).result();
+  const again = await p.client.workflow.getHandle(recoveryWorkflowId(id), resetRunId).result();
   expect(again).toMatchObject({ status: 'refused', code: 'grant_consumed' });
   expect(await reads(id)).toEqual(before);
 });

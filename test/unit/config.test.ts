@@ -251,7 +251,7 @@ describe('loadConfig: service addresses', () => {
     const dataDir = makeTempDir();
     const exited = spawnSync(process.execPath, ['-e', '']);
     expect(exited.status).toBe(0);
-    writeServicesFile(dataDir, exited.pid!);
+    writeServicesFile(dataDir, exited.pid);
     expect(configError({ DATA_DIR: dataDir }).problems).toHaveLength(3);
   });
 

@@ -65,7 +65,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('registers the same search attributes the workflow upserts', () => {
-    const { SEARCH_ATTRIBUTE_ARGS } = jest.requireActual('../../lib/contract/run-attributes') as typeof import('../../lib/contract/run-attributes');
+    const { SEARCH_ATTRIBUTE_ARGS } = jest.requireActual<typeof import('../../lib/contract/run-attributes')>('../../lib/contract/run-attributes');
     const script = fs.readFileSync(path.join(root, 'docker', 'temporal', 'create-namespace.sh'), 'utf8');
     const listed = /for pair in ([^;]+);/.exec(script)![1].trim().split(/\s+/);
     expect(listed).toEqual(SEARCH_ATTRIBUTE_ARGS);

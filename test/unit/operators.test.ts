@@ -70,7 +70,7 @@ function requestBody(overrides: Record<string, unknown> = {}): RecoveryRequestBo
     recipientPublicKey: recipient.publicKey,
     issuedAt: isoAgo(10_000),
     ...overrides,
-  } as RecoveryRequestBody;
+  };
 }
 
 function approvalBody(overrides: Record<string, unknown> = {}): ApprovalBody {
@@ -83,7 +83,7 @@ function approvalBody(overrides: Record<string, unknown> = {}): ApprovalBody {
     comment: 'Checked the ticket',
     issuedAt: isoAgo(5_000),
     ...overrides,
-  } as ApprovalBody;
+  };
 }
 
 const verifyRequest = (signed: unknown, now = NOW) =>
@@ -491,7 +491,7 @@ describe('verifySigned never throws', () => {
   it('for a hostile registry, validator or clock', () => {
     const bad = [
       () => verifySigned(valid, 'pii-recovery-request', { byName: undefined } as unknown as OperatorRegistry, NOW, MAX_AGE_MS, validateRequestBody),
-      () => verifySigned(valid, 'pii-recovery-request', { byName: new Map([['alice', { name: 'alice', roles: [], publicKey: 'junk' }]]) } as OperatorRegistry, NOW, MAX_AGE_MS, validateRequestBody),
+      () => verifySigned(valid, 'pii-recovery-request', { byName: new Map([['alice', { name: 'alice', roles: [], publicKey: 'junk' }]]) }, NOW, MAX_AGE_MS, validateRequestBody),
       () => verifySigned(valid, 'pii-recovery-request', registry, NOW, MAX_AGE_MS, () => { throw new Error('validator bug'); }),
       () => verifySigned(valid, 'pii-recovery-request', registry, new Date(NaN), MAX_AGE_MS, validateRequestBody),
       () => verifySigned(valid, 'pii-recovery-request', registry, NOW, NaN, validateRequestBody),
