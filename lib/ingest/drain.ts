@@ -135,20 +135,26 @@ export async function drain(
     while (committing < opts.commitsInFlight && ready.length) {
       const chunk = ready.shift()!;
       committing++;
-      persist(chunk)
-        .then((ok) => {
-          committing--;
-          // Committed: its rows are no longer needed, only the receipt handles until the deletes.
-          chunk.rows = [];
-          chunk.quarantine = [];
-          flush();
-          wake();
-          // Deletes run outside the commit slots: the next commit need not wait for them.
-          return ok ? acknowledge(chunk) : undefined;
-        })
+      commitThenDelete(chunk)
         .catch(fail) // an unexpected throw stops the drain instead of crashing the worker
         .finally(wake);
     }
+  }
+
+  async function commitThenDelete(chunk: Chunk): Promise<void> {
+    let ok: boolean;
+    try {
+      ok = await persist(chunk);
+    } finally {
+      committing--;
+    }
+    // Committed: its rows are no longer needed, only the receipt handles until the deletes.
+    chunk.rows = [];
+    chunk.quarantine = [];
+    flush();
+    wake();
+    // Deletes run outside the commit slots: the next commit need not wait for them.
+    if (ok) await acknowledge(chunk);
   }
 
   /** One chunk in one transaction, retried until it commits; false when the database refuses it for good. */
@@ -182,28 +188,31 @@ export async function drain(
     acking++;
     deleting += chunk.ids.length;
     const started = performance.now();
-    const messages = chunk.ids.flatMap((messageId) => {
-      const h = held.get(messageId);
-      return h ? [{ messageId, receiptHandle: h.receiptHandle }] : [];
-    });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const acked = await deleteMessages(sqs, queueUrl, messages);
-        result.ackFailed += acked.failed.length;
-        break;
-      } catch (err) {
-        // A message not deleted comes back and is deduplicated: a few tries, then let it.
-        if (isPermanentSqsError(err) || attempt >= 3) {
-          result.ackFailed += messages.length;
+    try {
+      const messages = chunk.ids.flatMap((messageId) => {
+        const h = held.get(messageId);
+        return h ? [{ messageId, receiptHandle: h.receiptHandle }] : [];
+      });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const acked = await deleteMessages(sqs, queueUrl, messages);
+          result.ackFailed += acked.failed.length;
           break;
+        } catch (err) {
+          // A message not deleted comes back and is deduplicated: a few tries, then let it.
+          if (isPermanentSqsError(err) || attempt >= 3) {
+            result.ackFailed += messages.length;
+            break;
+          }
+          await sleep(backoff(attempt));
         }
-        await sleep(backoff(attempt));
       }
+    } finally {
+      for (const id of chunk.ids) held.delete(id);
+      result.stageMs.acknowledge += performance.now() - started;
+      acking--;
+      deleting -= chunk.ids.length;
     }
-    for (const id of chunk.ids) held.delete(id);
-    result.stageMs.acknowledge += performance.now() - started;
-    acking--;
-    deleting -= chunk.ids.length;
     onProgress(result);
   }
 

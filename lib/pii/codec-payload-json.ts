@@ -34,7 +34,7 @@ function payloadFromJson(value: unknown, i: number): Payload {
   const where = `payloads[${i}]`;
   if (!isPlainObject(value)) throw new HttpError(400, `${where} must be an object with "metadata" and "data"`);
   // Maps built from client keys never use a plain {} (a "__proto__" key would set its prototype).
-  const metadata: Record<string, Uint8Array> = Object.create(null);
+  const metadata = Object.create(null) as Record<string, Uint8Array>;
   let data: Uint8Array = new Uint8Array(0);
   let externalPayloads: temporal.api.common.v1.Payload.ExternalPayloadDetails[] = [];
   for (const [key, field] of Object.entries(value)) {
@@ -75,7 +75,7 @@ export function payloadsFromJson(body: unknown): Payload[] {
 const base64 = (b: Uint8Array | null | undefined) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64') : '');
 
 export function payloadToJson(payload: Payload): Record<string, unknown> {
-  const metadata: Record<string, string> = Object.create(null);
+  const metadata = Object.create(null) as Record<string, string>;
   for (const [k, v] of Object.entries(payload.metadata ?? {})) metadata[k] = base64(v);
   const json: Record<string, unknown> = { metadata, data: base64(payload.data) };
   if (payload.externalPayloads?.length) {

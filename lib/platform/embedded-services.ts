@@ -25,7 +25,7 @@ export function servicesFile(dataDir: string): string {
 export function readEmbeddedServices(dataDir: string): EmbeddedServices | null {
   let parsed: EmbeddedServices;
   try {
-    parsed = JSON.parse(fs.readFileSync(servicesFile(dataDir), 'utf8'));
+    parsed = JSON.parse(fs.readFileSync(servicesFile(dataDir), 'utf8')) as EmbeddedServices;
   } catch {
     return null;
   }

@@ -15,7 +15,7 @@ export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v =
 /** A record whose prototype is Object.prototype or null: an object literal or parsed JSON, never a class instance. */
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (!isRecord(v)) return false;
-  const proto = Object.getPrototypeOf(v);
+  const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
 
@@ -41,4 +41,4 @@ export const isCleanText = (s: string): boolean => !hasControlCharacters(s) && s
  * Text as PostgreSQL text and jsonb store it unchanged: lone surrogates and NUL (which
  * PostgreSQL refuses) become U+FFFD; everything else, other control characters included, stays.
  */
-export const storableText = (s: string): string => s.toWellFormed().replace(/\u0000/g, '\uFFFD');
+export const storableText = (s: string): string => s.toWellFormed().replaceAll('\u0000', '\uFFFD');

@@ -40,7 +40,7 @@ export function canonicalJson(value: unknown): string {
       default:
         throw new TypeError(`canonicalJson: ${at} is ${typeof v}, not a JSON value`);
     }
-    const obj = v as object;
+    const obj = v;
     if (depth >= MAX_DEPTH) throw new TypeError(`canonicalJson: ${at} is nested deeper than ${MAX_DEPTH}`);
     if (seen.has(obj)) throw new TypeError(`canonicalJson: ${at} refers back to an enclosing value (a cycle)`);
     seen.add(obj);

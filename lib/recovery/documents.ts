@@ -120,7 +120,7 @@ export function validateRequestBody(b: unknown): string | null {
   if (selector) return selector;
   if (!Array.isArray(b.fields) || b.fields.length === 0) return `fields must be a non-empty array of ${FIELDS.join(', ')}`;
   for (const field of b.fields) {
-    if (!FIELDS.includes(field)) return `unknown field name ${JSON.stringify(String(field).slice(0, 80))} in fields (known: ${FIELDS.join(', ')})`;
+    if (!(FIELDS as readonly unknown[]).includes(field)) return `unknown field name ${JSON.stringify(String(field).slice(0, 80))} in fields (known: ${FIELDS.join(', ')})`;
   }
   if (new Set(b.fields).size !== b.fields.length) return 'fields lists a field twice';
   try {
