@@ -7,7 +7,7 @@ import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-r
 import { generateBodies, sampleBodies } from '../../lib/ingest/load';
 import { insertChunk, insertChunkIsolatingRejects } from '../../lib/ingest/persist';
 import { open } from '../../lib/pii/crypto';
-import { INGEST_LIMITS } from '../../lib/contract/ingest-options';
+import { INGEST_LIMITS, withDefaults } from '../../lib/contract/ingest-options';
 import { MAX_BODY_BYTES, getApproximateCounts, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
 import { transformBatch } from '../../lib/pipeline/transform';
 import type { Payload } from '@temporalio/common';
@@ -191,23 +191,40 @@ test('a long drain continues as new with its totals carried over, and stops at m
   // waits for those ten and hands over (one drain round a run), the next one gets them.
   const held = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 4, concurrency: 1 });
   expect(held).toHaveLength(10);
-  const since = new Date();
-  const rest = await runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 25, slicesPerRun: 1 });
-  expect(rest.summary.runs).toBeGreaterThanOrEqual(2);
+  const restOptions = { ...optionsFromConfig(p.config.ingest), batchSize: 25, slicesPerRun: 1 };
+  const rest = await runIngest(p.client, p.config, restOptions);
   expect(rest.summary).toMatchObject({ received: 200, alreadySeen: 0, stopReason: 'queue_empty' });
   expect(rest.summary.persisted + rest.summary.quarantined).toBe(200);
   const stored = await pg.query('SELECT count(*)::int AS n FROM ingested_messages WHERE message_id = ANY($1)', [ids]);
   expect(stored.rows[0].n).toBe(300);
-  // Every run of the chain is there, and each one's history stays small: one drain, a depth check, the hand-over.
+
+  // The chain of runs, walked back from the last one through each run's predecessor (no
+  // visibility query, which may lag). The ten held messages cannot come back for 4 s, so the
+  // drain takes more than one round, and with slicesPerRun 1 every run does exactly one round
+  // of `concurrency` drains and then continues as new: the history each run leaves is that
+  // round, a depth check, perhaps a 2 s wait, and the hand-over, whatever the queue holds.
   // (Bodies through the history, as before this design, took ~2,200 bytes a message.)
-  const sizes: { events: number; bytes: number }[] = [];
-  for await (const wf of p.client.workflow.list({ query: `WorkflowId = '${rest.workflowId}' AND StartTime >= '${since.toISOString()}'` })) {
-    const history = await p.client.workflow.getHandle(rest.workflowId, wf.runId).fetchHistory();
-    sizes.push({ events: history.events?.length ?? 0, bytes: temporal.api.history.v1.History.encode(history).finish().length });
+  const { concurrency } = withDefaults(restOptions);
+  const chain: { drains: number; events: number; bytes: number; ended: string }[] = [];
+  for (let runId: string | null | undefined = rest.runId; runId; ) {
+    const history: temporal.api.history.v1.IHistory = await p.client.workflow.getHandle(rest.workflowId, runId).fetchHistory();
+    const events: temporal.api.history.v1.IHistoryEvent[] = history.events ?? [];
+    const last = events[events.length - 1];
+    chain.unshift({
+      drains: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'drainQueue').length,
+      events: events.length,
+      bytes: temporal.api.history.v1.History.encode(history).finish().length,
+      ended: last.workflowExecutionContinuedAsNewEventAttributes ? 'continued_as_new' : last.workflowExecutionCompletedEventAttributes ? 'completed' : String(last.eventType),
+    });
+    runId = events[0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId || null;
   }
-  expect(sizes).toHaveLength(rest.summary.runs);
-  expect(Math.max(...sizes.map((x) => x.events))).toBeLessThanOrEqual(40);
-  expect(Math.max(...sizes.map((x) => x.bytes))).toBeLessThan(32 * 1024);
+  expect(chain.length).toBeGreaterThanOrEqual(2);
+  expect(chain).toHaveLength(rest.summary.runs);
+  expect(chain.map((r) => r.ended)).toEqual([...Array(chain.length - 1).fill('continued_as_new'), 'completed']);
+  expect(chain.map((r) => r.drains)).toEqual(Array(chain.length).fill(concurrency));
+  expect(rest.summary.slices).toBe(chain.length * concurrency);
+  expect(Math.max(...chain.map((x) => x.events))).toBeLessThanOrEqual(40);
+  expect(Math.max(...chain.map((x) => x.bytes))).toBeLessThan(32 * 1024);
 });
 
 test('failure messages are encrypted in the history too, and readable through the codec', async () => {
