@@ -47,7 +47,8 @@ import { Context, log } from '@temporalio/activity';
 import { z } from 'zod';
 import { isPermanentDbError, sqlState, type Db } from '../lib/platform/db';
 import { refreshKeyring, type Keyring } from '../lib/pii/keyring';
-import { REENCRYPT_MAX_PAGE, REENCRYPT_TABLES, recordedRotation, resealRowsAfter, type ReencryptPage } from '../lib/pii/reencrypt';
+import { REENCRYPT_MAX_PAGE, recordedRotation, resealRowsAfter, type ReencryptPage } from '../lib/pii/reencrypt';
+import { REENCRYPT_TABLES } from '../lib/contract/reencrypt';
 
 const MAX_ROW_ID = 2n ** 63n - 1n;
 

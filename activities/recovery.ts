@@ -7,32 +7,26 @@
 // itself against the operator registry, reads exactly the record set the approver signed,
 // and consumes its single-use grant in the same transaction that writes the `record_read`
 // entries. Values leave this module only sealed to the requester's one-time key.
-import fs from 'node:fs';
-import { Context, log } from '@temporalio/activity';
+import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { appendAudit, auditEntriesFor, auditRequestId, type AuditEntry, type StoredAuditEntry } from '../lib/recovery/audit';
-import { isPermanentDbError, sqlState, type Db } from '../lib/platform/db';
+import { appendAudit, auditEntriesFor, type AuditEntry, type StoredAuditEntry } from '../lib/recovery/audit';
+import type { Db } from '../lib/platform/db';
 import type { Keyring } from '../lib/pii/keyring';
 import {
-  canonicalJson,
   hasRole,
-  keyFingerprint,
-  loadRegistry,
   validateApprovalBody,
   validateRequestBody,
   verifySigned,
   type ApprovalBody,
-  type Operator,
-  type OperatorRegistry,
   type RecoveryRequestBody,
-  type Signed,
   type VerifyResult,
 } from '../lib/recovery';
 import { decryptRecords, findRecords, recordSetHash, type RecordRef } from '../lib/recovery/records';
 import { authorisationOf, consumeGrant } from '../lib/recovery/grant';
 import { sealTo, type SealedBox } from '../lib/pii/sealed';
-import { recoveryWorkflowId, requestIdOfRecoveryWorkflow } from '../lib/contract/names';
+import { recoveryWorkflowId } from '../lib/contract/names';
 import type { RecoveryPolicy, RecoveryRefusal } from '../lib/contract/recovery';
+import { caller, claimedRequestId, guarded, refusal, registry, sameJson, signatureOf } from './recovery-common';
 
 export type { RecoveryPolicy } from '../lib/contract/recovery';
 
@@ -61,45 +55,6 @@ export interface Authorised {
 export type Authorisation = Authorised | { ok: false; requestId: string; code: string; detail: string };
 
 export type ApprovalVerdict = { ok: true; approver: string; decision: 'approve' | 'deny' } | { ok: false; code: string; detail: string };
-
-/** The request ID of something that claims to be a request, for the audit trail: a UUID, or `unknown`. */
-function claimedRequestId(signed: unknown): string {
-  return auditRequestId((signed as { body?: { requestId?: unknown } })?.body?.requestId);
-}
-
-function registry(file: string): OperatorRegistry {
-  if (!fs.existsSync(file)) return { byName: new Map() };
-  return loadRegistry(file);
-}
-
-/** What the server says about the calling workflow: not the caller's input. */
-function caller() {
-  const info = Context.current().info;
-  const workflowId = info.workflowExecution?.workflowId ?? '';
-  const requestId = requestIdOfRecoveryWorkflow(workflowId);
-  return { workflowId, runId: info.workflowExecution?.runId ?? '', workflowType: info.workflowType, requestId };
-}
-
-/** A signed document's signature and the fingerprint of the key that made it, for the trail. */
-const signatureOf = (signed: unknown, operator: Operator) => ({
-  signature: (signed as Signed<unknown>).signature,
-  keyFingerprint: keyFingerprint(operator.publicKey),
-});
-
-/** Database errors that retrying cannot fix fail the activity for good, naming the SQLSTATE only (a message may quote input). */
-async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ApplicationFailure || !isPermanentDbError(err)) throw err;
-    throw ApplicationFailure.nonRetryable(
-      `${what}: the database refused the statement (SQLSTATE ${sqlState(err)}); retrying cannot fix that. Check that the migrations ran (npm run db:migrate as the owner role) and the application role's grants.`,
-      'PermanentDbError',
-    );
-  }
-}
-
-const refusal = (code: RecoveryRefusal, detail: string) => ApplicationFailure.nonRetryable(detail, code);
 
 export function createRecoveryActivities({ db, keyring, operatorsFile, policy }: RecoveryDeps) {
   const audit = (...entries: AuditEntry[]) => appendAudit(db, entries);
@@ -315,15 +270,6 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
       });
     },
   };
-}
-
-/** Equal as JSON values (jsonb does not keep key order). */
-function sameJson(a: unknown, b: unknown): boolean {
-  try {
-    return canonicalJson(a) === canonicalJson(b);
-  } catch {
-    return false;
-  }
 }
 
 export type RecoveryActivities = ReturnType<typeof createRecoveryActivities>;

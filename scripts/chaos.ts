@@ -7,7 +7,8 @@
 // the database. A baseline run without faults gives each fault's cost in seconds.
 // See scripts/chaos/options.ts for the settings (--help).
 import { ChaosUsageError, parseChaosArgs, USAGE } from './chaos/options';
-import { runChaos, type ChaosReport } from './chaos/scenario';
+import { runChaos } from './chaos/scenario';
+import type { ChaosReport } from './chaos/verdict';
 
 function print(r: ChaosReport): void {
   const f = r.faulted;

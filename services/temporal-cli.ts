@@ -22,6 +22,7 @@ import { execFile } from 'node:child_process';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { errorMessage, lastLines } from './process-output';
 
 const execFileAsync = promisify(execFile);
 
@@ -219,15 +220,7 @@ function installError(what: string): Error {
   );
 }
 
-function lastLines(text: string, n: number): string {
-  return text.trimEnd().split('\n').slice(-n).join('\n');
-}
-
 function displayPath(p: string): string {
   const relative = path.relative(process.cwd(), p);
   return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : path.resolve(p);
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -17,6 +17,7 @@ import { closeSync, openSync, promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { errorMessage, lastLines } from './process-output';
 
 export interface TemporalDevServer {
   /** gRPC address for `Connection.connect` / `NativeConnection.connect`, e.g. "127.0.0.1:7233". */
@@ -248,12 +249,4 @@ async function readEnd(file: string, bytes: number): Promise<string> {
   } catch {
     return '';
   }
-}
-
-function lastLines(text: string, n: number): string {
-  return text.trimEnd().split('\n').slice(-n).join('\n');
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -5,7 +5,7 @@
 // rotation `keys rotate` recorded, and refuses without one (activities/keys.ts).
 import { continueAsNew, defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { KeyActivities } from '../activities/keys';
-import type { ReencryptTable } from '../lib/pii/reencrypt';
+import { REENCRYPT_TABLES, type ReencryptTable } from '../lib/contract/reencrypt';
 
 export interface ReencryptInput {
   /** Rows a page (1 … 1000, the activity refuses others). */
@@ -27,14 +27,13 @@ const { reencryptPage } = proxyActivities<KeyActivities>({
   retry: { initialInterval: '1s', maximumInterval: '1m' },
 });
 
-const TABLES: ReencryptTable[] = ['user_logins', 'quarantine'];
 const PAGES_PER_RUN = 200;
 
 export async function reencryptWorkflow(input: ReencryptInput = {}): Promise<ReencryptSummary> {
   const pageSize = input.pageSize ?? 500;
   const summary: ReencryptSummary = { reencrypted: input.totals ?? { user_logins: 0, quarantine: 0 } };
   setHandler(reencryptProgressQuery, () => summary);
-  let cursor = input.cursor ?? { table: TABLES[0], afterId: '0' };
+  let cursor = input.cursor ?? { table: REENCRYPT_TABLES[0], afterId: '0' };
   for (let pages = 0; ; pages++) {
     if (pages === PAGES_PER_RUN) return continueAsNew<typeof reencryptWorkflow>({ pageSize, cursor, totals: summary.reencrypted });
     const page = await reencryptPage({ table: cursor.table, afterId: cursor.afterId, limit: pageSize });
@@ -43,8 +42,8 @@ export async function reencryptWorkflow(input: ReencryptInput = {}): Promise<Ree
       cursor = { table: cursor.table, afterId: page.lastId };
       continue;
     }
-    const next = TABLES.indexOf(cursor.table) + 1;
-    if (next === TABLES.length) return summary;
-    cursor = { table: TABLES[next], afterId: '0' };
+    const next = REENCRYPT_TABLES.indexOf(cursor.table) + 1;
+    if (next === REENCRYPT_TABLES.length) return summary;
+    cursor = { table: REENCRYPT_TABLES[next], afterId: '0' };
   }
 }

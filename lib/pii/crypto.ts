@@ -1,3 +1,13 @@
+// lib/pii/: PII protection. The keys (keyring/, start at keyring/index.ts for their story;
+// the master key's wrapping in kek.ts), the two primitives here (AES-256-GCM for values
+// that must come back, HMAC-SHA256 fingerprints for values only compared) over the blob
+// format (blob.ts), the Temporal payload codec (codec.ts) and its server for the Web UI
+// (codec-server.ts, codec-payload-json.ts, codec-token.ts), boxes sealed to one operator
+// (sealed.ts), and re-encryption after a rotation (reencrypt.ts). It may import lib/platform,
+// lib/contract, lib/recovery's audit trail and lib/pipeline's mask (reencrypt.ts), never
+// workflows/, activities/, cli/ or the processes (test/unit/layout.test.ts checks); this file
+// and blob.ts stay pure (node:crypto only), as lib/pipeline imports them.
+//
 // The two primitives that keep PII unreadable: AES-256-GCM for values that must come
 // back (recovery) and HMAC-SHA256 fingerprints for values that only need comparing.
 import crypto from 'node:crypto';

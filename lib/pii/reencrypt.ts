@@ -9,9 +9,8 @@ import { appendAudit } from '../recovery/audit';
 import type { Db } from '../platform/db';
 import type { Keyring } from './keyring';
 import { openPii, sealPii, type PiiField } from '../pipeline/mask';
+import { REENCRYPT_TABLES, type ReencryptTable } from '../contract/reencrypt';
 
-export type ReencryptTable = 'user_logins' | 'quarantine';
-export const REENCRYPT_TABLES: ReencryptTable[] = ['user_logins', 'quarantine'];
 /** Most rows one page reads (the workflow's default page is 500). */
 export const REENCRYPT_MAX_PAGE = 1000;
 

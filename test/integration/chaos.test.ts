@@ -6,7 +6,7 @@
 // stopped, which the shared test services cannot be). It asserts the balance, never a time.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import type { ChaosReport } from '../../scripts/chaos/scenario';
+import type { ChaosReport } from '../../scripts/chaos/verdict';
 
 jest.setTimeout(300_000);
 

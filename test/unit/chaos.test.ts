@@ -3,7 +3,9 @@
 // and the verdict.
 import { DEFAULTS, parseChaosArgs, spread, type ChaosOptions } from '../../scripts/chaos/options';
 import { HOSTILE_KINDS, hostileBodies } from '../../scripts/chaos/hostile';
-import { chaosMessages, judge, type RunResult } from '../../scripts/chaos/scenario';
+import { chaosMessages } from '../../scripts/chaos/messages';
+import type { RunResult } from '../../scripts/chaos/scenario';
+import { judge } from '../../scripts/chaos/verdict';
 import { parseBody } from '../../lib/pipeline/transform';
 import { flatten } from '../../lib/pipeline/flatten';
 import { validate } from '../../lib/pipeline/validate';

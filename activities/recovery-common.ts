@@ -1,0 +1,60 @@
+// What the recovery activities (activities/recovery.ts) share that is not an activity:
+// who is calling, as the server says and never the input (`caller`); the request ID a
+// document claims and the operator registry, for the audit trail; a signature's record; and
+// how they fail: a refusal with its code, a permanent database error (`guarded`).
+import fs from 'node:fs';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { auditRequestId } from '../lib/recovery/audit';
+import { isPermanentDbError, sqlState } from '../lib/platform/db';
+import { canonicalJson, keyFingerprint, loadRegistry, type Operator, type OperatorRegistry, type Signed } from '../lib/recovery';
+import { requestIdOfRecoveryWorkflow } from '../lib/contract/names';
+import type { RecoveryRefusal } from '../lib/contract/recovery';
+
+/** The request ID of something that claims to be a request, for the audit trail: a UUID, or `unknown`. */
+export function claimedRequestId(signed: unknown): string {
+  return auditRequestId((signed as { body?: { requestId?: unknown } })?.body?.requestId);
+}
+
+export function registry(file: string): OperatorRegistry {
+  if (!fs.existsSync(file)) return { byName: new Map() };
+  return loadRegistry(file);
+}
+
+/** What the server says about the calling workflow: not the caller's input. */
+export function caller() {
+  const info = Context.current().info;
+  const workflowId = info.workflowExecution?.workflowId ?? '';
+  const requestId = requestIdOfRecoveryWorkflow(workflowId);
+  return { workflowId, runId: info.workflowExecution?.runId ?? '', workflowType: info.workflowType, requestId };
+}
+
+/** A signed document's signature and the fingerprint of the key that made it, for the trail. */
+export const signatureOf = (signed: unknown, operator: Operator) => ({
+  signature: (signed as Signed<unknown>).signature,
+  keyFingerprint: keyFingerprint(operator.publicKey),
+});
+
+/** Database errors that retrying cannot fix fail the activity for good, naming the SQLSTATE only (a message may quote input). */
+export async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ApplicationFailure || !isPermanentDbError(err)) throw err;
+    throw ApplicationFailure.nonRetryable(
+      `${what}: the database refused the statement (SQLSTATE ${sqlState(err)}); retrying cannot fix that. Check that the migrations ran (npm run db:migrate as the owner role) and the application role's grants.`,
+      'PermanentDbError',
+    );
+  }
+}
+
+export const refusal = (code: RecoveryRefusal, detail: string) => ApplicationFailure.nonRetryable(detail, code);
+
+/** Equal as JSON values (jsonb does not keep key order). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  try {
+    return canonicalJson(a) === canonicalJson(b);
+  } catch {
+    return false;
+  }
+}
