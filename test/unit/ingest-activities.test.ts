@@ -86,7 +86,7 @@ describe('queueDepth', () => {
     ['a server error', { status: 500, body: { __type: 'com.amazonaws.sqs#InternalError', message: 'try again' } }],
     ['the network', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4566'), { code: 'ECONNREFUSED' })],
   ])('leaves %s retryable', async (_what, answer) => {
-    const { acts } = activities({ sqs: sqsAnswering(answer as never) });
+    const { acts } = activities({ sqs: sqsAnswering(answer) });
     const err = await failureOf(run(acts.queueDepth));
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(ApplicationFailure);

@@ -80,7 +80,7 @@ async function startRecovery(taskQueue: string) {
   });
   // Until authorised, a decision is refused by the update's validator: wait for the state.
   for (;;) {
-    const status = (await handle.query('status')) as RecoveryStatus;
+    const status = await handle.query<RecoveryStatus>('status');
     if (status.state !== 'verifying') break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -94,7 +94,7 @@ test('a request nobody decides on expires at its deadline: the expiry is audited
     const { handle, requestId } = await startRecovery(taskQueue);
     const result = (await handle.result()) as RecoveryResult;
     expect(result).toEqual({ status: 'expired', requestId, code: 'expired', detail: `no valid decision by ${expiresAt()}` });
-    expect(((await handle.query('status')) as RecoveryStatus).state).toBe('expired');
+    expect((await handle.query<RecoveryStatus>('status')).state).toBe('expired');
     // The expiry is recorded by expireRequest, which takes nothing from the workflow: it reads the
     // request ID from the calling workflow's ID and the deadline from the audit trail itself.
     expect(calls.map((c) => c.activity)).toEqual(['authoriseRequest', 'expireRequest']);
