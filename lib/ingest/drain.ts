@@ -117,7 +117,6 @@ export async function drain(
   const ready: Chunk[] = [];
   let committing = 0;
   let acking = 0;
-  let deleting = 0; // committed messages whose deletes are under way: held only for their receipt handles
   const idle: (() => void)[] = []; // pollers waiting for the held set to shrink, and the final wait
   const wake = () => idle.splice(0).forEach((resolve) => resolve());
   const waitForChange = (ms: number) => new Promise<void>((resolve) => (idle.push(resolve), setTimeout(resolve, ms)));
@@ -186,7 +185,6 @@ export async function drain(
   /** Deletes a committed chunk's messages (only now: a message deleted before its commit could be lost). */
   async function acknowledge(chunk: Chunk): Promise<void> {
     acking++;
-    deleting += chunk.ids.length;
     const started = performance.now();
     try {
       const messages = chunk.ids.flatMap((messageId) => {
@@ -211,7 +209,6 @@ export async function drain(
       for (const id of chunk.ids) held.delete(id);
       result.stageMs.acknowledge += performance.now() - started;
       acking--;
-      deleting -= chunk.ids.length;
     }
     onProgress(result);
   }
@@ -244,10 +241,8 @@ export async function drain(
     for (let errors = 0, failingSince = 0; !stopReason; ) {
       // At the end of the slice, a queue that every poller last found empty counts as empty.
       if (Date.now() >= deadline) return void stopReceiving(emptyInARow >= opts.pollers ? 'empty' : 'time');
-      if (held.size - deleting >= maxHeld || deleting >= maxHeld) {
-        // Back-pressure: the commits are behind (a slow or absent database), or the deletes
-        // are (a slow queue); wait for room. Messages being deleted are committed already, so
-        // they do not hold up the receives until as many wait for deletes as for commits.
+      if (held.size >= maxHeld) {
+        // Back-pressure: the commits or the deletes are behind (a slow database or queue); wait for room.
         await waitForChange(500);
         continue;
       }
