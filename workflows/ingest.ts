@@ -25,6 +25,8 @@ export type { IngestSummary, StopReason } from '../lib/contract/types';
 export interface IngestInput extends IngestOptions {
   /** Totals carried over by continue-as-new; not for callers. */
   carried?: IngestSummary;
+  /** How long earlier runs already waited for messages in flight elsewhere; carried like the totals. */
+  carriedWaitMs?: number;
 }
 
 export const progressQuery = defineQuery<IngestSummary>('progress');
@@ -49,7 +51,7 @@ function addDrain(summary: IngestSummary, d: DrainResult): void {
 }
 
 export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSummary> {
-  const { carried, ...options } = input;
+  const { carried, carriedWaitMs, ...options } = input;
   const problem = checkIngestOptions(options);
   if (problem) throw ApplicationFailure.nonRetryable(problem, 'InvalidIngestOptions');
   const o = withDefaults(options);
@@ -78,7 +80,7 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
   // Messages another receiver holds (a worker killed mid-drain, say) are invisible until
   // their visibility timeout ends: wait for them that long, and a little more, at most.
   const inFlightPatienceMs = (o.visibilityTimeoutSeconds + 30) * 1000;
-  let waitedForInFlightMs = 0;
+  let waitedForInFlightMs = carriedWaitMs ?? 0;
   let slicesThisRun = 0;
   let stop: StopReason | 'continue_as_new' | null = null;
 
@@ -117,7 +119,7 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
 
   if (stop === 'continue_as_new') {
     attributes.final(summary); // issue 12
-    return continueAsNew<typeof ingestWorkflow>({ ...options, carried: summary });
+    return continueAsNew<typeof ingestWorkflow>({ ...options, carried: summary, carriedWaitMs: waitedForInFlightMs });
   }
   summary.stopReason = stop;
   summary.finishedAt = new Date().toISOString();

@@ -100,6 +100,24 @@ test('waits in 2 s rounds for messages in flight elsewhere, a visibility timeout
   expect(realMs).toBeLessThan(30_000); // ... which the test server skipped
 });
 
+test('the patience for messages in flight is carried across continue-as-new, so a small slicesPerRun still ends messages_unavailable', async () => {
+  // With the patience reset in every run, each run would drain twice and continue as new, for
+  // ever: the script refuses a 40th drain (31 are needed), so such a loop fails here at once.
+  const { calls, activities } = scripted(
+    [
+      ...Array.from({ length: 39 }, () => () => drained(0, 'empty')),
+      () => {
+        throw ApplicationFailure.nonRetryable('a 40th drain: the in-flight patience was not carried over');
+      },
+    ],
+    [{ visible: 0, inFlight: 10 }],
+  );
+  const summary = await withWorker(env, activities, (tq) => run(tq, [{ concurrency: 1, visibilityTimeoutSeconds: 30, slicesPerRun: 2 }]));
+  expect(summary).toMatchObject({ stopReason: 'messages_unavailable', leftInQueue: { visible: 0, inFlight: 10 } });
+  expect(calls.drains).toHaveLength(31);
+  expect(summary.runs).toBe(16); // 2 drains a run: 15 runs continued as new, the 16th stopped
+});
+
 test('messages that come back within the patience are drained, and the run ends queue_empty', async () => {
   // Held elsewhere for five depth checks (10 s), then visible again: the next drain gets them.
   const depths: QueueDepth[] = [{ visible: 0, inFlight: 10 }, ...Array(5).fill({ visible: 0, inFlight: 10 }), { visible: 10, inFlight: 0 }, { visible: 0, inFlight: 0 }];
