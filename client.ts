@@ -22,7 +22,8 @@ silenceAwsNodeVersionWarning(); // before any SQS client: one short note instead
 function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string) => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
+    if (!/^\d+$/.test(value) || n < min || n > max)
+      throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
     return n;
   };
 }
@@ -51,8 +52,16 @@ program
       'Progress on stderr: a live bar on a terminal, otherwise a line every 30 s. Exit code 0 drained, 3 messages_unavailable, 1 failure.',
   )
   .option('--json', 'print the summary as one JSON object (with the workflow ID)')
-  .option('--batch-size <n>', 'most messages per commit (default INGEST_BATCH_SIZE)', intOption(INGEST_LIMITS.batchSize.min, INGEST_LIMITS.batchSize.max))
-  .option('--concurrency <n>', 'drain activities in flight (default INGEST_CONCURRENCY)', intOption(INGEST_LIMITS.concurrency.min, INGEST_LIMITS.concurrency.max))
+  .option(
+    '--batch-size <n>',
+    'most messages per commit (default INGEST_BATCH_SIZE)',
+    intOption(INGEST_LIMITS.batchSize.min, INGEST_LIMITS.batchSize.max),
+  )
+  .option(
+    '--concurrency <n>',
+    'drain activities in flight (default INGEST_CONCURRENCY)',
+    intOption(INGEST_LIMITS.concurrency.min, INGEST_LIMITS.concurrency.max),
+  )
   .option('--max-messages <n>', 'stop after this many messages (default: until the queue is empty)', intOption(1))
   .action(async (opts: { json?: boolean; batchSize?: number; concurrency?: number; maxMessages?: number }) => {
     await withClient(async (client, config) => {
@@ -65,12 +74,18 @@ program
         tty,
         maxMessages: options.maxMessages,
         write: (text) => process.stderr.write(text),
-        line: logFormat() === 'json' ? (stats) => logger.info('progress', { workflowId: config.ingest.workflowId, ...stats }) : undefined,
+        line:
+          logFormat() === 'json'
+            ? (stats) => logger.info('progress', { workflowId: config.ingest.workflowId, ...stats })
+            : undefined,
       });
-      const run = await runIngest(client, config, options, log, { onProgress: (p) => reporter.update(p, Date.now()), pollMs: tty ? 1000 : 2000 }).finally(() =>
-        reporter.finish(),
+      const run = await runIngest(client, config, options, log, {
+        onProgress: (p) => reporter.update(p, Date.now()),
+        pollMs: tty ? 1000 : 2000,
+      }).finally(() => reporter.finish());
+      output(opts.json, { workflowId: run.workflowId, runId: run.runId, attached: run.attached, ...run.summary }, () =>
+        formatSummary(run),
       );
-      output(opts.json, { workflowId: run.workflowId, runId: run.runId, attached: run.attached, ...run.summary }, () => formatSummary(run));
       process.exitCode = ingestExitCode(run.summary.stopReason);
     });
   });
@@ -85,26 +100,44 @@ program
   .option('--duplicate-share <x>', 'with --generate: share of repeated content, 0..1', shareOption, 0.05)
   .option('--seed <n>', 'with --generate: random seed', intOption(0), 1)
   .option('--json', 'print what was sent as one JSON object')
-  .action(async (opts: { sample?: boolean; file?: string; generate?: number; malformedShare: number; duplicateShare: number; seed: number; json?: boolean }) => {
-    const sources = [opts.sample, opts.file, opts.generate].filter((x) => x !== undefined);
-    if (sources.length !== 1) program.error('load: give exactly one of --sample, --file PATH, --generate N');
-    const config = loadConfig(process.env, ['sqs']);
-    noteNodeVersion();
-    const bodies = opts.sample
-      ? sampleBodies()
-      : opts.file
-        ? fileBodies(opts.file)
-        : generateBodies(opts.generate!, { malformedShare: opts.malformedShare, duplicateShare: opts.duplicateShare, seed: opts.seed });
-    const sqs = createSqsClient(config.sqs);
-    try {
-      const started = Date.now();
-      const ids = await sendMessages(sqs, config.sqs.queueUrl, bodies);
-      const seconds = (Date.now() - started) / 1000;
-      output(opts.json, { sent: ids.length, queueUrl: config.sqs.queueUrl, seconds }, () => `Sent ${ids.length} message(s) to ${config.sqs.queueUrl} in ${seconds.toFixed(1)} s.`);
-    } finally {
-      sqs.destroy();
-    }
-  });
+  .action(
+    async (opts: {
+      sample?: boolean;
+      file?: string;
+      generate?: number;
+      malformedShare: number;
+      duplicateShare: number;
+      seed: number;
+      json?: boolean;
+    }) => {
+      const sources = [opts.sample, opts.file, opts.generate].filter((x) => x !== undefined);
+      if (sources.length !== 1) program.error('load: give exactly one of --sample, --file PATH, --generate N');
+      const config = loadConfig(process.env, ['sqs']);
+      noteNodeVersion();
+      const bodies = opts.sample
+        ? sampleBodies()
+        : opts.file
+          ? fileBodies(opts.file)
+          : generateBodies(opts.generate!, {
+              malformedShare: opts.malformedShare,
+              duplicateShare: opts.duplicateShare,
+              seed: opts.seed,
+            });
+      const sqs = createSqsClient(config.sqs);
+      try {
+        const started = Date.now();
+        const ids = await sendMessages(sqs, config.sqs.queueUrl, bodies);
+        const seconds = (Date.now() - started) / 1000;
+        output(
+          opts.json,
+          { sent: ids.length, queueUrl: config.sqs.queueUrl, seconds },
+          () => `Sent ${ids.length} message(s) to ${config.sqs.queueUrl} in ${seconds.toFixed(1)} s.`,
+        );
+      } finally {
+        sqs.destroy();
+      }
+    },
+  );
 
 const schedule = program.command('schedule').description('Manage the Temporal schedule that runs the ingest every 30 minutes.');
 /** Schedule commands: a missing schedule gets a hint instead of a stack trace. */
@@ -113,7 +146,8 @@ async function withScheduleClient(fn: Parameters<typeof withClient>[0]) {
     try {
       await fn(client, config, keyring);
     } catch (err) {
-      if (err instanceof ScheduleNotFoundError) throw new Error(`No schedule ${SCHEDULE_ID}: create it with \`npx ts-node client.ts schedule create\`.`);
+      if (err instanceof ScheduleNotFoundError)
+        throw new Error(`No schedule ${SCHEDULE_ID}: create it with \`npx ts-node client.ts schedule create\`.`);
       throw err;
     }
   });
@@ -184,7 +218,9 @@ schedule
 
 program
   .command('runs')
-  .description('Recent ingest runs with their counts (search attributes), newest first; each continue-as-new is a run of its own.')
+  .description(
+    'Recent ingest runs with their counts (search attributes), newest first; each continue-as-new is a run of its own.',
+  )
   .option('--json', 'as one JSON array')
   .option('--limit <n>', 'how many', intOption(1, 1000), 10)
   .option('--all', 'every ingest workflow ID, not only INGEST_WORKFLOW_ID')

@@ -31,13 +31,18 @@ export async function checkAuditRole(db: Db, production: boolean, warn: (msg: st
 }
 
 /** checkAuditRole, waiting for a database that is away (a worker started during an outage waits rather than exits). */
-async function checkAuditRoleWhenReachable(db: Db, production: boolean, warn: (msg: string) => void = console.error): Promise<void> {
-  for (let said = false; ; ) {
+async function checkAuditRoleWhenReachable(
+  db: Db,
+  production: boolean,
+  warn: (msg: string) => void = console.error,
+): Promise<void> {
+  for (let said = false; ;) {
     try {
       return await checkAuditRole(db, production, warn);
     } catch (err) {
       if (isPermanentDbError(err) || !isUnreachable(err)) throw err;
-      if (!said) warn(`PostgreSQL (DATABASE_URL) is not reachable yet (SQLSTATE ${sqlState(err) ?? 'none'}); retrying every 2 s.`);
+      if (!said)
+        warn(`PostgreSQL (DATABASE_URL) is not reachable yet (SQLSTATE ${sqlState(err) ?? 'none'}); retrying every 2 s.`);
       said = true;
       await new Promise((r) => setTimeout(r, 2000));
     }
@@ -49,10 +54,17 @@ function isUnreachable(err: unknown): boolean {
   const state = sqlState(err);
   if (state) return ['08', '57'].includes(state.slice(0, 2)); // connection exception, operator intervention (shutting down)
   const text = String((err as Error)?.message ?? '') + inspect((err as { cause?: unknown })?.cause ?? ''); // a cause object's message too
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection terminated|the database system is (starting up|shutting down)|Can't reach database|DatabaseNotReachable/i.test(text);
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection terminated|the database system is (starting up|shutting down)|Can't reach database|DatabaseNotReachable/i.test(
+    text,
+  );
 }
 
-export async function createRecoveryWorker(opts: { connection: NativeConnection; config: Config; keyring: Keyring; db: Db }): Promise<Worker> {
+export async function createRecoveryWorker(opts: {
+  connection: NativeConnection;
+  config: Config;
+  keyring: Keyring;
+  db: Db;
+}): Promise<Worker> {
   const { connection, config, keyring, db } = opts;
   await checkAuditRoleWhenReachable(db, config.production);
   return Worker.create({

@@ -56,8 +56,11 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
   };
   try {
     connection = await NativeConnection.connect({ address: config.temporal.address });
-    const registered = await ensureSearchAttributes(connection.operatorService, config.temporal.namespace, (line) => logger.warn(line));
-    if (registered.length) logger.info(`Registered the search attributes ${registered.join(', ')} in namespace ${config.temporal.namespace}.`);
+    const registered = await ensureSearchAttributes(connection.operatorService, config.temporal.namespace, (line) =>
+      logger.warn(line),
+    );
+    if (registered.length)
+      logger.info(`Registered the search attributes ${registered.join(', ')} in namespace ${config.temporal.namespace}.`);
     const bundled = fs.existsSync(WORKFLOW_BUNDLE);
     const worker = await Worker.create({
       connection,
@@ -105,8 +108,13 @@ async function main(): Promise<void> {
   const keyring = await loadKeyring(config, (line) => logger.info(line));
   const running = await startWorker(config, keyring);
   const { taskQueue, address, namespace } = config.temporal;
-  logger.info(`Worker polling task queue "${taskQueue}" (recovery: "${config.temporal.recoveryTaskQueue}") on ${address} (namespace ${namespace}). Ctrl-C stops it.`);
-  if (running.metricsUrl) logger.info(`Metrics on ${running.metricsUrl}/metrics, readiness ${running.metricsUrl}/readyz, health ${running.metricsUrl}/healthz.`);
+  logger.info(
+    `Worker polling task queue "${taskQueue}" (recovery: "${config.temporal.recoveryTaskQueue}") on ${address} (namespace ${namespace}). Ctrl-C stops it.`,
+  );
+  if (running.metricsUrl)
+    logger.info(
+      `Metrics on ${running.metricsUrl}/metrics, readiness ${running.metricsUrl}/readyz, health ${running.metricsUrl}/healthz.`,
+    );
   await running.done; // the SDK shuts the worker down on SIGINT/SIGTERM
 }
 

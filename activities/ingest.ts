@@ -33,7 +33,10 @@ export function createIngestActivities({ db, sqs, queueUrl, pool }: IngestDeps) 
     async queueDepth(): Promise<QueueDepth> {
       const d = await getApproximateCounts(sqs, queueUrl).catch((err: Error) => {
         if (isPermanentSqsError(err)) {
-          throw ApplicationFailure.nonRetryable(`GetQueueAttributes failed with ${err.name}: ${err.message}. Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials.`, err.name);
+          throw ApplicationFailure.nonRetryable(
+            `GetQueueAttributes failed with ${err.name}: ${err.message}. Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials.`,
+            err.name,
+          );
         }
         throw err;
       });
@@ -52,8 +55,13 @@ export function createIngestActivities({ db, sqs, queueUrl, pool }: IngestDeps) 
       // dead attempt's last seconds of commits never reached a heartbeat).
       const before: DrainResult = isDrainResult(ctx.info.heartbeatDetails) ? ctx.info.heartbeatDetails : emptyDrainResult();
       if (attempt > 1) {
-        const committed = await committedBy(db, Array.from({ length: attempt - 1 }, (_, i) => attemptId(i + 1)));
-        Object.assign(before, committed, { received: Math.max(before.received, committed.persisted + committed.quarantined + before.alreadySeen) });
+        const committed = await committedBy(
+          db,
+          Array.from({ length: attempt - 1 }, (_, i) => attemptId(i + 1)),
+        );
+        Object.assign(before, committed, {
+          received: Math.max(before.received, committed.persisted + committed.quarantined + before.alreadySeen),
+        });
       }
       let totals = before;
       const record = drainRecorder(before);
@@ -67,7 +75,12 @@ export function createIngestActivities({ db, sqs, queueUrl, pool }: IngestDeps) 
         );
         totals = addDrainResults(before, result);
         record(totals);
-        log.info('Drained', { received: totals.received, persisted: totals.persisted, quarantined: totals.quarantined, endedBy: totals.endedBy });
+        log.info('Drained', {
+          received: totals.received,
+          persisted: totals.persisted,
+          quarantined: totals.quarantined,
+          endedBy: totals.endedBy,
+        });
         return totals;
       } catch (err) {
         if (err instanceof PermanentDrainError) throw ApplicationFailure.nonRetryable(err.message, err.code);
@@ -80,7 +93,12 @@ export function createIngestActivities({ db, sqs, queueUrl, pool }: IngestDeps) 
 }
 
 function isDrainResult(v: unknown): v is DrainResult {
-  return typeof v === 'object' && v !== null && typeof (v as DrainResult).received === 'number' && typeof (v as DrainResult).stageMs === 'object';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as DrainResult).received === 'number' &&
+    typeof (v as DrainResult).stageMs === 'object'
+  );
 }
 
 export type IngestActivities = ReturnType<typeof createIngestActivities>;

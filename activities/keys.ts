@@ -59,9 +59,13 @@ const pageInput = z.strictObject({
     .string({ message: 'must be a string' })
     .regex(/^(0|[1-9][0-9]{0,18})$/, { message: 'must be a row ID in decimal digits (0 to start)', abort: true })
     .refine((s) => BigInt(s) <= MAX_ROW_ID, { message: 'must be at most 2^63-1' }),
-  limit: z.number({ message: 'must be a number' }).int({ message: 'must be a whole number' }).min(1, { message: 'must be at least 1' }).max(REENCRYPT_MAX_PAGE, {
-    message: `must be at most ${REENCRYPT_MAX_PAGE}`,
-  }),
+  limit: z
+    .number({ message: 'must be a number' })
+    .int({ message: 'must be a whole number' })
+    .min(1, { message: 'must be at least 1' })
+    .max(REENCRYPT_MAX_PAGE, {
+      message: `must be at most ${REENCRYPT_MAX_PAGE}`,
+    }),
 });
 export type ReencryptPageInput = z.infer<typeof pageInput>;
 
@@ -95,7 +99,7 @@ export function createKeyActivities({ db, keyring }: { db: Db; keyring: Keyring 
     if (keyring.activeKeyId !== rotation.newKeyId) {
       throw ApplicationFailure.nonRetryable(
         `reencryptPage refused: this worker's active key is ${keyring.activeKeyId}, but the newest recorded rotation (audit entry ${rotation.entryId}) is to ${rotation.newKeyId}: ` +
-          'data moves only to a recorded key. Run `keys rotate` (it records itself) or fix this worker\'s key file. Nothing was read.',
+          "data moves only to a recorded key. Run `keys rotate` (it records itself) or fix this worker's key file. Nothing was read.",
         'key_not_recorded',
       );
     }

@@ -54,7 +54,8 @@ export interface Authorised {
 }
 export type Authorisation = Authorised | { ok: false; requestId: string; code: string; detail: string };
 
-export type ApprovalVerdict = { ok: true; approver: string; decision: 'approve' | 'deny' } | { ok: false; code: string; detail: string };
+export type ApprovalVerdict =
+  { ok: true; approver: string; decision: 'approve' | 'deny' } | { ok: false; code: string; detail: string };
 
 export function createRecoveryActivities({ db, keyring, operatorsFile, policy }: RecoveryDeps) {
   const audit = (...entries: AuditEntry[]) => appendAudit(db, entries);
@@ -104,12 +105,14 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         }
         const entries = await auditEntriesFor(db, requestId);
         const earlier = entries.find((e) => e.event === 'request_received' && e.details.runId !== ctx.runId);
-        if (earlier) return refuse('replayed', `request ${requestId} was already received (audit entry ${earlier.id})`, request.operator);
+        if (earlier)
+          return refuse('replayed', `request ${requestId} was already received (audit entry ${earlier.id})`, request.operator);
         // A retry of this activity in the same run: what was decided then stands.
         const before = entries.find((e) => e.event === 'authorised' && e.details.runId === ctx.runId);
         if (before) return authorised(request, before);
         const refusedBefore = entries.find((e) => e.event === 'request_refused' && e.details.runId === ctx.runId);
-        if (refusedBefore) return { ok: false, requestId, code: String(refusedBefore.details.code), detail: String(refusedBefore.details.detail) };
+        if (refusedBefore)
+          return { ok: false, requestId, code: String(refusedBefore.details.code), detail: String(refusedBefore.details.detail) };
         if (!entries.some((e) => e.event === 'request_received')) {
           await audit({
             requestId,
@@ -119,10 +122,12 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
             details: { document: request, ...signatureOf(signed, result.operator), ...where },
           });
         }
-        if (!hasRole(result.operator, 'pii-requester')) return refuse('not_a_requester', `${request.operator} does not hold pii-requester`, request.operator);
+        if (!hasRole(result.operator, 'pii-requester'))
+          return refuse('not_a_requester', `${request.operator} does not hold pii-requester`, request.operator);
         const records = await findRecords(db, request.selector, policy.maxRecords + 1);
         if (records.length === 0) return refuse('no_records', 'the selector matches no record', request.operator);
-        if (records.length > policy.maxRecords) return refuse('too_many_records', `the selector matches more than ${policy.maxRecords} records`, request.operator);
+        if (records.length > policy.maxRecords)
+          return refuse('too_many_records', `the selector matches more than ${policy.maxRecords} records`, request.operator);
         const hash = recordSetHash({ requestId, selector: request.selector, fields: request.fields, records });
         const expiresAt = new Date(Date.now() + policy.approvalTimeoutSeconds * 1000).toISOString();
         const [entry] = await audit({
@@ -150,13 +155,22 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         const grant = request ? authorisationOf(entries, request) : undefined;
         let verdict: ApprovalVerdict;
         if (!result.ok) verdict = { ok: false, code: result.code, detail: result.detail };
-        else if (!request || !grant) verdict = { ok: false, code: 'not_authorised', detail: 'no authorised request runs under this workflow' };
-        else if (result.body.requestId !== requestId) verdict = { ok: false, code: 'wrong_request', detail: `signed for request ${result.body.requestId}` };
-        else if (result.body.operator === request.operator) verdict = { ok: false, code: 'self_approval', detail: 'the requester cannot decide on their own request' };
-        else if (!hasRole(result.operator, 'pii-approver')) verdict = { ok: false, code: 'not_an_approver', detail: `${result.body.operator} does not hold pii-approver` };
+        else if (!request || !grant)
+          verdict = { ok: false, code: 'not_authorised', detail: 'no authorised request runs under this workflow' };
+        else if (result.body.requestId !== requestId)
+          verdict = { ok: false, code: 'wrong_request', detail: `signed for request ${result.body.requestId}` };
+        else if (result.body.operator === request.operator)
+          verdict = { ok: false, code: 'self_approval', detail: 'the requester cannot decide on their own request' };
+        else if (!hasRole(result.operator, 'pii-approver'))
+          verdict = { ok: false, code: 'not_an_approver', detail: `${result.body.operator} does not hold pii-approver` };
         else if (result.body.decision === 'approve' && result.body.recordSetHash !== grant.details.recordSetHash) {
-          verdict = { ok: false, code: 'wrong_record_set', detail: 'the approval signs another record set than the one frozen for this request' };
-        } else if (Date.parse(result.body.issuedAt) > Date.parse(String(grant.details.expiresAt))) verdict = { ok: false, code: 'expired', detail: 'the request expired before this decision' };
+          verdict = {
+            ok: false,
+            code: 'wrong_record_set',
+            detail: 'the approval signs another record set than the one frozen for this request',
+          };
+        } else if (Date.parse(result.body.issuedAt) > Date.parse(String(grant.details.expiresAt)))
+          verdict = { ok: false, code: 'expired', detail: 'the request expired before this decision' };
         else verdict = { ok: true, approver: result.body.operator, decision: result.body.decision };
 
         const actor = result.ok ? result.body.operator : null;
@@ -165,10 +179,20 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
             requestId,
             event: verdict.decision === 'approve' ? 'approved' : 'denied',
             actor,
-            details: { by: 'approver', document: result.ok ? result.body : null, ...(result.ok ? signatureOf(signed, result.operator) : {}), runId: ctx.runId },
+            details: {
+              by: 'approver',
+              document: result.ok ? result.body : null,
+              ...(result.ok ? signatureOf(signed, result.operator) : {}),
+              runId: ctx.runId,
+            },
           });
         } else {
-          await audit({ requestId, event: 'approval_refused', actor, details: { code: verdict.code, detail: verdict.detail, runId: ctx.runId } });
+          await audit({
+            requestId,
+            event: 'approval_refused',
+            actor,
+            details: { code: verdict.code, detail: verdict.detail, runId: ctx.runId },
+          });
           log.warn('Approval refused', { requestId, code: verdict.code });
         }
         return verdict;
@@ -184,9 +208,16 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         if (entries.some((e) => e.event === 'expired')) return;
         const grant = entries.find((e) => e.event === 'authorised');
         if (!grant) throw refusal('not_authorised', `request ${requestId} was never authorised`);
-        if (Date.now() < Date.parse(String(grant.details.expiresAt)) - 5000) throw refusal('not_authorised', `request ${requestId} expires only at ${String(grant.details.expiresAt)}`);
-        if (entries.some((e) => e.event === 'grant_consumed')) throw refusal('grant_consumed', `request ${requestId} was already carried out`);
-        await audit({ requestId, event: 'expired', actor: null, details: { code: 'expired', detail: `no valid decision by ${String(grant.details.expiresAt)}` } });
+        if (Date.now() < Date.parse(String(grant.details.expiresAt)) - 5000)
+          throw refusal('not_authorised', `request ${requestId} expires only at ${String(grant.details.expiresAt)}`);
+        if (entries.some((e) => e.event === 'grant_consumed'))
+          throw refusal('grant_consumed', `request ${requestId} was already carried out`);
+        await audit({
+          requestId,
+          event: 'expired',
+          actor: null,
+          details: { code: 'expired', detail: `no valid decision by ${String(grant.details.expiresAt)}` },
+        });
       });
     },
 
@@ -199,23 +230,38 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
      * `record_read` entries, before any value is decrypted: a retry after success, a reset,
      * a replayed approval or a foreign workflow decrypts nothing more.
      */
-    async recoverRecords(input: { signedRequest: unknown; signedApproval: unknown }): Promise<{ sealed: SealedBox; records: number }> {
+    async recoverRecords(input: {
+      signedRequest: unknown;
+      signedApproval: unknown;
+    }): Promise<{ sealed: SealedBox; records: number }> {
       return guarded('recoverRecords', async () => {
         const ctx = caller();
         const signedRequest = (input as { signedRequest?: unknown } | null)?.signedRequest;
         const signedApproval = (input as { signedApproval?: unknown } | null)?.signedApproval ?? null;
         const requestId = claimedRequestId(signedRequest);
         const refuse = async (code: RecoveryRefusal, detail: string, actor: string | null = null): Promise<never> => {
-          await audit({ requestId, event: 'request_refused', actor, details: { code, detail, stage: 'recover', workflowId: ctx.workflowId.slice(0, 200), runId: ctx.runId } });
+          await audit({
+            requestId,
+            event: 'request_refused',
+            actor,
+            details: { code, detail, stage: 'recover', workflowId: ctx.workflowId.slice(0, 200), runId: ctx.runId },
+          });
           log.warn('Recovery refused', { requestId, code });
           throw refusal(code, detail);
         };
         // The request was fresh when authorised; here it only has to be authentic and no older than a request can wait.
-        const req = verify<RecoveryRequestBody>(signedRequest, 'pii-recovery-request', validateRequestBody, policy.approvalTimeoutSeconds + policy.signatureMaxAgeSeconds + 600);
+        const req = verify<RecoveryRequestBody>(
+          signedRequest,
+          'pii-recovery-request',
+          validateRequestBody,
+          policy.approvalTimeoutSeconds + policy.signatureMaxAgeSeconds + 600,
+        );
         if (!req.ok) return refuse('bad_request', `the request does not verify: ${req.code} (${req.detail})`);
         const request = req.body;
-        if (ctx.workflowId !== recoveryWorkflowId(request.requestId)) return refuse('not_a_recovery', 'not called by the recovery workflow of this request', request.operator);
-        if (!hasRole(req.operator, 'pii-requester')) return refuse('bad_request', `${request.operator} does not hold pii-requester`, request.operator);
+        if (ctx.workflowId !== recoveryWorkflowId(request.requestId))
+          return refuse('not_a_recovery', 'not called by the recovery workflow of this request', request.operator);
+        if (!hasRole(req.operator, 'pii-requester'))
+          return refuse('bad_request', `${request.operator} does not hold pii-requester`, request.operator);
 
         const entries = await auditEntriesFor(db, request.requestId);
         const received = entries.find((e) => e.event === 'request_received');
@@ -227,21 +273,36 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
         let approvalDetails: Record<string, unknown> = { approvalRequired: false };
         if (policy.requireApproval || signedApproval !== null) {
           const appr = verify<ApprovalBody>(signedApproval, 'pii-recovery-approval', validateApprovalBody);
-          if (!appr.ok) return refuse('bad_approval', `the approval does not verify: ${appr.code} (${appr.detail})`, request.operator);
+          if (!appr.ok)
+            return refuse('bad_approval', `the approval does not verify: ${appr.code} (${appr.detail})`, request.operator);
           const a = appr.body;
           const problem =
-            a.requestId !== request.requestId ? 'it is signed for another request'
-            : a.decision !== 'approve' ? 'it is a denial'
-            : a.operator === request.operator ? 'the requester cannot approve their own request'
-            : !hasRole(appr.operator, 'pii-approver') ? `${a.operator} does not hold pii-approver`
-            : null;
+            a.requestId !== request.requestId
+              ? 'it is signed for another request'
+              : a.decision !== 'approve'
+                ? 'it is a denial'
+                : a.operator === request.operator
+                  ? 'the requester cannot approve their own request'
+                  : !hasRole(appr.operator, 'pii-approver')
+                    ? `${a.operator} does not hold pii-approver`
+                    : null;
           if (problem) return refuse('bad_approval', `the approval does not count: ${problem}`, request.operator);
           approvalHash = a.recordSetHash;
           approvalDetails = { approver: a.operator, approval: a, ...signatureOf(signedApproval, appr.operator) };
         }
         const grant = authorisationOf(entries, request, approvalHash);
-        if (!grant) return refuse('not_authorised', approvalHash ? 'no authorised record set of this request matches the approval' : 'this request was never authorised', request.operator);
-        if (Date.now() > Date.parse(String(grant.details.expiresAt))) return refuse('expired', `request ${request.requestId} expired at ${String(grant.details.expiresAt)}`, request.operator);
+        if (!grant)
+          return refuse(
+            'not_authorised',
+            approvalHash ? 'no authorised record set of this request matches the approval' : 'this request was never authorised',
+            request.operator,
+          );
+        if (Date.now() > Date.parse(String(grant.details.expiresAt)))
+          return refuse(
+            'expired',
+            `request ${request.requestId} expired at ${String(grant.details.expiresAt)}`,
+            request.operator,
+          );
         const records = grant.details.records as RecordRef[];
         const recordSet = grant.details.recordSetHash as string;
 
@@ -254,18 +315,36 @@ export function createRecoveryActivities({ db, keyring, operatorsFile, policy }:
           fields: request.fields,
           details: { ...approvalDetails, runId: ctx.runId },
         });
-        if (!consumed) return refuse('grant_consumed', `request ${request.requestId} was already carried out: a grant is good for one recovery`, request.operator);
+        if (!consumed)
+          return refuse(
+            'grant_consumed',
+            `request ${request.requestId} was already carried out: a grant is good for one recovery`,
+            request.operator,
+          );
 
         try {
           const values = await decryptRecords(db, keyring, records, request.fields);
           const sealed = sealTo(request.recipientPublicKey, JSON.stringify(values), request.requestId);
-          await audit({ requestId: request.requestId, event: 'completed', actor: request.operator, details: { records: records.length } });
+          await audit({
+            requestId: request.requestId,
+            event: 'completed',
+            actor: request.operator,
+            details: { records: records.length },
+          });
           log.info('Recovery completed', { requestId: request.requestId, records: records.length });
           return { sealed, records: records.length };
         } catch (err) {
           // The grant is spent either way: a new request is needed.
-          await audit({ requestId: request.requestId, event: 'failed', actor: null, details: { error: String((err as Error)?.message ?? err).slice(0, 200) } }).catch(() => {});
-          throw ApplicationFailure.nonRetryable(`Recovery of request ${request.requestId} failed after its grant was consumed; make a new request`, 'recovery_failed');
+          await audit({
+            requestId: request.requestId,
+            event: 'failed',
+            actor: null,
+            details: { error: String((err as Error)?.message ?? err).slice(0, 200) },
+          }).catch(() => {});
+          throw ApplicationFailure.nonRetryable(
+            `Recovery of request ${request.requestId} failed after its grant was consumed; make a new request`,
+            'recovery_failed',
+          );
         }
       });
     },

@@ -23,7 +23,10 @@ export async function setup(needs: Service[]): Promise<{ config: Config; keyring
 }
 
 /** Runs `fn` with a connected client (codec keys only) and closes the connection afterwards. */
-export async function withClient<T>(fn: (client: Client, config: Config, codecKeys: CodecKeys) => Promise<T>, needs: Service[] = ['temporal']): Promise<T> {
+export async function withClient<T>(
+  fn: (client: Client, config: Config, codecKeys: CodecKeys) => Promise<T>,
+  needs: Service[] = ['temporal'],
+): Promise<T> {
   const config = loadConfig(process.env, needs);
   const codecKeys = loadCodecKeys(config, log);
   const client = await connectClient(config.temporal, codecKeys);

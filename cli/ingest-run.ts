@@ -55,7 +55,9 @@ export async function runIngest(
 ): Promise<IngestRun> {
   const workflowId = config.ingest.workflowId;
   if (!(await hasWorkers(client, config))) {
-    progress(`No worker is polling task queue "${config.temporal.taskQueue}" yet: the run waits until one starts (npx ts-node worker.ts).`);
+    progress(
+      `No worker is polling task queue "${config.temporal.taskQueue}" yet: the run waits until one starts (npx ts-node worker.ts).`,
+    );
   }
   // One ingest at a time: attach to the running one, if any, instead of starting a second.
   let attached = false;
@@ -109,7 +111,9 @@ export function formatSummary(run: IngestRun): string {
     `  duplicate logins (same fingerprint): ${s.duplicateLogins}`,
     `  deletes refused by SQS:              ${s.ackFailed}`,
     ...(s.leftInQueue
-      ? [`  left in the queue (held by another receiver past a visibility timeout): ${s.leftInQueue.visible} visible, ${s.leftInQueue.inFlight} in flight`]
+      ? [
+          `  left in the queue (held by another receiver past a visibility timeout): ${s.leftInQueue.visible} visible, ${s.leftInQueue.inFlight} in flight`,
+        ]
       : []),
   ].join('\n');
 }

@@ -7,7 +7,15 @@ import { startCodecServer } from '../lib/pii/codec-server';
 import { codecToken } from '../lib/pii/codec-token';
 import { loadConfig } from '../lib/platform/config';
 import { createDb } from '../lib/platform/db';
-import { devKeyringPath, initKeyringFile, keyringStatus, loadCodecKeys, masterKeyWrapper, newCodecKeyFile, rotateKeyring } from '../lib/pii/keyring';
+import {
+  devKeyringPath,
+  initKeyringFile,
+  keyringStatus,
+  loadCodecKeys,
+  masterKeyWrapper,
+  newCodecKeyFile,
+  rotateKeyring,
+} from '../lib/pii/keyring';
 import { checkCanRecordRotation, keyUsage, recordRotation } from '../lib/pii/reencrypt';
 import { reencryptWorkflow } from '../workflows/reencrypt';
 import { REENCRYPT_WORKFLOW_ID } from '../lib/contract/names';
@@ -18,18 +26,24 @@ export function registerKeyCommands(program: Command): void {
 
   keys
     .command('init')
-    .description('write a new key file: an AES-256 data key and an HMAC fingerprint key, both wrapped by the master key; never overwrites one')
+    .description(
+      'write a new key file: an AES-256 data key and an HMAC fingerprint key, both wrapped by the master key; never overwrites one',
+    )
     .option('--out <path>', 'where to write it (default: PII_KEYRING_FILE, else the development key file in DATA_DIR)')
     .action(async (opts: { out?: string }) => {
       const config = loadConfig(process.env, []);
       const out = opts.out ?? config.keys.keyringFile ?? devKeyringPath(config.dataDir);
       const { activeKeyId, kek } = await initKeyringFile(out, masterKeyWrapper(config, { create: !config.production, log }));
-      console.log(`Wrote ${out} (mode 600): data key ${activeKeyId}, wrapped by ${kek}. Point PII_KEYRING_FILE at it; keep it and the master key out of version control.`);
+      console.log(
+        `Wrote ${out} (mode 600): data key ${activeKeyId}, wrapped by ${kek}. Point PII_KEYRING_FILE at it; keep it and the master key out of version control.`,
+      );
     });
 
   keys
     .command('codec-init')
-    .description("write a new payload codec key file (TEMPORAL_CODEC_KEY_FILE): the key every worker and client uses for the workflow history; not a PII key; never overwrites one")
+    .description(
+      'write a new payload codec key file (TEMPORAL_CODEC_KEY_FILE): the key every worker and client uses for the workflow history; not a PII key; never overwrites one',
+    )
     .requiredOption('--out <path>', 'where to write it')
     .action((opts: { out: string }) => {
       const content = newCodecKeyFile();
@@ -37,10 +51,13 @@ export function registerKeyCommands(program: Command): void {
       try {
         fs.writeFileSync(opts.out, JSON.stringify(content, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${opts.out} already exists: a key file is never overwritten`);
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+          throw new Error(`${opts.out} already exists: a key file is never overwritten`);
         throw err;
       }
-      console.log(`Wrote ${opts.out} (mode 600): codec key ${content.activeKeyId}. Point TEMPORAL_CODEC_KEY_FILE at it in every worker, CLI and codec server of the namespace.`);
+      console.log(
+        `Wrote ${opts.out} (mode 600): codec key ${content.activeKeyId}. Point TEMPORAL_CODEC_KEY_FILE at it in every worker, CLI and codec server of the namespace.`,
+      );
     });
 
   keys
@@ -67,7 +84,9 @@ export function registerKeyCommands(program: Command): void {
       } finally {
         await owner.$disconnect();
       }
-      console.log(`Rotated: ${rotation.previousKeyId} → ${rotation.newKeyId} (${file}), recorded in the audit trail. Workers use the new key within a second.`);
+      console.log(
+        `Rotated: ${rotation.previousKeyId} → ${rotation.newKeyId} (${file}), recorded in the audit trail. Workers use the new key within a second.`,
+      );
       if (opts.reencrypt) await reencrypt(rotation.newKeyId);
     });
 
@@ -92,11 +111,17 @@ export function registerKeyCommands(program: Command): void {
       const db = databaseUrl ? createDb(databaseUrl) : null;
       try {
         const usage = db ? await keyUsage(db) : null;
-        output(opts.json, { activeKeyId: status.activeKeyId, keyIds: status.keyIds, kek: status.kek ?? null, source: status.source, usage }, () =>
-          [
-            `Active key: ${status.activeKeyId}\nKeys:       ${status.keyIds.join(', ')}\nWrapped by: ${status.kek ?? '(not wrapped: keys from the environment)'}\nSource:     ${status.source}`,
-            ...(usage ?? []).map((u) => `  ${u.table.padEnd(12)} ${u.keyId.padEnd(24)} ${u.rows} row(s)${u.keyId === status.activeKeyId ? '' : '  ← not yet re-encrypted'}`),
-          ].join('\n'),
+        output(
+          opts.json,
+          { activeKeyId: status.activeKeyId, keyIds: status.keyIds, kek: status.kek ?? null, source: status.source, usage },
+          () =>
+            [
+              `Active key: ${status.activeKeyId}\nKeys:       ${status.keyIds.join(', ')}\nWrapped by: ${status.kek ?? '(not wrapped: keys from the environment)'}\nSource:     ${status.source}`,
+              ...(usage ?? []).map(
+                (u) =>
+                  `  ${u.table.padEnd(12)} ${u.keyId.padEnd(24)} ${u.rows} row(s)${u.keyId === status.activeKeyId ? '' : '  ← not yet re-encrypted'}`,
+              ),
+            ].join('\n'),
         );
       } finally {
         await db?.$disconnect();
@@ -105,9 +130,14 @@ export function registerKeyCommands(program: Command): void {
 
   program
     .command('codec-server')
-    .description('serve the payload codec to the Temporal Web UI and CLI, behind a bearer token (codec keys only: it cannot read a stored PII value)')
+    .description(
+      'serve the payload codec to the Temporal Web UI and CLI, behind a bearer token (codec keys only: it cannot read a stored PII value)',
+    )
     .option('--port <n>', 'port (default CODEC_SERVER_PORT)')
-    .option('--allow-encode', 'also serve /encode (off by default: the Web UI only decodes, and /encode lets a token holder make payloads workers accept)')
+    .option(
+      '--allow-encode',
+      'also serve /encode (off by default: the Web UI only decodes, and /encode lets a token holder make payloads workers accept)',
+    )
     .option('--host <address>', 'address to listen on (0.0.0.0 in a container)', '127.0.0.1')
     .action(async (opts: { port?: string; host: string; allowEncode?: boolean }) => {
       const config = loadConfig(process.env, []);
@@ -123,7 +153,9 @@ export function registerKeyCommands(program: Command): void {
         log,
       });
       log(`Codec server on ${server.url} (CORS: ${config.codecServer.corsOrigins.join(', ')}).`);
-      log(`  Web UI: Settings → Codec Server → endpoint ${server.url}/<token> (the token as the path; the UI cannot send a custom header)`);
+      log(
+        `  Web UI: Settings → Codec Server → endpoint ${server.url}/<token> (the token as the path; the UI cannot send a custom header)`,
+      );
       log(`  CLI:    temporal workflow show --codec-endpoint ${server.url} --codec-auth "Bearer <token>" …`);
       log(`  Dev server: temporal server start-dev --ui-codec-endpoint ${server.url}/<token>`);
       log('Ctrl-C stops it.');
@@ -143,6 +175,8 @@ async function reencrypt(newKeyId?: string): Promise<void> {
     });
     log(`Re-encrypting (workflow ${REENCRYPT_WORKFLOW_ID}) ...`);
     const summary = await handle.result();
-    console.log(`Re-encrypted ${summary.reencrypted.user_logins} row(s) and ${summary.reencrypted.quarantine} quarantine bod(ies) to ${newKeyId ? `key ${newKeyId}` : 'the recorded key'}.`);
+    console.log(
+      `Re-encrypted ${summary.reencrypted.user_logins} row(s) and ${summary.reencrypted.quarantine} quarantine bod(ies) to ${newKeyId ? `key ${newKeyId}` : 'the recorded key'}.`,
+    );
   });
 }

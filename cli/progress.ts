@@ -23,7 +23,7 @@ export interface ProgressStats {
 export function progressStats(p: IngestSummary, maxMessages?: number): ProgressStats {
   const elapsedSeconds = p.durationMs / 1000;
   const depth = p.queueDepthAtStart;
-  const total = depth > 0 ? (maxMessages ? Math.min(depth, maxMessages) : depth) : maxMessages ?? null;
+  const total = depth > 0 ? (maxMessages ? Math.min(depth, maxMessages) : depth) : (maxMessages ?? null);
   const finished = p.stopReason !== null;
   const rate = elapsedSeconds > 0 ? p.received / elapsedSeconds : 0;
   let percent: number | null = null;
@@ -33,7 +33,17 @@ export function progressStats(p: IngestSummary, maxMessages?: number): ProgressS
     const left = Math.max(0, total - p.received);
     etaSeconds = finished ? 0 : rate > 0 ? left / rate : null;
   }
-  return { received: p.received, total, percent, rate, etaSeconds, persisted: p.persisted, quarantined: p.quarantined, alreadySeen: p.alreadySeen, elapsedSeconds };
+  return {
+    received: p.received,
+    total,
+    percent,
+    rate,
+    etaSeconds,
+    persisted: p.persisted,
+    quarantined: p.quarantined,
+    alreadySeen: p.alreadySeen,
+    elapsedSeconds,
+  };
 }
 
 /** 75 → "1:15", 3725 → "1:02:05". */

@@ -57,15 +57,22 @@ export async function startRecovery(client: Client, config: Config, who: Signing
   return body.requestId;
 }
 
-export type RecoveryOutcome = { result: Exclude<RecoveryResult, { status: 'completed' }> } | { result: Extract<RecoveryResult, { status: 'completed' }>; records: RecoveredRecord[] };
+export type RecoveryOutcome =
+  | { result: Exclude<RecoveryResult, { status: 'completed' }> }
+  | { result: Extract<RecoveryResult, { status: 'completed' }>; records: RecoveredRecord[] };
 
 /** Waits for the run's end; a completed one is opened with the kept one-time key, which is then deleted. */
 export async function awaitRecovery(client: Client, config: Config, requestId: string): Promise<RecoveryOutcome> {
   const result = await client.workflow.getHandle<typeof recoveryWorkflow>(recoveryWorkflowId(requestId)).result();
   if (result.status !== 'completed') return { result };
   const file = requestKeyFile(config, requestId);
-  if (!fs.existsSync(file)) throw new Error(`The one-time key of request ${requestId} (${file}) is not on this machine: only the requester can open the result.`);
-  const records = JSON.parse(openSealed(result.sealed, fs.readFileSync(file, 'utf8'), requestId).toString('utf8')) as RecoveredRecord[];
+  if (!fs.existsSync(file))
+    throw new Error(
+      `The one-time key of request ${requestId} (${file}) is not on this machine: only the requester can open the result.`,
+    );
+  const records = JSON.parse(
+    openSealed(result.sealed, fs.readFileSync(file, 'utf8'), requestId).toString('utf8'),
+  ) as RecoveredRecord[];
   fs.rmSync(file);
   return { result, records };
 }
@@ -80,9 +87,16 @@ export async function recoveryStatus(client: Client, requestId: string): Promise
  * approval then signs). Throws when they do not agree.
  */
 export function recordSetToApprove(status: RecoveryStatus): { hash: string; count: number } {
-  if (!status.requestId || !status.recordSet || !status.fields || !status.recordSetHash) throw new Error('This request has no frozen record set to approve (is it awaiting approval?)');
-  const hash = recordSetHash({ requestId: status.requestId, selector: status.selector as never, fields: status.fields as never, records: status.recordSet });
-  if (hash !== status.recordSetHash) throw new Error(`The record set shown for request ${status.requestId} does not match its hash: refusing to sign`);
+  if (!status.requestId || !status.recordSet || !status.fields || !status.recordSetHash)
+    throw new Error('This request has no frozen record set to approve (is it awaiting approval?)');
+  const hash = recordSetHash({
+    requestId: status.requestId,
+    selector: status.selector as never,
+    fields: status.fields as never,
+    records: status.recordSet,
+  });
+  if (hash !== status.recordSetHash)
+    throw new Error(`The record set shown for request ${status.requestId} does not match its hash: refusing to sign`);
   return { hash, count: status.recordSet.length };
 }
 
@@ -106,7 +120,11 @@ export async function decide(
     requestId,
     operator: who.operator,
     decision,
-    ...(decision === 'approve' ? { recordSetHash: recordSetToApprove(before).hash } : before.recordSetHash ? { recordSetHash: before.recordSetHash } : {}),
+    ...(decision === 'approve'
+      ? { recordSetHash: recordSetToApprove(before).hash }
+      : before.recordSetHash
+        ? { recordSetHash: before.recordSetHash }
+        : {}),
     issuedAt: new Date().toISOString(),
     ...(comment ? { comment } : {}),
   };

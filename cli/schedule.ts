@@ -34,7 +34,11 @@ export function scheduleJson(d: ScheduleDescription) {
     nextActionTimes: d.info.nextActionTimes.map((t) => t.toISOString()),
     numActionsTaken: d.info.numActionsTaken,
     numActionsSkippedOverlap: d.info.numActionsSkippedOverlap,
-    recentActions: d.info.recentActions.map((a) => ({ takenAt: a.takenAt.toISOString(), workflowId: a.action.workflow.workflowId, runId: a.action.workflow.firstExecutionRunId })),
+    recentActions: d.info.recentActions.map((a) => ({
+      takenAt: a.takenAt.toISOString(),
+      workflowId: a.action.workflow.workflowId,
+      runId: a.action.workflow.firstExecutionRunId,
+    })),
   };
 }
 
@@ -43,7 +47,12 @@ export function describeSchedule(d: ScheduleDescription): string {
   const recent = d.info.recentActions.slice(-5).map((a) => `    ${a.takenAt.toISOString()} → ${a.action.workflow.workflowId}`);
   return [
     `Schedule ${d.scheduleId}: ${every}, overlap ${d.policies.overlap}, ${d.state.paused ? `PAUSED (${d.state.note ?? ''})` : 'active'}`,
-    `  next runs: ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ') || '(none)'}`,
+    `  next runs: ${
+      d.info.nextActionTimes
+        .slice(0, 3)
+        .map((t) => t.toISOString())
+        .join(', ') || '(none)'
+    }`,
     `  runs so far: ${d.info.numActionsTaken}, skipped for overlap: ${d.info.numActionsSkippedOverlap}`,
     ...(recent.length ? ['  recent:', ...recent] : []),
   ].join('\n');

@@ -51,17 +51,39 @@ async function main() {
       DATA_DIR: scratch,
       ...ingestEnv,
     };
-    const admin = createSqsClient(loadConfig({ ...common, SQS_QUEUE_URL: services.sqsQueueUrl, DATABASE_URL: services.databaseUrl }).sqs);
+    const admin = createSqsClient(
+      loadConfig({ ...common, SQS_QUEUE_URL: services.sqsQueueUrl, DATABASE_URL: services.databaseUrl }).sqs,
+    );
     const keyring = await loadKeyring(loadConfig({ ...common, DATABASE_URL: services.databaseUrl }, ['database']), () => {});
     const bodies = generateBodies(messages, { malformedShare: 0.01, duplicateShare: 0.05, seed: 42 });
     const figures: Record<string, unknown>[] = [];
 
     for (let run = 1; run <= runs; run++) {
-      for (const workers of workerCounts) figures.push(await measureRun({ run, workers, firstWorkers: workers === workerCounts[0], messages, bodies, services, common, admin, keyring }));
+      for (const workers of workerCounts)
+        figures.push(
+          await measureRun({
+            run,
+            workers,
+            firstWorkers: workers === workerCounts[0],
+            messages,
+            bodies,
+            services,
+            common,
+            admin,
+            keyring,
+          }),
+        );
     }
 
     const summary = summarize(figures, workerCounts, runs);
-    const report = { node: process.version, cores: os.availableParallelism(), messages, options: optionsFromConfig(loadConfig({ ...common, SQS_QUEUE_URL: 'http://x/q', DATABASE_URL: 'postgresql://x/y' }).ingest), summary, runs: figures };
+    const report = {
+      node: process.version,
+      cores: os.availableParallelism(),
+      messages,
+      options: optionsFromConfig(loadConfig({ ...common, SQS_QUEUE_URL: 'http://x/q', DATABASE_URL: 'postgresql://x/y' }).ingest),
+      summary,
+      runs: figures,
+    };
     printSummary(summary, messages);
     if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify(report, null, 2));
     admin.destroy();
@@ -72,7 +94,17 @@ async function main() {
 }
 
 /** One run at one worker count: the raw drain before and after, the pipeline end to end with its balance, and (at the first worker count) persist against plain SQL. */
-async function measureRun({ run, workers, firstWorkers, messages, bodies, services, common, admin, keyring }: {
+async function measureRun({
+  run,
+  workers,
+  firstWorkers,
+  messages,
+  bodies,
+  services,
+  common,
+  admin,
+  keyring,
+}: {
   run: number;
   workers: number;
   firstWorkers: boolean;
@@ -86,7 +118,14 @@ async function measureRun({ run, workers, firstWorkers, messages, bodies, servic
   const tag = `b${run}w${workers}_${crypto.randomBytes(3).toString('hex')}`;
   const queueUrl = await createQueue(admin, tag);
   const database = await freshDatabase(services, tag);
-  const env = { ...common, SQS_QUEUE_URL: queueUrl, DATABASE_URL: database.app, DATABASE_OWNER_URL: database.owner, TEMPORAL_TASK_QUEUE: `tq-${tag}`, INGEST_WORKFLOW_ID: `ingest-${tag}` };
+  const env = {
+    ...common,
+    SQS_QUEUE_URL: queueUrl,
+    DATABASE_URL: database.app,
+    DATABASE_OWNER_URL: database.owner,
+    TEMPORAL_TASK_QUEUE: `tq-${tag}`,
+    INGEST_WORKFLOW_ID: `ingest-${tag}`,
+  };
   const config: Config = loadConfig(env);
 
   const emulator = [services.sqsPid!];
@@ -97,7 +136,11 @@ async function measureRun({ run, workers, firstWorkers, messages, bodies, servic
   const rawCpuSeconds = { ...rawCpu(), drain: round(before.cpuSeconds, 2) };
 
   const sentIds = await sendMessages(admin, queueUrl, bodies);
-  const pool = await startWorkers(workers, env, process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []);
+  const pool = await startWorkers(
+    workers,
+    env,
+    process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
+  );
   const peakRss = sampleRss(pool.pids);
   const client = await connectClient(config.temporal, keyring);
   const cpu = cpuMeter({
@@ -118,7 +161,9 @@ async function measureRun({ run, workers, firstWorkers, messages, bodies, servic
   // The balance: every distinct ID sent is one row or one quarantine entry, and the queue is empty.
   const pg = new PgClient({ connectionString: config.databaseUrl });
   await pg.connect();
-  const { rows: [db] } = await pg.query<{ rows: number; quarantine: number; ledger: number }>(
+  const {
+    rows: [db],
+  } = await pg.query<{ rows: number; quarantine: number; ledger: number }>(
     `SELECT (SELECT count(*) FROM user_logins)::int AS rows, (SELECT count(*) FROM quarantine)::int AS quarantine, (SELECT count(*) FROM ingested_messages)::int AS ledger`,
   );
   await pg.end();
@@ -129,25 +174,53 @@ async function measureRun({ run, workers, firstWorkers, messages, bodies, servic
   await sendMessages(admin, queueUrl, bodies);
   const rawAfter = (await rawDrain(services.sqsEndpoint, queueUrl)).rate;
   const persist = firstWorkers
-    ? await persistVsRaw(services, `${tag}_p`, keyring, bodies, config.ingest.batchSize, config.worker.drainThreads * config.ingest.commitsInFlight)
+    ? await persistVsRaw(
+        services,
+        `${tag}_p`,
+        keyring,
+        bodies,
+        config.ingest.batchSize,
+        config.worker.drainThreads * config.ingest.commitsInFlight,
+      )
     : null;
 
   const raw = Math.max(rawBefore, rawAfter);
   const rate = ingest.summary.received / seconds;
   const s = ingest.summary;
   const f = {
-    run, workers, messages, balanced,
-    rawDrainPerSecond: round(raw), rawBefore: round(rawBefore), rawAfter: round(rawAfter),
-    pipelinePerSecond: round(rate), seconds: round(seconds, 2), ratio: round(rate / raw, 3),
-    ...(persist && { rawPgRowsPerSecond: round(persist.rawRowsPerSecond), persistRowsPerSecond: round(persist.persistRowsPerSecond), persistRatio: round(persist.persistRowsPerSecond / persist.rawRowsPerSecond, 3) }),
+    run,
+    workers,
+    messages,
+    balanced,
+    rawDrainPerSecond: round(raw),
+    rawBefore: round(rawBefore),
+    rawAfter: round(rawAfter),
+    pipelinePerSecond: round(rate),
+    seconds: round(seconds, 2),
+    ratio: round(rate / raw, 3),
+    ...(persist && {
+      rawPgRowsPerSecond: round(persist.rawRowsPerSecond),
+      persistRowsPerSecond: round(persist.persistRowsPerSecond),
+      persistRatio: round(persist.persistRowsPerSecond / persist.rawRowsPerSecond, 3),
+    }),
     workerPeakRssMiB: round(rss / 2 ** 20),
-    historyEventsPer10k: round((history.events / s.received) * 10_000, 1), historyBytesPer10k: round((history.bytes / s.received) * 10_000), historyRuns: history.runs,
+    historyEventsPer10k: round((history.events / s.received) * 10_000, 1),
+    historyBytesPer10k: round((history.bytes / s.received) * 10_000),
+    historyRuns: history.runs,
     cpuSeconds: { rawDrain: rawCpuSeconds, pipeline: pipelineCpuSeconds },
     stageMsPerMessage: Object.fromEntries(Object.entries(s.stageMs).map(([k, v]) => [k, round(v / s.received, 3)])),
-    received: s.received, persisted: s.persisted, quarantined: s.quarantined, alreadySeen: s.alreadySeen, drains: s.slices, commits: s.commits,
+    received: s.received,
+    persisted: s.persisted,
+    quarantined: s.quarantined,
+    alreadySeen: s.alreadySeen,
+    drains: s.slices,
+    commits: s.commits,
   };
   console.error(JSON.stringify(f));
-  if (!balanced) console.error(`run ${run} (${workers} worker(s)) does not balance: ${JSON.stringify({ db, distinct, left })}; it does not count`);
+  if (!balanced)
+    console.error(
+      `run ${run} (${workers} worker(s)) does not balance: ${JSON.stringify({ db, distinct, left })}; it does not count`,
+    );
   return f;
 }
 

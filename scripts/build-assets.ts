@@ -18,7 +18,9 @@ async function main() {
   });
   const out = path.join(dist, 'workflow-bundle.js');
   fs.writeFileSync(out, code);
-  console.error(`Bundled the workflows into ${path.relative(root, out)} (${(code.length / 1024).toFixed(0)} KiB, ${Date.now() - started} ms).`);
+  console.error(
+    `Bundled the workflows into ${path.relative(root, out)} (${(code.length / 1024).toFixed(0)} KiB, ${Date.now() - started} ms).`,
+  );
 }
 
 main().catch((err) => {

@@ -20,10 +20,17 @@ function print(r: ChaosReport): void {
     ...r.notes.map((n) => `  note: ${n}`),
     `  messages ${r.messages} (seed ${r.seed}), distinct IDs ${b.distinctSent}, hostile ${r.hostileMessages}`,
     `  rows ${b.rows} + quarantine ${b.quarantine} = ${b.rows + b.quarantine}; ledger ${b.ledger}; stored twice ${b.storedTwice}; left in queue ${b.left.visible} visible, ${b.left.inFlight} in flight`,
-    ...(f.summary ? [`  summary: persisted ${f.summary.persisted}, quarantined ${f.summary.quarantined}, already seen ${f.summary.alreadySeen}, drains ${f.summary.slices}, stop ${f.summary.stopReason}`] : []),
+    ...(f.summary
+      ? [
+          `  summary: persisted ${f.summary.persisted}, quarantined ${f.summary.quarantined}, already seen ${f.summary.alreadySeen}, drains ${f.summary.slices}, stop ${f.summary.stopReason}`,
+        ]
+      : []),
     `  forced redeliveries: ${f.proxy.redelivered} message(s) whose delete was lost; worker processes killed ${f.workerKills}, started ${f.workerStarts}`,
     `  drain ${f.drainSeconds} s${r.baseline ? ` vs ${r.baseline.drainSeconds} s without faults: faults cost ${r.costSeconds} s` : ''}`,
-    ...f.strikes.map((s, i) => `  ${i + 1}. ${s.fault} at ${Math.round(s.share * 100)}% (depth ${s.depth.visible}+${s.depth.inFlight})${r.faultCosts ? `: cost ${r.faultCosts[i].costSeconds} s` : ''}; ${s.detail}${s.empty ? ' — EMPTY QUEUE' : ''}`),
+    ...f.strikes.map(
+      (s, i) =>
+        `  ${i + 1}. ${s.fault} at ${Math.round(s.share * 100)}% (depth ${s.depth.visible}+${s.depth.inFlight})${r.faultCosts ? `: cost ${r.faultCosts[i].costSeconds} s` : ''}; ${s.detail}${s.empty ? ' — EMPTY QUEUE' : ''}`,
+    ),
   ];
   console.log(lines.join('\n'));
 }
@@ -55,7 +62,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : err);
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
     process.exit(1);
   },
 );

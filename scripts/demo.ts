@@ -94,7 +94,9 @@ async function main() {
     if (services.temporalUiUrl) {
       log(`Temporal Web UI: ${services.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows/${run.workflowId}`);
       log(`  Payloads are shown decoded: the codec server runs on ${codec.url} and the dev server's UI was started with`);
-      log(`  --ui-codec-endpoint ${redacted} (${tokenFrom}). Each run records its counts as search attributes (filter: IngestQuarantined > 0).`);
+      log(
+        `  --ui-codec-endpoint ${redacted} (${tokenFrom}). Each run records its counts as search attributes (filter: IngestQuarantined > 0).`,
+      );
     } else {
       log(`Codec server: ${codec.url} (${tokenFrom}). In your Web UI: Settings → Codec Server → ${codec.url}/<token>.`);
     }

@@ -30,7 +30,9 @@ const client = at('generated', 'prisma', 'client.ts');
 const prismaCli = at('node_modules', 'prisma', 'build', 'index.js');
 if (postinstall && !fs.existsSync(prismaCli)) {
   if (!fs.existsSync(client)) {
-    console.error('postinstall: the Prisma CLI (a devDependency) is not installed, so the Prisma client was not generated; run `npm ci` with devDependencies (or generate it at build time, as the Dockerfile does).');
+    console.error(
+      'postinstall: the Prisma CLI (a devDependency) is not installed, so the Prisma client was not generated; run `npm ci` with devDependencies (or generate it at build time, as the Dockerfile does).',
+    );
   }
   process.exit(0);
 }

@@ -26,7 +26,10 @@ export async function createDatabase(ownerBase: string, name: string): Promise<s
 }
 
 /** A new, migrated database: its URLs as the owner role and as the application role (services/postgres.ts). */
-export async function freshDatabase(services: { ownerDatabaseUrl?: string | null; databaseUrl: string }, name: string): Promise<{ owner: string; app: string }> {
+export async function freshDatabase(
+  services: { ownerDatabaseUrl?: string | null; databaseUrl: string },
+  name: string,
+): Promise<{ owner: string; app: string }> {
   const owner = await createDatabase(services.ownerDatabaseUrl ?? services.databaseUrl, name);
   await migrate(owner, () => {});
   const app = new URL(services.databaseUrl);
@@ -50,7 +53,11 @@ export interface WorkerProcess {
 /** `worker.ts` as users run it, in a process of its own; resolves once it polls its task queue. */
 export function startWorkerProcess(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<WorkerProcess> {
   return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '-r', 'ts-node/register/transpile-only', 'worker.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '-r', 'ts-node/register/transpile-only', 'worker.ts'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
     const onData = (c: Buffer) => {
@@ -68,7 +75,9 @@ export function startWorkerProcess(env: NodeJS.ProcessEnv, nodeArgs: string[] = 
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', (code, signal) => reject(new Error(`worker.ts exited (${signal ?? `code ${code}`}) before it polled:\n${out.slice(-2000)}`)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`worker.ts exited (${signal ?? `code ${code}`}) before it polled:\n${out.slice(-2000)}`)),
+    );
   });
 }
 
@@ -103,7 +112,9 @@ export async function balance(databaseUrl: string, sqs: SQSClient, queueUrl: str
   const pg = new PgClient({ connectionString: databaseUrl });
   await pg.connect();
   try {
-    const { rows: [db] } = await pg.query<{ rows: number; quarantine: number; ledger: number; twice: number }>(
+    const {
+      rows: [db],
+    } = await pg.query<{ rows: number; quarantine: number; ledger: number; twice: number }>(
       `SELECT (SELECT count(*) FROM user_logins)::int AS rows, (SELECT count(*) FROM quarantine)::int AS quarantine,
               (SELECT count(*) FROM ingested_messages)::int AS ledger,
               (SELECT count(*) FROM (SELECT message_id FROM (SELECT message_id FROM user_logins UNION ALL SELECT message_id FROM quarantine) s
@@ -112,8 +123,17 @@ export async function balance(databaseUrl: string, sqs: SQSClient, queueUrl: str
     const left = await getApproximateCounts(sqs, queueUrl);
     const distinctSent = new Set(sentIds).size;
     return {
-      rows: db.rows, quarantine: db.quarantine, ledger: db.ledger, storedTwice: db.twice, distinctSent, left,
-      balanced: db.rows + db.quarantine === distinctSent && db.ledger === distinctSent && db.twice === 0 && left.visible + left.inFlight === 0,
+      rows: db.rows,
+      quarantine: db.quarantine,
+      ledger: db.ledger,
+      storedTwice: db.twice,
+      distinctSent,
+      left,
+      balanced:
+        db.rows + db.quarantine === distinctSent &&
+        db.ledger === distinctSent &&
+        db.twice === 0 &&
+        left.visible + left.inFlight === 0,
     };
   } finally {
     await pg.end();

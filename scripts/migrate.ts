@@ -5,7 +5,11 @@ import { migrate } from '../lib/platform/migrate';
 async function main() {
   const config = loadConfig(process.env, ['database']);
   const applied = await migrate(config.databaseOwnerUrl);
-  console.log(applied.length ? `Database is up to date (${applied.length} migration(s) applied).` : 'Database is up to date (nothing to apply).');
+  console.log(
+    applied.length
+      ? `Database is up to date (${applied.length} migration(s) applied).`
+      : 'Database is up to date (nothing to apply).',
+  );
 }
 
 main().catch((err) => {

@@ -30,7 +30,9 @@ async function main() {
   if (readyFile) fs.writeFileSync(readyFile, JSON.stringify(addresses));
   log(`Started: ${started.join(', ') || 'nothing (all from the environment)'}`);
   log(`  Temporal:   ${addresses.temporalAddress}${addresses.temporalUiUrl ? ` (Web UI ${addresses.temporalUiUrl})` : ''}`);
-  log(`  PostgreSQL: ${redactUrl(addresses.databaseUrl)} (application role; migrations as ${redactUrl(addresses.ownerDatabaseUrl ?? addresses.databaseUrl)})`);
+  log(
+    `  PostgreSQL: ${redactUrl(addresses.databaseUrl)} (application role; migrations as ${redactUrl(addresses.ownerDatabaseUrl ?? addresses.databaseUrl)})`,
+  );
   log(`  SQS queue:  ${addresses.sqsQueueUrl}`);
   if (!ephemeral) log('worker.ts and client.ts in other terminals use these. Ctrl-C stops them.');
 }

@@ -28,7 +28,11 @@ export interface RunningServices extends EmbeddedServices {
 
 export async function startServices(
   config: Config,
-  opts: { ephemeral?: boolean; log?: (msg: string) => void; /** The SQS emulator in a process of its own. */ sqsProcess?: boolean } = {},
+  opts: {
+    ephemeral?: boolean;
+    log?: (msg: string) => void;
+    /** The SQS emulator in a process of its own. */ sqsProcess?: boolean;
+  } = {},
 ): Promise<RunningServices> {
   const log = opts.log ?? console.log;
   const { fromEnv } = config.embedded;
@@ -36,7 +40,9 @@ export async function startServices(
   const dataDir = path.resolve(config.dataDir);
   const other = readEmbeddedServices(dataDir);
   if (other && !ephemeral) {
-    throw new Error(`The embedded services are already running (pid ${other.pid}, ${servicesFile(dataDir)}). Use those, or stop them first.`);
+    throw new Error(
+      `The embedded services are already running (pid ${other.pid}, ${servicesFile(dataDir)}). Use those, or stop them first.`,
+    );
   }
   const scratch = ephemeral ? fs.mkdtempSync(path.join(os.tmpdir(), 'login-ingest-')) : dataDir;
   fs.mkdirSync(scratch, { recursive: true });
@@ -112,7 +118,15 @@ export async function startServices(
       sqsPid = sqs.pid;
     }
 
-    const services: EmbeddedServices = { pid: process.pid, temporalAddress, temporalUiUrl, databaseUrl, ownerDatabaseUrl, sqsQueueUrl, sqsEndpoint };
+    const services: EmbeddedServices = {
+      pid: process.pid,
+      temporalAddress,
+      temporalUiUrl,
+      databaseUrl,
+      ownerDatabaseUrl,
+      sqsQueueUrl,
+      sqsEndpoint,
+    };
     if (!ephemeral) fs.writeFileSync(servicesFile(dataDir), JSON.stringify(services, null, 2), { mode: 0o600 });
     return { ...services, started, sqsPid, stop: stopAll };
   } catch (err) {

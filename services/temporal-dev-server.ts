@@ -77,13 +77,18 @@ function devServerArgs(
   namespace: string,
 ): string[] {
   return [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(opts.port),
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
     ...(opts.uiPort === null ? ['--headless'] : ['--ui-port', String(opts.uiPort)]),
     ...(opts.dbFilename ? ['--db-filename', opts.dbFilename] : []),
-    '--namespace', namespace,
-    '--log-level', 'warn',
+    '--namespace',
+    namespace,
+    '--log-level',
+    'warn',
     ...(opts.extraArgs ?? []),
   ];
 }
@@ -149,8 +154,7 @@ async function waitUntilReady(address: string, namespace: string, exited: Promis
     await sleep(250);
   }
   throw new Error(
-    `Temporal dev server at ${address} was not ready within ${READY_DEADLINE_MS / 1000} s: ` +
-      errorMessage(lastError),
+    `Temporal dev server at ${address} was not ready within ${READY_DEADLINE_MS / 1000} s: ` + errorMessage(lastError),
   );
 }
 

@@ -80,7 +80,9 @@ async function findJava(): Promise<string> {
     const { stderr, stdout } = await execFileAsync(java, ['-version'], { timeout: 30_000 });
     if (!/version/.test(stderr + stdout)) throw new Error(`"${java} -version" printed no version`);
   } catch (err) {
-    throw new Error(`Temporal's test server runs on Java, and "${java}" does not run (${(err as Error).message}). ${HOW_TO_GET_JAVA}`);
+    throw new Error(
+      `Temporal's test server runs on Java, and "${java}" does not run (${(err as Error).message}). ${HOW_TO_GET_JAVA}`,
+    );
   }
   return java;
 }
@@ -91,11 +93,15 @@ async function install(finalDir: string, java: string, log: Log): Promise<void> 
   const tmp = await fsp.mkdtemp(path.join(parent, `.${path.basename(finalDir)}.tmp-`));
   try {
     const megabytes = (manifest.jars.reduce((n, j) => n + j.bytes, 0) / 1e6).toFixed(0);
-    log(`Temporal test server: installing ${TEST_SERVER_VERSION} (${manifest.jars.length} jars, ${megabytes} MB) from Maven Central ...`);
+    log(
+      `Temporal test server: installing ${TEST_SERVER_VERSION} (${manifest.jars.length} jars, ${megabytes} MB) from Maven Central ...`,
+    );
     const started = Date.now();
     await fsp.chmod(tmp, 0o755); // mkdtemp makes it private
     await fsp.mkdir(path.join(tmp, 'lib'));
-    await inParallel(manifest.jars, 4, (jar) => downloadVerified(jar, path.join(tmp, 'lib', path.basename(new URL(jar.url).pathname))));
+    await inParallel(manifest.jars, 4, (jar) =>
+      downloadVerified(jar, path.join(tmp, 'lib', path.basename(new URL(jar.url).pathname))),
+    );
     // A directory left by an install that was interrupted before its launcher was written.
     if ((await exists(finalDir)) && !(await isExecutableFile(path.join(finalDir, 'temporal-test-server')))) {
       await fsp.rm(finalDir, { recursive: true, force: true });
@@ -112,7 +118,11 @@ async function install(finalDir: string, java: string, log: Log): Promise<void> 
     const realDir = await fsp.realpath(finalDir); // as the launcher's `pwd -P` will name it
     const archive = path.join(realDir, 'classes.jsa');
     await recordClassArchive(java, path.join(realDir, 'lib'), archive, log);
-    await fsp.writeFile(path.join(finalDir, 'temporal-test-server'), launcherScript(java, (await exists(archive)) ? 'classes.jsa' : null), { mode: 0o755 });
+    await fsp.writeFile(
+      path.join(finalDir, 'temporal-test-server'),
+      launcherScript(java, (await exists(archive)) ? 'classes.jsa' : null),
+      { mode: 0o755 },
+    );
     log(`Temporal test server: installed at ${finalDir} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
@@ -126,11 +136,15 @@ async function downloadVerified(jar: { url: string; sha256: string; bytes: numbe
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     body = Buffer.from(await res.arrayBuffer());
   } catch (err) {
-    throw new Error(`Temporal test server: downloading ${jar.url} failed (${(err as Error).message}). Maven Central must be reachable for the first install. ${HOW_TO_GET_JAVA}`);
+    throw new Error(
+      `Temporal test server: downloading ${jar.url} failed (${(err as Error).message}). Maven Central must be reachable for the first install. ${HOW_TO_GET_JAVA}`,
+    );
   }
   const sha256 = createHash('sha256').update(body).digest('hex');
   if (sha256 !== jar.sha256) {
-    throw new Error(`Temporal test server: ${jar.url} has sha256 ${sha256}, but ${jar.sha256} is pinned in services/temporal-test-server.manifest.json; refusing to run it.`);
+    throw new Error(
+      `Temporal test server: ${jar.url} has sha256 ${sha256}, but ${jar.sha256} is pinned in services/temporal-test-server.manifest.json; refusing to run it.`,
+    );
   }
   await fsp.writeFile(file, body);
 }
@@ -150,9 +164,21 @@ function launcherScript(java: string, archive: string | null): string {
 /** One trial start with -XX:ArchiveClassesAtExit, stopped with SIGTERM once it listens: the JVM writes the archive on exit. */
 async function recordClassArchive(java: string, libDir: string, archive: string, log: Log): Promise<void> {
   const port = await freePort();
-  const child = spawn(java, [`-XX:ArchiveClassesAtExit=${archive}`, '-Xlog:cds=off', '-Xlog:cds+dynamic=off', '-cp', `${libDir}/*`, manifest.mainClass, String(port)], {
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    java,
+    [
+      `-XX:ArchiveClassesAtExit=${archive}`,
+      '-Xlog:cds=off',
+      '-Xlog:cds+dynamic=off',
+      '-cp',
+      `${libDir}/*`,
+      manifest.mainClass,
+      String(port),
+    ],
+    {
+      stdio: 'ignore',
+    },
+  );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     if (!(await listening(port, child, 60_000))) throw new Error('it did not listen within 60 s');
@@ -192,14 +218,20 @@ function freePort(): Promise<number> {
 
 async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-const exists = (file: string) => fsp.access(file).then(() => true, () => false);
+const exists = (file: string) =>
+  fsp.access(file).then(
+    () => true,
+    () => false,
+  );
 
 async function isExecutableFile(file: string): Promise<boolean> {
   try {

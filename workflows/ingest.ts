@@ -16,7 +16,14 @@ import {
 import { WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common';
 import type { IngestActivities } from '../activities/ingest';
 import { checkIngestOptions, drainInput, withDefaults, type IngestOptions } from '../lib/contract/ingest-options';
-import { addDrainResults, emptyDrainResult, type DrainResult, type IngestSummary, type QueueDepth, type StopReason } from '../lib/contract/types';
+import {
+  addDrainResults,
+  emptyDrainResult,
+  type DrainResult,
+  type IngestSummary,
+  type QueueDepth,
+  type StopReason,
+} from '../lib/contract/types';
 import { runAttributes } from '../lib/contract/run-attributes'; // issue 12: counts as search attributes
 
 export type { IngestOptions } from '../lib/contract/ingest-options';
@@ -41,7 +48,17 @@ const { queueDepth } = proxyActivities<IngestActivities>({
 
 export function emptySummary(startedAt: string, queueDepthAtStart = 0): IngestSummary {
   const { endedBy: _, ...counts } = emptyDrainResult();
-  return { ...counts, leftInQueue: null, slices: 0, runs: 1, queueDepthAtStart, startedAt, finishedAt: null, durationMs: 0, stopReason: null };
+  return {
+    ...counts,
+    leftInQueue: null,
+    slices: 0,
+    runs: 1,
+    queueDepthAtStart,
+    startedAt,
+    finishedAt: null,
+    durationMs: 0,
+    stopReason: null,
+  };
 }
 
 function addDrain(summary: IngestSummary, d: DrainResult): void {

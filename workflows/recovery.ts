@@ -5,7 +5,15 @@
 // sealed to the requester's one-time key. The workflow only orchestrates: every check that
 // matters is made again by the activities, on the recovery task queue, which trust no input.
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import { allHandlersFinished, condition, defineQuery, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  defineQuery,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { ApprovalVerdict, RecoveryActivities } from '../activities/recovery';
 import type { RecordRef } from '../lib/recovery/records';
 import type { SealedBox } from '../lib/pii/sealed';
@@ -84,7 +92,8 @@ export async function recoveryWorkflow(signed: unknown, options: RecoveryOptions
     },
     {
       validator: (_approval: unknown) => {
-        if (status.state !== 'awaiting_approval' || made.value) throw new Error(`request is ${made.value ? 'decided' : status.state}, not awaiting a decision`);
+        if (status.state !== 'awaiting_approval' || made.value)
+          throw new Error(`request is ${made.value ? 'decided' : status.state}, not awaiting a decision`);
       },
     },
   );
@@ -115,9 +124,13 @@ export async function recoveryWorkflow(signed: unknown, options: RecoveryOptions
     if (!(await condition(() => made.value !== null, Math.max(0, Date.parse(auth.expiresAt) - Date.now())))) {
       status.state = 'expired';
       await expireRequest();
-      return finish({ status: 'expired', requestId, code: 'expired', detail: `no valid decision by ${auth.expiresAt}` }, 'expired');
+      return finish(
+        { status: 'expired', requestId, code: 'expired', detail: `no valid decision by ${auth.expiresAt}` },
+        'expired',
+      );
     }
-    if (made.value!.decision === 'deny') return finish({ status: 'denied', requestId, code: 'denied', detail: `denied by ${made.value!.approver}` }, 'denied');
+    if (made.value!.decision === 'deny')
+      return finish({ status: 'denied', requestId, code: 'denied', detail: `denied by ${made.value!.approver}` }, 'denied');
   }
 
   status.state = 'recovering';

@@ -35,7 +35,8 @@ export async function reencryptWorkflow(input: ReencryptInput = {}): Promise<Ree
   setHandler(reencryptProgressQuery, () => summary);
   let cursor = input.cursor ?? { table: REENCRYPT_TABLES[0], afterId: '0' };
   for (let pages = 0; ; pages++) {
-    if (pages === PAGES_PER_RUN) return continueAsNew<typeof reencryptWorkflow>({ pageSize, cursor, totals: summary.reencrypted });
+    if (pages === PAGES_PER_RUN)
+      return continueAsNew<typeof reencryptWorkflow>({ pageSize, cursor, totals: summary.reencrypted });
     const page = await reencryptPage({ table: cursor.table, afterId: cursor.afterId, limit: pageSize });
     summary.reencrypted[cursor.table] += page.reencrypted;
     if (page.lastId !== null) {

@@ -15,7 +15,15 @@ export interface RecoveryPolicy {
 }
 
 /** Refusals of recoverRecords, as ApplicationFailure types: the workflow reports them as refused. */
-export const RECOVERY_REFUSALS = ['not_a_recovery', 'bad_request', 'bad_approval', 'not_authorised', 'expired', 'grant_consumed'] as const;
+export const RECOVERY_REFUSALS = [
+  'not_a_recovery',
+  'bad_request',
+  'bad_approval',
+  'not_authorised',
+  'expired',
+  'grant_consumed',
+] as const;
 export type RecoveryRefusal = (typeof RECOVERY_REFUSALS)[number];
 
-export const isRecoveryRefusal = (type: string | null | undefined): type is RecoveryRefusal => (RECOVERY_REFUSALS as readonly string[]).includes(type ?? '');
+export const isRecoveryRefusal = (type: string | null | undefined): type is RecoveryRefusal =>
+  (RECOVERY_REFUSALS as readonly string[]).includes(type ?? '');

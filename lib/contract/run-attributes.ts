@@ -63,6 +63,9 @@ export function runAttributes(upsert: (pairs: SearchAttributeUpdatePair[]) => vo
 }
 
 /** A static summary for the Web UI's run page and list (`staticSummary` on start). */
-export function ingestStaticSummary(o: Pick<IngestOptions, 'batchSize' | 'concurrency' | 'maxMessages'>, startedBy: string): string {
+export function ingestStaticSummary(
+  o: Pick<IngestOptions, 'batchSize' | 'concurrency' | 'maxMessages'>,
+  startedBy: string,
+): string {
   return `Drain the SQS login queue into PostgreSQL (batch ${o.batchSize ?? 'default'} × ${o.concurrency ?? 'default'} in flight${o.maxMessages ? `, at most ${o.maxMessages} messages` : ''}); started by ${startedBy}`;
 }

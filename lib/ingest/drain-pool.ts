@@ -23,19 +23,27 @@ class DrainThread {
   constructor(data: ThreadData) {
     const file = path.join(__dirname, `drain-thread${path.extname(__filename)}`);
     // Under ts-node (development, tests) the thread compiles TypeScript the same way.
-    const code = file.endsWith('.ts') ? `require('ts-node').register({ transpileOnly: true }); require(${JSON.stringify(file)});` : `require(${JSON.stringify(file)});`;
+    const code = file.endsWith('.ts')
+      ? `require('ts-node').register({ transpileOnly: true }); require(${JSON.stringify(file)});`
+      : `require(${JSON.stringify(file)});`;
     // The environment as this module sees it (a test runner may give modules a copy of their own).
     this.worker = new Worker(code, { eval: true, workerData: data, env: process.env });
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (m: FromThread) => {
         if (m.type === 'ready') return resolve();
-        if (m.type === 'init_failed') return reject(new PermanentDrainError(`A drain thread could not start: ${m.message}`, 'DrainThreadInit'));
+        if (m.type === 'init_failed')
+          return reject(new PermanentDrainError(`A drain thread could not start: ${m.message}`, 'DrainThreadInit'));
         const part = this.parts.get(m.id);
         if (!part) return;
         if (m.type === 'progress') return part.onProgress(m.result);
         this.parts.delete(m.id);
         if (m.type === 'done') part.resolve(m.result);
-        else part.reject(m.error.permanent ? new PermanentDrainError(m.error.message, m.error.code) : Object.assign(new Error(m.error.message), { name: m.error.code }));
+        else
+          part.reject(
+            m.error.permanent
+              ? new PermanentDrainError(m.error.message, m.error.code)
+              : Object.assign(new Error(m.error.message), { name: m.error.code }),
+          );
       });
       const die = (err: Error) => {
         this.dead ??= err;
@@ -100,7 +108,8 @@ export class DrainPool {
   /** Starts the threads that are not running (a thread that died is replaced). */
   async start(): Promise<void> {
     this.threads = this.threads.filter((t) => !t.dead);
-    while (this.threads.length < this.size) this.threads.push(new DrainThread({ config: this.config, maxConnections: this.connectionsPerThread }));
+    while (this.threads.length < this.size)
+      this.threads.push(new DrainThread({ config: this.config, maxConnections: this.connectionsPerThread }));
     await Promise.all(this.threads.map((t) => t.ready));
   }
 
@@ -115,14 +124,18 @@ export class DrainPool {
       const id = this.nextId++;
       ids.push([thread, id]);
       return new Promise<DrainResult>((resolve, reject) =>
-        thread.run(id, { ...opts, maxMessages: budgets[i] }, {
-          resolve,
-          reject,
-          onProgress: (r) => {
-            latest[i] = r;
-            onProgress(combineResults(latest, opts.maxMessages));
+        thread.run(
+          id,
+          { ...opts, maxMessages: budgets[i] },
+          {
+            resolve,
+            reject,
+            onProgress: (r) => {
+              latest[i] = r;
+              onProgress(combineResults(latest, opts.maxMessages));
+            },
           },
-        }),
+        ),
       );
     });
     const stop = () => ids.forEach(([thread, id]) => thread.post({ type: 'stop', id }));
@@ -133,7 +146,10 @@ export class DrainPool {
       const settled = await Promise.allSettled(results.map((p) => p.catch((err: Error) => (stop(), Promise.reject(err)))));
       const failed = settled.find((s) => s.status === 'rejected');
       if (failed) throw failed.reason;
-      return combineResults(settled.map((s) => (s as PromiseFulfilledResult<DrainResult>).value), opts.maxMessages);
+      return combineResults(
+        settled.map((s) => (s as PromiseFulfilledResult<DrainResult>).value),
+        opts.maxMessages,
+      );
     } finally {
       signal.removeEventListener('abort', stop);
     }

@@ -59,15 +59,21 @@ async function main(): Promise<void> {
       last = Date.now();
       send({ type: 'progress', id: msg.id, result });
     };
-    drain(deps, msg.opts, controller.signal, onProgress).then(
-      (result) => send({ type: 'done', id: msg.id, result }),
-      (err: Error) =>
-        send({
-          type: 'failed',
-          id: msg.id,
-          error: { message: err.message, code: err instanceof PermanentDrainError ? err.code : err.name, permanent: err instanceof PermanentDrainError },
-        }),
-    ).finally(() => running.delete(msg.id));
+    drain(deps, msg.opts, controller.signal, onProgress)
+      .then(
+        (result) => send({ type: 'done', id: msg.id, result }),
+        (err: Error) =>
+          send({
+            type: 'failed',
+            id: msg.id,
+            error: {
+              message: err.message,
+              code: err instanceof PermanentDrainError ? err.code : err.name,
+              permanent: err instanceof PermanentDrainError,
+            },
+          }),
+      )
+      .finally(() => running.delete(msg.id));
   });
   send({ type: 'ready' });
 }

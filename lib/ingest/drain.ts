@@ -21,7 +21,13 @@ import { refreshKeyring, type Keyring } from '../pii/keyring';
 import { insertChunkIsolatingRejects } from './persist';
 import { changeVisibility, deleteMessages, isPermanentSqsError, MAX_PER_CALL, receiveOnce } from './sqs';
 import { transformMessage } from '../pipeline/transform';
-import { addPersistResults, emptyDrainResult, type DrainResult, type ReceivedMessage, type TransformedBatch } from '../contract/types';
+import {
+  addPersistResults,
+  emptyDrainResult,
+  type DrainResult,
+  type ReceivedMessage,
+  type TransformedBatch,
+} from '../contract/types';
 
 export interface DrainDeps {
   sqs: SQSClient;
@@ -170,7 +176,12 @@ export async function drain(
           if (isPermanentDbError(err)) {
             // Only a refused quarantine entry gets here (rows are isolated): the messages stay in the queue.
             // The message names the SQLSTATE only: a database's text can quote the value it refused.
-            fail(new PermanentDrainError(`The database refused a quarantine entry (SQLSTATE ${sqlState(err)}); the messages stay in the queue.`, 'PermanentDbError'));
+            fail(
+              new PermanentDrainError(
+                `The database refused a quarantine entry (SQLSTATE ${sqlState(err)}); the messages stay in the queue.`,
+                'PermanentDbError',
+              ),
+            );
             return false;
           }
           result.persistRetries++;
@@ -238,7 +249,7 @@ export async function drain(
   }
 
   async function poller(): Promise<void> {
-    for (let errors = 0, failingSince = 0; !stopReason; ) {
+    for (let errors = 0, failingSince = 0; !stopReason;) {
       // At the end of the slice, a queue that every poller last found empty counts as empty.
       if (Date.now() >= deadline) return void stopReceiving(emptyInARow >= opts.pollers ? 'empty' : 'time');
       if (held.size >= maxHeld) {
@@ -256,7 +267,11 @@ export async function drain(
       let messages: ReceivedMessage[];
       try {
         await refreshKeyring(keyring); // a rotated key is used for new rows at once
-        messages = await receiveOnce(sqs, queueUrl, { maxMessages: want, waitTimeSeconds: opts.waitTimeSeconds, visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds });
+        messages = await receiveOnce(sqs, queueUrl, {
+          maxMessages: want,
+          waitTimeSeconds: opts.waitTimeSeconds,
+          visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds,
+        });
         errors = 0;
         failingSince = 0;
       } catch (err) {
@@ -264,7 +279,8 @@ export async function drain(
         const what = `ReceiveMessage failed with ${e.name}: ${e.message}. Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials.`;
         if (isPermanentSqsError(err)) return fail(new PermanentDrainError(what, e.name));
         failingSince ||= Date.now();
-        if (Date.now() - failingSince > RECEIVE_FAILING_MS) return fail(Object.assign(new Error(`For ${RECEIVE_FAILING_MS / 1000} s: ${what}`), { name: e.name }));
+        if (Date.now() - failingSince > RECEIVE_FAILING_MS)
+          return fail(Object.assign(new Error(`For ${RECEIVE_FAILING_MS / 1000} s: ${what}`), { name: e.name }));
         result.receiveErrors++;
         await sleep(backoff(errors++), signal);
         continue;
@@ -300,7 +316,12 @@ export async function drain(
     earliestVisibleUntil = Math.min(earliestVisibleUntil, Date.now() + visibilityMs);
     for (const [, h] of expiring) h.visibleUntil = Date.now() + visibilityMs;
     result.visibilityExtended += expiring.length;
-    changeVisibility(sqs, queueUrl, expiring.map(([messageId, h]) => ({ messageId, receiptHandle: h.receiptHandle })), opts.visibilityTimeoutSeconds).catch(() => {
+    changeVisibility(
+      sqs,
+      queueUrl,
+      expiring.map(([messageId, h]) => ({ messageId, receiptHandle: h.receiptHandle })),
+      opts.visibilityTimeoutSeconds,
+    ).catch(() => {
       // Not extended: at worst the message comes back to someone and is deduplicated.
     });
   }, LINGER_MS);

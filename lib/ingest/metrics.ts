@@ -115,7 +115,10 @@ export function setQueueDepth(d: QueueDepth): void {
 }
 
 /** The counts a drain reports, cumulative (lib/contract/types.ts DrainResult). */
-export type DrainTotals = Pick<DrainResult, 'received' | 'persisted' | 'quarantined' | 'quarantinedByReason' | 'alreadySeen' | 'duplicateLogins' | 'ackFailed' | 'stageMs'>;
+export type DrainTotals = Pick<
+  DrainResult,
+  'received' | 'persisted' | 'quarantined' | 'quarantinedByReason' | 'alreadySeen' | 'duplicateLogins' | 'ackFailed' | 'stageMs'
+>;
 
 /**
  * For one drain activity attempt, which reports running totals (its progress callback and its
@@ -124,16 +127,32 @@ export type DrainTotals = Pick<DrainResult, 'received' | 'persisted' | 'quaranti
  * nothing is counted twice.
  */
 export function drainRecorder(start?: DrainTotals): (totals: DrainTotals) => void {
-  let last: DrainTotals = start ?? { received: 0, persisted: 0, quarantined: 0, quarantinedByReason: {}, alreadySeen: 0, duplicateLogins: 0, ackFailed: 0, stageMs: { receive: 0, transform: 0, persist: 0, acknowledge: 0 } };
+  let last: DrainTotals = start ?? {
+    received: 0,
+    persisted: 0,
+    quarantined: 0,
+    quarantinedByReason: {},
+    alreadySeen: 0,
+    duplicateLogins: 0,
+    ackFailed: 0,
+    stageMs: { receive: 0, transform: 0, persist: 0, acknowledge: 0 },
+  };
   return (t) => {
-    const d = (k: 'received' | 'persisted' | 'quarantined' | 'alreadySeen' | 'duplicateLogins' | 'ackFailed') => Math.max(0, t[k] - last[k]);
+    const d = (k: 'received' | 'persisted' | 'quarantined' | 'alreadySeen' | 'duplicateLogins' | 'ackFailed') =>
+      Math.max(0, t[k] - last[k]);
     recordReceived(d('received'));
     const byReason: Record<string, number> = {};
     for (const [reason, n] of Object.entries(t.quarantinedByReason)) {
       const delta = n - (last.quarantinedByReason[reason] ?? 0);
       if (delta > 0) byReason[reason] = delta;
     }
-    recordOutcomes({ persisted: d('persisted'), quarantined: d('quarantined'), quarantinedByReason: byReason, alreadySeen: d('alreadySeen'), duplicateLogins: d('duplicateLogins') });
+    recordOutcomes({
+      persisted: d('persisted'),
+      quarantined: d('quarantined'),
+      quarantinedByReason: byReason,
+      alreadySeen: d('alreadySeen'),
+      duplicateLogins: d('duplicateLogins'),
+    });
     recordDeleteFailed(d('ackFailed'));
     for (const [stage, ms] of Object.entries(t.stageMs)) {
       const delta = ms - (last.stageMs[stage as keyof typeof last.stageMs] ?? 0);

@@ -6,7 +6,13 @@
 import { isPermanentDbError, sqlState, type Db } from '../platform/db';
 import type { Keyring } from '../pii/keyring';
 import { quarantineEntry } from '../pipeline/transform';
-import { addPersistResults, type LoginRow, type PersistResult, type QuarantineEntry, type TransformedBatch } from '../contract/types';
+import {
+  addPersistResults,
+  type LoginRow,
+  type PersistResult,
+  type QuarantineEntry,
+  type TransformedBatch,
+} from '../contract/types';
 
 interface Counts {
   persisted: number;
@@ -98,7 +104,15 @@ export async function insertChunk(db: Db, batch: TransformedBatch, drainAttempt:
  */
 function rejectedRow(keyring: Keyring, row: LoginRow, state: string): QuarantineEntry {
   const body = JSON.stringify(row);
-  const asMessage = { messageId: row.messageId, receiptHandle: '', body, bodyBytes: Buffer.byteLength(body), bodyTruncated: false, sentTimestamp: null, receiveCount: null };
+  const asMessage = {
+    messageId: row.messageId,
+    receiptHandle: '',
+    body,
+    bodyBytes: Buffer.byteLength(body),
+    bodyTruncated: false,
+    sentTimestamp: null,
+    receiveCount: null,
+  };
   return quarantineEntry(keyring, asMessage, [`db_rejected:${state}`]);
 }
 
@@ -108,14 +122,24 @@ function rejectedRow(keyring: Keyring, row: LoginRow, state: string): Quarantine
  * refused row stands alone, and that row is quarantined as `db_rejected:<SQLSTATE>`. Costs
  * nothing while the database accepts everything. A refused quarantine entry still throws.
  */
-export async function insertChunkIsolatingRejects(db: Db, keyring: Keyring, batch: TransformedBatch, drainAttempt: string | null = null): Promise<PersistResult> {
+export async function insertChunkIsolatingRejects(
+  db: Db,
+  keyring: Keyring,
+  batch: TransformedBatch,
+  drainAttempt: string | null = null,
+): Promise<PersistResult> {
   try {
     return await insertChunk(db, batch, drainAttempt);
   } catch (err) {
     if (!isPermanentDbError(err)) throw err;
     const { rows, quarantine } = batch;
     if (rows.length + quarantine.length <= 1) {
-      if (rows.length === 1) return insertChunk(db, { rows: [], quarantine: [rejectedRow(keyring, rows[0], sqlState(err) ?? 'unknown')] }, drainAttempt);
+      if (rows.length === 1)
+        return insertChunk(
+          db,
+          { rows: [], quarantine: [rejectedRow(keyring, rows[0], sqlState(err) ?? 'unknown')] },
+          drainAttempt,
+        );
       throw err;
     }
     // Halve the batch as one list (rows first), so each half is strictly smaller.
@@ -128,7 +152,10 @@ export async function insertChunkIsolatingRejects(db: Db, keyring: Keyring, batc
 }
 
 /** What the given drain attempts committed, as the ledger and the quarantine tell it. */
-export async function committedBy(db: Db, drainAttempts: string[]): Promise<Pick<PersistResult, 'persisted' | 'quarantined' | 'quarantinedByReason'>> {
+export async function committedBy(
+  db: Db,
+  drainAttempts: string[],
+): Promise<Pick<PersistResult, 'persisted' | 'quarantined' | 'quarantinedByReason'>> {
   if (drainAttempts.length === 0) return { persisted: 0, quarantined: 0, quarantinedByReason: {} };
   const [counts] = await db.$queryRaw<{ persisted: number; quarantined: number; by_reason: Record<string, number> }[]>`
     WITH mine AS (SELECT message_id, outcome FROM ingested_messages WHERE drain_attempt = ANY(${drainAttempts}::text[]))

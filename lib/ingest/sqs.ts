@@ -32,7 +32,10 @@ export function createSqsClient(sqs: Config['sqs']): SQSClient {
     ...(sqs.embedded ? { credentials: { accessKeyId: 'embedded', secretAccessKey: 'embedded' } } : {}),
     // Long polls hold a socket each: the SDK's default of 50 would queue a drain's pollers
     // (up to 50 a thread, more with several drains) behind one another.
-    requestHandler: { httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS }, httpsAgent: { keepAlive: true, maxSockets: MAX_SOCKETS } },
+    requestHandler: {
+      httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
+      httpsAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
+    },
   });
 }
 
@@ -94,7 +97,12 @@ export interface ReceiveCall {
 }
 
 /** One ReceiveMessage call; messages without an ID or receipt handle are dropped. */
-export async function receiveOnce(client: SQSClient, queueUrl: string, call: ReceiveCall, signal?: AbortSignal): Promise<ReceivedMessage[]> {
+export async function receiveOnce(
+  client: SQSClient,
+  queueUrl: string,
+  call: ReceiveCall,
+  signal?: AbortSignal,
+): Promise<ReceivedMessage[]> {
   const { Messages = [] } = await client.send(
     new ReceiveMessageCommand({
       QueueUrl: queueUrl,
@@ -155,7 +163,11 @@ export async function changeVisibility(
       const out = await client.send(
         new ChangeMessageVisibilityBatchCommand({
           QueueUrl: queueUrl,
-          Entries: chunk.map((m, i) => ({ Id: String(i), ReceiptHandle: m.receiptHandle, VisibilityTimeout: visibilityTimeoutSeconds })),
+          Entries: chunk.map((m, i) => ({
+            Id: String(i),
+            ReceiptHandle: m.receiptHandle,
+            VisibilityTimeout: visibilityTimeoutSeconds,
+          })),
         }),
       );
       failed += out.Failed?.length ?? 0;
@@ -186,7 +198,8 @@ export async function deleteMessages(
         }),
       );
       result.deleted += out.Successful?.length ?? 0;
-      for (const f of out.Failed ?? []) result.failed.push({ messageId: chunk[Number(f.Id)].messageId, code: f.Code ?? 'unknown' });
+      for (const f of out.Failed ?? [])
+        result.failed.push({ messageId: chunk[Number(f.Id)].messageId, code: f.Code ?? 'unknown' });
     }),
   );
   return result;

@@ -66,13 +66,15 @@ function payloadFromJson(value: unknown, i: number): Payload {
 export function payloadsFromJson(body: unknown): Payload[] {
   if (!isPlainObject(body)) throw new HttpError(400, 'request body must be a JSON object {"payloads": [...]}');
   const unknown = Object.keys(body).find((k) => k !== 'payloads');
-  if (unknown !== undefined) throw new HttpError(400, `request body has an unknown field ${fieldName(unknown)} (expected only "payloads")`);
+  if (unknown !== undefined)
+    throw new HttpError(400, `request body has an unknown field ${fieldName(unknown)} (expected only "payloads")`);
   if (body.payloads === undefined || body.payloads === null) return [];
   if (!Array.isArray(body.payloads)) throw new HttpError(400, '"payloads" must be an array');
   return body.payloads.map(payloadFromJson);
 }
 
-const base64 = (b: Uint8Array | null | undefined) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64') : '');
+const base64 = (b: Uint8Array | null | undefined) =>
+  b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64') : '';
 
 export function payloadToJson(payload: Payload): Record<string, unknown> {
   const metadata = Object.create(null) as Record<string, string>;

@@ -62,21 +62,28 @@ function validateOptions(opts: CodecServerOptions): { origins: Set<string>; host
   if (!/^[\x21-\x7e]+$/.test(opts.token)) {
     throw new Error('startCodecServer: token must be printable ASCII without spaces (it travels in an Authorization header)');
   }
-  if (!Array.isArray(opts.allowedOrigins)) throw new Error('startCodecServer: allowedOrigins must be an array of origins such as http://localhost:8233');
+  if (!Array.isArray(opts.allowedOrigins))
+    throw new Error('startCodecServer: allowedOrigins must be an array of origins such as http://localhost:8233');
   const origins = new Set<string>();
   for (const origin of opts.allowedOrigins) {
     if (origin === '*' || origin === 'null') {
-      throw new Error(`startCodecServer: allowedOrigins cannot contain ${JSON.stringify(origin)}: list the Web UI's origins, e.g. http://localhost:8233`);
+      throw new Error(
+        `startCodecServer: allowedOrigins cannot contain ${JSON.stringify(origin)}: list the Web UI's origins, e.g. http://localhost:8233`,
+      );
     }
     let parsed: URL;
     try {
       parsed = new URL(String(origin));
     } catch {
-      throw new Error(`startCodecServer: allowed origin ${JSON.stringify(origin)} is not a URL; expected scheme://host[:port], e.g. http://localhost:8233`);
+      throw new Error(
+        `startCodecServer: allowed origin ${JSON.stringify(origin)} is not a URL; expected scheme://host[:port], e.g. http://localhost:8233`,
+      );
     }
     const justOrigin = parsed.pathname === '/' && !parsed.search && !parsed.hash && !parsed.username && !parsed.password;
     if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || !justOrigin || /[?#]$/.test(String(origin))) {
-      throw new Error(`startCodecServer: allowed origin ${JSON.stringify(origin)} must be just scheme://host[:port] (http or https, no path), e.g. http://localhost:8233`);
+      throw new Error(
+        `startCodecServer: allowed origin ${JSON.stringify(origin)} must be just scheme://host[:port] (http or https, no path), e.g. http://localhost:8233`,
+      );
     }
     origins.add(parsed.origin); // the serialised form browsers send: lower-case host, no default port
   }
@@ -97,7 +104,13 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<Runnin
   // Hashing both sides gives equal-length buffers, so the comparison time says nothing
   // about the token's length or how much of it matched.
   const isToken = (candidate: string | null): boolean =>
-    crypto.timingSafeEqual(crypto.createHash('sha256').update(candidate ?? '', 'utf8').digest(), tokenHash) && candidate !== null;
+    crypto.timingSafeEqual(
+      crypto
+        .createHash('sha256')
+        .update(candidate ?? '', 'utf8')
+        .digest(),
+      tokenHash,
+    ) && candidate !== null;
   /** The segment before the endpoint, for a capability URL: `http://host:port/<token>/decode`. */
   const pathToken = (path: string): string | null => path.split('/').filter(Boolean).slice(-2, -1)[0] ?? null;
   // The stock Web UI cannot send a static bearer token (it only forwards its own login
@@ -142,7 +155,12 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<Runnin
     // The protocol selects the endpoint by the last path segment only.
     const endpoint = path.split('/').filter(Boolean).pop();
     if (endpoint !== 'decode' && (endpoint !== 'encode' || !opts.allowEncode)) {
-      throw new HttpError(404, opts.allowEncode ? 'not found: use POST /decode or POST /encode' : 'not found: use POST /decode (this server does not encode)');
+      throw new HttpError(
+        404,
+        opts.allowEncode
+          ? 'not found: use POST /decode or POST /encode'
+          : 'not found: use POST /decode (this server does not encode)',
+      );
     }
 
     // CORS: the allow-origin header only ever echoes a listed origin, on every answer
@@ -164,7 +182,8 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<Runnin
         res.setHeader('Access-Control-Allow-Headers', ALLOW_HEADERS);
         res.setHeader('Access-Control-Max-Age', PREFLIGHT_MAX_AGE_SECONDS);
         // Chrome's Private Network Access: a UI on a public host calling this loopback server.
-        if (req.headers['access-control-request-private-network'] === 'true') res.setHeader('Access-Control-Allow-Private-Network', 'true');
+        if (req.headers['access-control-request-private-network'] === 'true')
+          res.setHeader('Access-Control-Allow-Private-Network', 'true');
       }
       res.writeHead(204);
       res.end();
@@ -185,7 +204,10 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<Runnin
       body = JSON.parse(raw.toString('utf8'));
     } catch {
       // JSON.parse's own message quotes the input, so it is not passed on.
-      throw new HttpError(400, 'request body is not valid JSON; expected {"payloads": [{"metadata": {...}, "data": "<base64>"}]}');
+      throw new HttpError(
+        400,
+        'request body is not valid JSON; expected {"payloads": [{"metadata": {...}, "data": "<base64>"}]}',
+      );
     }
     const payloads = payloadsFromJson(body);
 

@@ -50,7 +50,9 @@ export class EncryptionCodec implements PayloadCodec {
     for (const payload of payloads) {
       if (text(payload.metadata?.[METADATA_ENCODING_KEY]) !== ENCRYPTED_ENCODING) {
         if (this.options.requireEncrypted) {
-          throw new ValueError('Refused an unencrypted payload: this worker only accepts payloads encrypted with the project codec (lib/pii/codec.ts)');
+          throw new ValueError(
+            'Refused an unencrypted payload: this worker only accepts payloads encrypted with the project codec (lib/pii/codec.ts)',
+          );
         }
         decoded.push(payload);
         continue;
@@ -58,7 +60,9 @@ export class EncryptionCodec implements PayloadCodec {
       const keyId = text(payload.metadata?.[METADATA_KEY_ID]);
       if (!keyId || !payload.data) throw new ValueError('Encrypted payload without key ID or data');
       if (!this.keys.keys.has(keyId)) {
-        throw new ValueError(`Payload encrypted with codec key ${JSON.stringify(keyId.slice(0, 64))}, which ${this.keys.source} does not hold`);
+        throw new ValueError(
+          `Payload encrypted with codec key ${JSON.stringify(keyId.slice(0, 64))}, which ${this.keys.source} does not hold`,
+        );
       }
       const plain = open(this.keys, { keyId, blob: Buffer.from(payload.data) }, CONTEXT);
       decoded.push(temporal.api.common.v1.Payload.decode(plain));

@@ -55,11 +55,14 @@ export class LocalKeyWrapper implements KeyWrapper {
 
   async unwrap(wrapped: Buffer, context: string): Promise<Buffer> {
     // A wrapped key is never empty: a blob of the bare overhead is not one.
-    if (!isBlob(wrapped) || wrapped.length === BLOB_OVERHEAD) throw new Error('not a value wrapped by a local key-encryption key');
+    if (!isBlob(wrapped) || wrapped.length === BLOB_OVERHEAD)
+      throw new Error('not a value wrapped by a local key-encryption key');
     try {
       return openBlob(this.#masterKey, wrapped, context);
     } catch {
-      throw new Error(`authentication failed (another master key, another context than ${JSON.stringify(context)}, or altered bytes)`);
+      throw new Error(
+        `authentication failed (another master key, another context than ${JSON.stringify(context)}, or altered bytes)`,
+      );
     }
   }
 }

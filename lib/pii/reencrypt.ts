@@ -42,7 +42,10 @@ export async function checkCanRecordRotation(ownerDb: Db): Promise<void> {
     SELECT session_user::text AS role,
            (SELECT pg_has_role(session_user, tableowner, 'USAGE') FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'pii_audit_log') AS owner,
            to_regproc('pii_key_rotations_trusted_after') IS NOT NULL AS migrated`;
-  if (!row.migrated) throw new Error('The database lacks migration 0005 (key rotation records): run `npm run db:migrate` as the owner role (DATABASE_OWNER_URL) first.');
+  if (!row.migrated)
+    throw new Error(
+      'The database lacks migration 0005 (key rotation records): run `npm run db:migrate` as the owner role (DATABASE_OWNER_URL) first.',
+    );
   if (!row.owner) {
     throw new Error(
       `keys rotate records the rotation in the audit trail as the database owner role, and DATABASE_OWNER_URL connects as ${row.role}, which cannot act as the owner of pii_audit_log: ` +
@@ -64,14 +67,23 @@ export interface ReencryptPage {
 }
 
 /** One page of `table` after row `afterId`: rows under any key but `targetKeyId` (a key of `keyring`) move to it. */
-export async function resealRowsAfter(db: Db, keyring: Keyring, targetKeyId: string, table: ReencryptTable, afterId: string, limit: number): Promise<ReencryptPage> {
+export async function resealRowsAfter(
+  db: Db,
+  keyring: Keyring,
+  targetKeyId: string,
+  table: ReencryptTable,
+  afterId: string,
+  limit: number,
+): Promise<ReencryptPage> {
   const active = targetKeyId;
   const towards: Keyring = { ...keyring, activeKeyId: targetKeyId }; // not whatever the key file says a moment later
   const reseal = (keyId: string, blob: Uint8Array, messageId: string, field: PiiField) =>
     sealPii(towards, openPii(keyring, keyId, blob, messageId, field), messageId, field);
   let reencrypted = 0;
   if (table === 'user_logins') {
-    const rows = await db.$queryRaw<{ id: bigint; message_id: string; ip_ciphertext: Buffer; device_id_ciphertext: Buffer; pii_key_id: string }[]>`
+    const rows = await db.$queryRaw<
+      { id: bigint; message_id: string; ip_ciphertext: Buffer; device_id_ciphertext: Buffer; pii_key_id: string }[]
+    >`
       SELECT id, message_id, ip_ciphertext, device_id_ciphertext, pii_key_id FROM user_logins
       WHERE id > ${BigInt(afterId)} AND pii_key_id <> ${active} ORDER BY id LIMIT ${limit}`;
     for (const r of rows) {
@@ -83,7 +95,8 @@ export async function resealRowsAfter(db: Db, keyring: Keyring, targetKeyId: str
     }
     return { reencrypted, lastId: rows.length ? rows[rows.length - 1].id.toString() : null };
   }
-  if (table !== 'quarantine') throw new Error(`reencryptPage: no table ${JSON.stringify(table)} holds PII to re-encrypt (${REENCRYPT_TABLES.join(', ')})`);
+  if (table !== 'quarantine')
+    throw new Error(`reencryptPage: no table ${JSON.stringify(table)} holds PII to re-encrypt (${REENCRYPT_TABLES.join(', ')})`);
   const rows = await db.$queryRaw<{ id: bigint; message_id: string; body_ciphertext: Buffer; pii_key_id: string }[]>`
     SELECT id, message_id, body_ciphertext, pii_key_id FROM quarantine
     WHERE id > ${BigInt(afterId)} AND pii_key_id <> ${active} ORDER BY id LIMIT ${limit}`;

@@ -83,7 +83,13 @@ function checkContext(context: unknown): Buffer {
 }
 
 /** The AES key for one box: HKDF-SHA256 over the X25519 shared secret, bound to both public keys and the context. */
-function boxKey(privateKey: crypto.KeyObject, publicKey: crypto.KeyObject, ephemeralRaw: Buffer, recipientRaw: Buffer, context: Buffer): Buffer {
+function boxKey(
+  privateKey: crypto.KeyObject,
+  publicKey: crypto.KeyObject,
+  ephemeralRaw: Buffer,
+  recipientRaw: Buffer,
+  context: Buffer,
+): Buffer {
   const shared = crypto.diffieHellman({ privateKey, publicKey });
   const info = Buffer.concat([Buffer.from(INFO_PREFIX, 'utf8'), context]);
   const key = Buffer.from(crypto.hkdfSync('sha256', shared, Buffer.concat([ephemeralRaw, recipientRaw]), info, KEY_BYTES));
@@ -107,7 +113,8 @@ export function newRecipientKeys(): RecipientKeys {
 export function sealTo(recipientPublicKey: string, plaintext: Buffer | string, context: string): SealedBox {
   const recipient = parseRecipientPublicKey(recipientPublicKey);
   const contextBytes = checkContext(context);
-  if (typeof plaintext !== 'string' && !Buffer.isBuffer(plaintext)) throw new SealedError('plaintext must be a Buffer or a string');
+  if (typeof plaintext !== 'string' && !Buffer.isBuffer(plaintext))
+    throw new SealedError('plaintext must be a Buffer or a string');
   const ephemeral = crypto.generateKeyPairSync('x25519');
   const ephemeralRaw = rawPublicKey(ephemeral.publicKey);
   const key = boxKey(ephemeral.privateKey, recipient, ephemeralRaw, rawPublicKey(recipient), contextBytes);
@@ -116,7 +123,12 @@ export function sealTo(recipientPublicKey: string, plaintext: Buffer | string, c
   cipher.setAAD(contextBytes);
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
   key.fill(0);
-  return { v: 1, ephemeralPublicKey: ephemeralRaw.toString('base64'), nonce: nonce.toString('base64'), ciphertext: ciphertext.toString('base64') };
+  return {
+    v: 1,
+    ephemeralPublicKey: ephemeralRaw.toString('base64'),
+    nonce: nonce.toString('base64'),
+    ciphertext: ciphertext.toString('base64'),
+  };
 }
 
 const BOX_FIELDS = ['ciphertext', 'ephemeralPublicKey', 'nonce', 'v'];
@@ -129,7 +141,10 @@ const BOX_FIELDS = ['ciphertext', 'ephemeralPublicKey', 'nonce', 'v'];
 export function openSealed(box: SealedBox, recipientPrivateKeyPem: string, context: string): Buffer {
   if (typeof box !== 'object' || box === null || Array.isArray(box)) throw new SealedError('sealed box must be an object');
   const fields = Object.keys(box).sort();
-  if (fields.join() !== BOX_FIELDS.join()) throw new SealedError(`sealed box must have exactly the fields ${BOX_FIELDS.join(', ')} (has ${fields.join(', ') || 'none'})`);
+  if (fields.join() !== BOX_FIELDS.join())
+    throw new SealedError(
+      `sealed box must have exactly the fields ${BOX_FIELDS.join(', ')} (has ${fields.join(', ') || 'none'})`,
+    );
   if (box.v !== 1) throw new SealedError(`sealed box version ${JSON.stringify(box.v)} is not supported (expected 1)`);
   const ephemeralRaw = decodeBase64(box.ephemeralPublicKey, 'sealed box ephemeralPublicKey', KEY_BYTES);
   const nonce = decodeBase64(box.nonce, 'sealed box nonce', NONCE_BYTES);
@@ -147,7 +162,10 @@ export function openSealed(box: SealedBox, recipientPrivateKeyPem: string, conte
   }
 
   try {
-    const ephemeral = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: ephemeralRaw.toString('base64url') }, format: 'jwk' });
+    const ephemeral = crypto.createPublicKey({
+      key: { kty: 'OKP', crv: 'X25519', x: ephemeralRaw.toString('base64url') },
+      format: 'jwk',
+    });
     const key = boxKey(privateKey, ephemeral, ephemeralRaw, rawPublicKey(crypto.createPublicKey(privateKey)), contextBytes);
     const decipher = crypto.createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
     key.fill(0);

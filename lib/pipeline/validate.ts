@@ -28,7 +28,12 @@ const APP_VERSION = /^(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?$/;
 const EARLIEST = Date.UTC(2000, 0, 1);
 const LATEST_AHEAD_MS = 24 * 3600 * 1000;
 
-function text(event: FlatEvent, field: keyof typeof MAX_LENGTH, reasons: string[], opts: { nullable?: boolean } = {}): string | null {
+function text(
+  event: FlatEvent,
+  field: keyof typeof MAX_LENGTH,
+  reasons: string[],
+  opts: { nullable?: boolean } = {},
+): string | null {
   const value = event[field];
   if (value === undefined || (value === null && !opts.nullable)) {
     reasons.push(`missing_field:${field}`);
@@ -65,8 +70,8 @@ export function canonicalIp(value: string): string | null {
 
 function ip(event: FlatEvent, reasons: string[]): string | null {
   const value = event.ip;
-  if (value === undefined || value === null) return reasons.push('missing_field:ip'), null;
-  if (typeof value !== 'string') return reasons.push('wrong_type:ip'), null;
+  if (value === undefined || value === null) return (reasons.push('missing_field:ip'), null);
+  if (typeof value !== 'string') return (reasons.push('wrong_type:ip'), null);
   const canonical = canonicalIp(value.trim());
   if (!canonical) reasons.push('invalid_ip');
   return canonical;
@@ -74,14 +79,15 @@ function ip(event: FlatEvent, reasons: string[]): string | null {
 
 function appVersionParts(version: string, reasons: string[]): [number, number, number] | null {
   const m = APP_VERSION.exec(version);
-  if (!m) return reasons.push('invalid_app_version'), null;
+  if (!m) return (reasons.push('invalid_app_version'), null);
   return [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)];
 }
 
 /** A create_date that is missing, unparsable or implausible falls back to SentTimestamp (null here). */
 export function parseCreateDate(value: unknown, now = Date.now()): Date | null {
   let ms: number | null;
-  if (typeof value === 'number' && Number.isFinite(value)) ms = value < 1e11 ? value * 1000 : value; // seconds or milliseconds
+  if (typeof value === 'number' && Number.isFinite(value))
+    ms = value < 1e11 ? value * 1000 : value; // seconds or milliseconds
   else if (typeof value === 'string') ms = parseLenientDateTime(value.trim());
   else return null;
   if (ms === null || !Number.isFinite(ms) || ms < EARLIEST || ms > now + LATEST_AHEAD_MS) return null;

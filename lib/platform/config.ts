@@ -21,7 +21,9 @@ import type { RecoveryPolicy } from '../contract/recovery';
 
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
-    super(`Configuration error:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee .env.example and the README's "Configuration" section.`);
+    super(
+      `Configuration error:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee .env.example and the README's "Configuration" section.`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -31,7 +33,12 @@ const int = (min: number, max: number) =>
     .string()
     .regex(/^\d+$/, { message: 'must be a whole number' })
     .transform(Number)
-    .pipe(z.number().min(min, { message: `must be at least ${min}` }).max(max, { message: `must be at most ${max}` }));
+    .pipe(
+      z
+        .number()
+        .min(min, { message: `must be at least ${min}` })
+        .max(max, { message: `must be at most ${max}` }),
+    );
 
 const url = (protocols: string[]) =>
   z.string().refine(
@@ -48,7 +55,10 @@ const url = (protocols: string[]) =>
 /** INGEST_BATCH_SIZE and the other ingest options, with the ranges and defaults of lib/contract/ingest-options.ts. */
 function ingestEnv() {
   return Object.fromEntries(
-    Object.values(INGEST_LIMITS).map((l) => [l.env, l.default === undefined ? int(l.min, l.max).optional() : int(l.min, l.max).default(l.default)]),
+    Object.values(INGEST_LIMITS).map((l) => [
+      l.env,
+      l.default === undefined ? int(l.min, l.max).optional() : int(l.min, l.max).default(l.default),
+    ]),
   ) as Record<string, z.ZodType<number | undefined>>;
 }
 
@@ -57,10 +67,16 @@ const envSchema = z.object({
   DATA_DIR: z.string().min(1).default('.data'),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   LOG_FORMAT: z.enum(['text', 'json']).default('text'),
-  METRICS_ADDRESS: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:/[\]]*):\d{1,5}$/, { message: 'must be host:port, e.g. 0.0.0.0:9464' }).optional(),
+  METRICS_ADDRESS: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:]+\]|[^\s:/[\]]*):\d{1,5}$/, { message: 'must be host:port, e.g. 0.0.0.0:9464' })
+    .optional(),
   WORKER_SHUTDOWN_GRACE_SECONDS: int(0, 3600).default(20),
 
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' }).optional(),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:/]+:\d+$/, { message: 'must be host:port, e.g. localhost:7233' })
+    .optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   TEMPORAL_RECOVERY_TASK_QUEUE: z.string().min(1).optional(),
@@ -89,7 +105,10 @@ const envSchema = z.object({
   PII_RECOVERY_APPROVAL_TIMEOUT_SECONDS: int(1, 30 * 24 * 3600).default(24 * 3600),
   PII_SIGNATURE_MAX_AGE_SECONDS: int(10, 24 * 3600).default(300),
 
-  CODEC_SERVER_TOKEN: z.string().min(32, { message: 'must be at least 32 characters (make one with `npx ts-node client.ts codec-server --new-token`)' }).optional(),
+  CODEC_SERVER_TOKEN: z
+    .string()
+    .min(32, { message: 'must be at least 32 characters (make one with `npx ts-node client.ts codec-server --new-token`)' })
+    .optional(),
   CODEC_SERVER_PORT: int(0, 65535).default(8234),
   CODEC_CORS_ORIGINS: z.string().min(1).default('http://localhost:8233,http://127.0.0.1:8233'),
 
@@ -168,7 +187,15 @@ export interface Config {
  * in the value it sits: an error names them but never shows their value.
  */
 export const SECRET_VARIABLE = /(DATABASE|_URL$|TOKEN|KEY|SECRET|PASSWORD|CODEC_ENDPOINT)/;
-const NOT_SECRET = new Set(['SQS_QUEUE_URL', 'AWS_ENDPOINT_URL_SQS', 'TEMPORAL_CODEC_ACTIVE_KEY_ID', 'PII_ACTIVE_KEY_ID', 'PII_KEYRING_FILE', 'PII_MASTER_KEY_FILE', 'TEMPORAL_CODEC_KEY_FILE']);
+const NOT_SECRET = new Set([
+  'SQS_QUEUE_URL',
+  'AWS_ENDPOINT_URL_SQS',
+  'TEMPORAL_CODEC_ACTIVE_KEY_ID',
+  'PII_ACTIVE_KEY_ID',
+  'PII_KEYRING_FILE',
+  'PII_MASTER_KEY_FILE',
+  'TEMPORAL_CODEC_KEY_FILE',
+]);
 export const isSecretVariable = (name: string) => SECRET_VARIABLE.test(name) && !NOT_SECRET.has(name);
 
 function describeIssue(issue: z.core.$ZodIssue, env: NodeJS.ProcessEnv): string {
@@ -225,7 +252,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
     problems.push('AWS_REGION is not set and cannot be read from SQS_QUEUE_URL: set AWS_REGION, e.g. us-east-1');
   }
   if (e.NODE_ENV === 'production' && e.PII_RECOVERY_REQUIRE_APPROVAL === 'false') {
-    problems.push('PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production: every PII recovery needs a second operator\'s signed approval there (remove the variable)');
+    problems.push(
+      "PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production: every PII recovery needs a second operator's signed approval there (remove the variable)",
+    );
   }
   if (problems.length) throw new ConfigError(problems);
 
@@ -268,7 +297,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
     codecServer: {
       token: e.CODEC_SERVER_TOKEN,
       port: e.CODEC_SERVER_PORT,
-      corsOrigins: e.CODEC_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+      corsOrigins: e.CODEC_CORS_ORIGINS.split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
     },
     ingest: {
       workflowId: e.INGEST_WORKFLOW_ID,

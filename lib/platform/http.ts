@@ -54,7 +54,11 @@ export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<B
 }
 
 const tooLarge = (maxBytes: number) =>
-  new HttpError(413, `request body is larger than ${maxBytes} bytes${maxBytes % 1048576 === 0 ? ` (${maxBytes / 1048576} MiB)` : ''}`, { Connection: 'close' });
+  new HttpError(
+    413,
+    `request body is larger than ${maxBytes} bytes${maxBytes % 1048576 === 0 ? ` (${maxBytes / 1048576} MiB)` : ''}`,
+    { Connection: 'close' },
+  );
 
 /**
  * Reads and discards what is left of a refused body, so the client gets to read the answer

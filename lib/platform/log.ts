@@ -85,5 +85,7 @@ export function noteNodeVersion(nodeVersion = process.version): void {
 /** Pure: the note for this Node version, or null from Node 22 on. */
 export function nodeVersionNote(nodeVersion: string): string | null {
   const major = Number(/^v(\d+)/.exec(nodeVersion)?.[1] ?? 0);
-  return major > 0 && major < 22 ? `Node ${nodeVersion} is past its end of life; AWS SDK releases after early January 2027 need Node >= 22.` : null;
+  return major > 0 && major < 22
+    ? `Node ${nodeVersion} is past its end of life; AWS SDK releases after early January 2027 need Node >= 22.`
+    : null;
 }

@@ -8,7 +8,16 @@ import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
 import type { LogFormat } from './log';
 
 /** SDK metadata that makes lines long and says little to an operator. */
-const NOISE = new Set(['sdkComponent', 'taskToken', 'namespace', 'isLocal', 'workflowRunId', 'taskQueue', 'workflowType', 'activityId']);
+const NOISE = new Set([
+  'sdkComponent',
+  'taskToken',
+  'namespace',
+  'isLocal',
+  'workflowRunId',
+  'taskQueue',
+  'workflowType',
+  'activityId',
+]);
 
 export function formatLogEntry(entry: LogEntry): string {
   const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
@@ -30,7 +39,8 @@ export function formatLogEntryJson(entry: LogEntry): string {
   for (const [k, v] of Object.entries(entry.meta ?? ({} as LogMetadata))) {
     if (JSON_NOISE.has(k) || v === undefined) continue;
     const key = k === 'workflowRunId' ? 'runId' : k;
-    if (!(key in out)) out[key] = v instanceof Error ? { name: v.name, message: v.message } : typeof v === 'bigint' ? String(v) : v;
+    if (!(key in out))
+      out[key] = v instanceof Error ? { name: v.name, message: v.message } : typeof v === 'bigint' ? String(v) : v;
   }
   return JSON.stringify(out);
 }
@@ -42,7 +52,9 @@ let installed: { sdkMetricsAddress: string | null } | null = null;
  * one installed): its logger, and with `sdkMetricsAddress` (127.0.0.1:port) the SDK's
  * Prometheus exporter, which lib/platform/metrics-server.ts serves together with ours.
  */
-export function installWorkerRuntime(o: { level: LogLevel; format?: LogFormat; sdkMetricsAddress?: string | null }): { sdkMetricsAddress: string | null } {
+export function installWorkerRuntime(o: { level: LogLevel; format?: LogFormat; sdkMetricsAddress?: string | null }): {
+  sdkMetricsAddress: string | null;
+} {
   if (installed) return installed;
   const format = o.format === 'json' ? formatLogEntryJson : formatLogEntry;
   Runtime.install({
@@ -51,12 +63,21 @@ export function installWorkerRuntime(o: { level: LogLevel; format?: LogFormat; s
       if (entry.message === 'No workflows registered, not polling for workflow tasks') return;
       process.stderr.write(format(entry) + '\n');
     }),
-    ...(o.sdkMetricsAddress ? {
+    ...(o.sdkMetricsAddress
+      ? {
           telemetryOptions: {
             // Prometheus conventions: counters end in _total, durations are seconds with the unit in the name.
-            metrics: { prometheus: { bindAddress: o.sdkMetricsAddress, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } },
+            metrics: {
+              prometheus: {
+                bindAddress: o.sdkMetricsAddress,
+                countersTotalSuffix: true,
+                unitSuffix: true,
+                useSecondsForDurations: true,
+              },
+            },
           },
-        } : {}),
+        }
+      : {}),
   });
   installed = { sdkMetricsAddress: o.sdkMetricsAddress ?? null };
   return installed;

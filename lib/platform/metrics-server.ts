@@ -26,7 +26,8 @@ export interface RunningMetricsServer {
 
 export function parseHostPort(address: string): { host: string; port: number } {
   const m = /^(.*):(\d+)$/.exec(address);
-  if (!m || Number(m[2]) > 65535) throw new Error(`METRICS_ADDRESS must be host:port, e.g. 0.0.0.0:9464 (got ${JSON.stringify(address)})`);
+  if (!m || Number(m[2]) > 65535)
+    throw new Error(`METRICS_ADDRESS must be host:port, e.g. 0.0.0.0:9464 (got ${JSON.stringify(address)})`);
   return { host: m[1].replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: Number(m[2]) };
 }
 

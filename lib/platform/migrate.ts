@@ -30,26 +30,36 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
 }
 
 /** Returns the names of the migrations it applied (empty when the database was up to date). */
-export async function migrate(databaseUrl: string, log: (msg: string) => void = console.log, dir = MIGRATIONS_DIR): Promise<string[]> {
+export async function migrate(
+  databaseUrl: string,
+  log: (msg: string) => void = console.log,
+  dir = MIGRATIONS_DIR,
+): Promise<string[]> {
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [LOCK_ID]);
     // Up to date already: nothing to do, so even the application's role (which cannot create tables) may ask.
-    const hasLedger = (await client.query<{ ok: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS ok`)).rows[0].ok;
+    const hasLedger = (await client.query<{ ok: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS ok`)).rows[0]
+      .ok;
     if (!hasLedger) {
       await client.query(`CREATE TABLE schema_migrations (
         name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
     }
     const applied = new Map<string, string>(
-      (await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM schema_migrations')).rows.map((r) => [r.name, r.checksum]),
+      (await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM schema_migrations')).rows.map((r) => [
+        r.name,
+        r.checksum,
+      ]),
     );
     const done: string[] = [];
     for (const m of readMigrations(dir)) {
       const checksum = applied.get(m.name);
       if (checksum !== undefined) {
         if (checksum !== m.checksum) {
-          throw new Error(`Migration ${m.name} was changed after it was applied. Add a new migration instead of editing an applied one.`);
+          throw new Error(
+            `Migration ${m.name} was changed after it was applied. Add a new migration instead of editing an applied one.`,
+          );
         }
         continue;
       }
@@ -60,7 +70,10 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK');
-        const hint = (err as { code?: string }).code === '42501' ? ' Migrations run as the owner role: set DATABASE_OWNER_URL (the application role in DATABASE_URL cannot change the schema).' : '';
+        const hint =
+          (err as { code?: string }).code === '42501'
+            ? ' Migrations run as the owner role: set DATABASE_OWNER_URL (the application role in DATABASE_URL cannot change the schema).'
+            : '';
         throw new Error(`Migration ${m.name} failed and was rolled back: ${(err as Error).message}.${hint}`);
       }
       log(`Applied migration ${m.name}`);

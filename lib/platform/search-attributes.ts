@@ -23,7 +23,11 @@ export function registerCommands(namespace: string): string[] {
  * Returns the names it registered (empty when all were there). When the server does not let
  * this worker list them (some hosted setups), it warns and goes on: they may exist anyway.
  */
-export async function ensureSearchAttributes(operator: OperatorService, namespace: string, warn: (line: string) => void = () => {}): Promise<string[]> {
+export async function ensureSearchAttributes(
+  operator: OperatorService,
+  namespace: string,
+  warn: (line: string) => void = () => {},
+): Promise<string[]> {
   let customAttributes: Record<string, unknown> | null | undefined;
   try {
     ({ customAttributes } = await operator.listSearchAttributes({ namespace }));

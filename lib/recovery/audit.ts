@@ -53,7 +53,8 @@ export function auditRequestId(value: unknown): string {
 }
 
 /** An actor as the trail records it: an operator name, or null. */
-export const auditActor = (value: unknown): string | null => (typeof value === 'string' && OPERATOR_NAME.test(value) ? value : null);
+export const auditActor = (value: unknown): string | null =>
+  typeof value === 'string' && OPERATOR_NAME.test(value) ? value : null;
 
 const MAX_STRING = 2000;
 const MAX_KEYS = 64;
@@ -82,7 +83,12 @@ export function safeDetails(details: unknown): Record<string, unknown> {
     if (typeof v === 'object' && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
       const out: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(v as Record<string, unknown>).slice(0, MAX_KEYS)) {
-        Object.defineProperty(out, safeString(k, 128), { value: visit(x, depth + 1), enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(out, safeString(k, 128), {
+          value: visit(x, depth + 1),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       return out;
     }
@@ -104,7 +110,12 @@ export async function appendAudit(db: Db | Queryable, entries: AuditEntry[]): Pr
   const run = async (tx: Queryable) => {
     const stored: StoredAuditEntry[] = [];
     for (const entry of entries) {
-      const e = { requestId: auditRequestId(entry.requestId), event: entry.event, actor: auditActor(entry.actor), details: safeDetails(entry.details) };
+      const e = {
+        requestId: auditRequestId(entry.requestId),
+        event: entry.event,
+        actor: auditActor(entry.actor),
+        details: safeDetails(entry.details),
+      };
       const [row] = await tx.$queryRaw<{ id: bigint; at: Date; prev_hash: string; hash: string }[]>`
         SELECT id, at, prev_hash, hash FROM pii_audit_append(${e.requestId}, ${e.event}, ${e.actor}, ${JSON.stringify(e.details)}::jsonb)`;
       stored.push({ ...e, id: row.id.toString(), at: row.at.toISOString(), prevHash: row.prev_hash, hash: row.hash });
@@ -137,7 +148,8 @@ const fromRow = (r: AuditRow): StoredAuditEntry => ({
 });
 
 /** What an entry's hash covers (migration 0003, pii_audit_content), spelled out here so a replaced function cannot fool the check. */
-export const entryHash = (prevHash: string, content: string): string => crypto.createHash('sha256').update(`${prevHash}\n${content}`, 'utf8').digest('hex');
+export const entryHash = (prevHash: string, content: string): string =>
+  crypto.createHash('sha256').update(`${prevHash}\n${content}`, 'utf8').digest('hex');
 
 export interface AuditBreak {
   id: string;
@@ -164,9 +176,13 @@ export async function verifyAuditChain(db: Db, pageSize = 1000): Promise<VerifyC
       const id = r.id.toString();
       if (r.prev_hash !== prevHash) {
         const where = prevId === null ? 'the start of the chain' : `entry ${prevId}`;
-        breaks.push({ id, problem: `entry ${id} does not follow ${where} (an entry before it was deleted, inserted or reordered)` });
+        breaks.push({
+          id,
+          problem: `entry ${id} does not follow ${where} (an entry before it was deleted, inserted or reordered)`,
+        });
       }
-      if (entryHash(r.prev_hash, r.content) !== r.hash) breaks.push({ id, problem: `entry ${id} does not match its hash (its content was changed)` });
+      if (entryHash(r.prev_hash, r.content) !== r.hash)
+        breaks.push({ id, problem: `entry ${id} does not match its hash (its content was changed)` });
       prevHash = r.hash;
       prevId = id;
       checked++;

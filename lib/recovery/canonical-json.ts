@@ -53,7 +53,10 @@ export function canonicalJson(value: unknown): string {
       }
       out = `[${parts.join(',')}]`;
     } else {
-      if (!isPlainObject(obj)) throw new TypeError(`canonicalJson: ${at} is not a plain JSON object (a ${obj.constructor?.name || 'object'} with another prototype)`);
+      if (!isPlainObject(obj))
+        throw new TypeError(
+          `canonicalJson: ${at} is not a plain JSON object (a ${obj.constructor?.name || 'object'} with another prototype)`,
+        );
       if (Object.getOwnPropertySymbols(obj).length) throw new TypeError(`canonicalJson: ${at} has symbol keys`);
       // Array.prototype.sort without a comparator compares UTF-16 code units: RFC 8785 3.2.3.
       const keys = Object.keys(obj).sort();

@@ -58,7 +58,8 @@ function freeTextProblem(value: unknown, field: string, min: number, max: number
   if (!value.isWellFormed()) return `${field} contains a lone surrogate`;
   if (hasControlCharactersBesidesTabAndNewline(value)) return `${field} contains control characters`;
   const length = [...value.trim()].length;
-  if (length < min || [...value].length > max) return `${field} must be ${min}..${max} characters (not counting surrounding blanks for the minimum)`;
+  if (length < min || [...value].length > max)
+    return `${field} must be ${min}..${max} characters (not counting surrounding blanks for the minimum)`;
   return null;
 }
 
@@ -81,13 +82,15 @@ function fieldsProblem(body: Record<string, unknown>, required: string[], option
 function selectorProblem(selector: unknown): string | null {
   if (!isPlainObject(selector)) return `selector must be an object, got ${kindOf(selector)}`;
   const kinds = Object.keys(selector);
-  if (kinds.length !== 1) return `selector must have exactly one of messageIds, userId, fingerprint (has ${kinds.length ? kinds.map((k) => k.slice(0, 40)).join(', ') : 'none'})`;
+  if (kinds.length !== 1)
+    return `selector must have exactly one of messageIds, userId, fingerprint (has ${kinds.length ? kinds.map((k) => k.slice(0, 40)).join(', ') : 'none'})`;
   const [kind] = kinds;
   const value = selector[kind];
   switch (kind) {
     case 'messageIds': {
       if (!Array.isArray(value)) return `selector.messageIds must be an array, got ${kindOf(value)}`;
-      if (value.length === 0 || value.length > MAX_MESSAGE_IDS) return `selector.messageIds must list 1..${MAX_MESSAGE_IDS} message IDs (has ${value.length})`;
+      if (value.length === 0 || value.length > MAX_MESSAGE_IDS)
+        return `selector.messageIds must list 1..${MAX_MESSAGE_IDS} message IDs (has ${value.length})`;
       for (let i = 0; i < value.length; i++) {
         const problem = idProblem(value[i], `selector.messageIds[${i}]`);
         if (problem) return problem;
@@ -98,13 +101,25 @@ function selectorProblem(selector: unknown): string | null {
     case 'userId':
       return idProblem(value, 'selector.userId');
     case 'fingerprint':
-      return typeof value === 'string' && FINGERPRINT.test(value) ? null : 'selector.fingerprint must be a login fingerprint (64 lower-case hex digits)';
+      return typeof value === 'string' && FINGERPRINT.test(value)
+        ? null
+        : 'selector.fingerprint must be a login fingerprint (64 lower-case hex digits)';
     default:
       return `selector kind ${JSON.stringify(kind.slice(0, 80))} is not one of messageIds, userId, fingerprint`;
   }
 }
 
-const REQUEST_FIELDS = ['type', 'requestId', 'operator', 'reason', 'ticket', 'selector', 'fields', 'recipientPublicKey', 'issuedAt'];
+const REQUEST_FIELDS = [
+  'type',
+  'requestId',
+  'operator',
+  'reason',
+  'ticket',
+  'selector',
+  'fields',
+  'recipientPublicKey',
+  'issuedAt',
+];
 
 /** What is wrong with a recovery request body, or null when it is valid. Never throws for JSON input. */
 export function validateRequestBody(b: unknown): string | null {
@@ -120,7 +135,8 @@ export function validateRequestBody(b: unknown): string | null {
   if (selector) return selector;
   if (!Array.isArray(b.fields) || b.fields.length === 0) return `fields must be a non-empty array of ${FIELDS.join(', ')}`;
   for (const field of b.fields) {
-    if (!(FIELDS as readonly unknown[]).includes(field)) return `unknown field name ${JSON.stringify(String(field).slice(0, 80))} in fields (known: ${FIELDS.join(', ')})`;
+    if (!(FIELDS as readonly unknown[]).includes(field))
+      return `unknown field name ${JSON.stringify(String(field).slice(0, 80))} in fields (known: ${FIELDS.join(', ')})`;
   }
   if (new Set(b.fields).size !== b.fields.length) return 'fields lists a field twice';
   try {
@@ -144,8 +160,10 @@ export function validateApprovalBody(b: unknown): string | null {
   const name = prefixed('operator ', nameProblem(b.operator));
   if (name) return name;
   if (b.decision !== 'approve' && b.decision !== 'deny') return 'decision must be approve or deny';
-  if (Object.hasOwn(b, 'recordSetHash') && (typeof b.recordSetHash !== 'string' || !FINGERPRINT.test(b.recordSetHash))) return 'recordSetHash must be 64 lower-case hex digits';
-  if (b.decision === 'approve' && !Object.hasOwn(b, 'recordSetHash')) return 'an approval must carry the recordSetHash of the records it approves';
+  if (Object.hasOwn(b, 'recordSetHash') && (typeof b.recordSetHash !== 'string' || !FINGERPRINT.test(b.recordSetHash)))
+    return 'recordSetHash must be 64 lower-case hex digits';
+  if (b.decision === 'approve' && !Object.hasOwn(b, 'recordSetHash'))
+    return 'an approval must carry the recordSetHash of the records it approves';
   if (Object.hasOwn(b, 'comment')) {
     const comment = freeTextProblem(b.comment, 'comment', 1, 1000);
     if (comment) return comment;

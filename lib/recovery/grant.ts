@@ -15,8 +15,14 @@ export function authorisationOf(
   hash?: string,
 ): StoredAuditEntry | undefined {
   return entries.find((e) => {
-    if (e.event !== 'authorised' || typeof e.details.recordSetHash !== 'string' || !Array.isArray(e.details.records)) return false;
-    const set: RecordSet = { requestId: request.requestId, selector: request.selector, fields: request.fields, records: e.details.records as RecordRef[] };
+    if (e.event !== 'authorised' || typeof e.details.recordSetHash !== 'string' || !Array.isArray(e.details.records))
+      return false;
+    const set: RecordSet = {
+      requestId: request.requestId,
+      selector: request.selector,
+      fields: request.fields,
+      records: e.details.records as RecordRef[],
+    };
     return recordSetHash(set) === e.details.recordSetHash && (hash === undefined || hash === e.details.recordSetHash);
   });
 }
@@ -43,7 +49,12 @@ export async function consumeGrant(db: Db, g: Grant): Promise<boolean> {
       SELECT count(*)::int AS n FROM pii_audit_log WHERE request_id = ${g.requestId} AND event IN ('grant_consumed', 'record_read')`;
     if (n > 0) return false;
     await appendAudit(tx, [
-      { requestId: g.requestId, event: 'grant_consumed', actor: g.requester, details: { recordSetHash: g.recordSetHash, records: g.records.length, ...g.details } },
+      {
+        requestId: g.requestId,
+        event: 'grant_consumed',
+        actor: g.requester,
+        details: { recordSetHash: g.recordSetHash, records: g.records.length, ...g.details },
+      },
       ...g.records.map<AuditEntry>((r) => ({
         requestId: g.requestId,
         event: 'record_read',

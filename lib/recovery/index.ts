@@ -23,4 +23,12 @@ export {
   type OperatorRegistry,
   type Role,
 } from './registry';
-export { MAX_FUTURE_SKEW_MS, MAX_SIGNED_BODY_BYTES, sign, verifySigned, type Signed, type VerifyFailure, type VerifyResult } from './signing';
+export {
+  MAX_FUTURE_SKEW_MS,
+  MAX_SIGNED_BODY_BYTES,
+  sign,
+  verifySigned,
+  type Signed,
+  type VerifyFailure,
+  type VerifyResult,
+} from './signing';

@@ -71,15 +71,23 @@ export async function findRecords(db: Db, selector: Selector, limit: number): Pr
 }
 
 /** Decrypts the requested fields of the given records. Values live only in the returned objects. */
-export async function decryptRecords(db: Db, keyring: Keyring, records: RecordRef[], fields: Field[]): Promise<RecoveredRecord[]> {
+export async function decryptRecords(
+  db: Db,
+  keyring: Keyring,
+  records: RecordRef[],
+  fields: Field[],
+): Promise<RecoveredRecord[]> {
   const ids = (table: RecordRef['table']) => records.filter((r) => r.table === table).map((r) => r.messageId);
   const out: RecoveredRecord[] = [];
-  const logins = await db.$queryRaw<{ message_id: string; ip_ciphertext: Buffer; device_id_ciphertext: Buffer; pii_key_id: string }[]>`
+  const logins = await db.$queryRaw<
+    { message_id: string; ip_ciphertext: Buffer; device_id_ciphertext: Buffer; pii_key_id: string }[]
+  >`
     SELECT message_id, ip_ciphertext, device_id_ciphertext, pii_key_id FROM user_logins WHERE message_id = ANY(${ids('user_logins')}::text[])`;
   for (const r of logins) {
     const rec: RecoveredRecord = { table: 'user_logins', messageId: r.message_id };
     if (fields.includes('ip')) rec.ip = openPii(keyring, r.pii_key_id, r.ip_ciphertext, r.message_id, 'ip').toString('utf8');
-    if (fields.includes('device_id')) rec.device_id = openPii(keyring, r.pii_key_id, r.device_id_ciphertext, r.message_id, 'device_id').toString('utf8');
+    if (fields.includes('device_id'))
+      rec.device_id = openPii(keyring, r.pii_key_id, r.device_id_ciphertext, r.message_id, 'device_id').toString('utf8');
     out.push(rec);
   }
   if (!fields.includes('body')) return out;

@@ -95,7 +95,8 @@ export function parseRegistry(text: string, source: string): OperatorRegistry {
     if (lineOfName.has(name)) fail(`operator ${JSON.stringify(name)} is already defined on line ${lineOfName.get(name)}`);
     if (!ed25519PublicKey(entry.publicKey)) fail(`publicKey of ${name} must be a raw 32-byte Ed25519 public key, base64-encoded`);
     const publicKey = entry.publicKey as string;
-    if (lineOfKey.has(publicKey)) fail(`publicKey of ${name} is already the key of the operator on line ${lineOfKey.get(publicKey)}`);
+    if (lineOfKey.has(publicKey))
+      fail(`publicKey of ${name} is already the key of the operator on line ${lineOfKey.get(publicKey)}`);
     lineOfName.set(name, lineNo);
     lineOfKey.set(publicKey, lineNo);
     byName.set(name, Object.freeze({ name, roles: Object.freeze([...(entry.roles as Role[])]) as Role[], publicKey }));
@@ -124,7 +125,10 @@ export function hasRole(op: Operator, role: Role): boolean {
 }
 
 /** A new Ed25519 key pair for an operator and the registry line that enrols it. */
-export function generateOperatorKeys(name: string, roles: Role[]): { privateKeyPem: string; publicKey: string; registryLine: string } {
+export function generateOperatorKeys(
+  name: string,
+  roles: Role[],
+): { privateKeyPem: string; publicKey: string; registryLine: string } {
   const problem = nameProblem(name) ?? rolesProblem(roles);
   if (problem) throw new RegistryError(problem);
   const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
@@ -148,7 +152,8 @@ export function writePrivateKey(file: string, pem: string): void {
   try {
     fd = fs.openSync(file, 'wx', 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${file} already exists: a private key is never overwritten (move it away first)`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new Error(`${file} already exists: a private key is never overwritten (move it away first)`);
     throw err;
   }
   try {
@@ -176,6 +181,7 @@ export function readPrivateKey(file: string): crypto.KeyObject {
   } catch (err) {
     throw new Error(`${file} is not an unencrypted PEM private key: ${(err as Error).message}`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${file} holds a ${key.asymmetricKeyType ?? 'unknown'} key; operators sign with Ed25519`);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new Error(`${file} holds a ${key.asymmetricKeyType ?? 'unknown'} key; operators sign with Ed25519`);
   return key;
 }

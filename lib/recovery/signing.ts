@@ -26,7 +26,10 @@ export function sign<T>(body: T, privateKey: crypto.KeyObject): Signed<T> {
     throw new TypeError('sign needs an Ed25519 private KeyObject (see readPrivateKey)');
   }
   const canonical = canonicalJson(body);
-  return { body: JSON.parse(canonical) as T, signature: crypto.sign(null, Buffer.from(canonical, 'utf8'), privateKey).toString('base64') };
+  return {
+    body: JSON.parse(canonical) as T,
+    signature: crypto.sign(null, Buffer.from(canonical, 'utf8'), privateKey).toString('base64'),
+  };
 }
 
 export type VerifyFailure = 'unsigned' | 'malformed' | 'unknown_operator' | 'bad_signature' | 'stale' | 'from_the_future';
@@ -59,11 +62,14 @@ export function verifySigned<T extends { operator: string; issuedAt: string; typ
     if (!(now instanceof Date) || !Number.isFinite(now.getTime()) || typeof maxAgeMs !== 'number' || !(maxAgeMs >= 0)) {
       return fail('malformed', 'verifier misconfigured: now must be a valid Date and maxAgeMs a number >= 0');
     }
-    if (!isPlainObject(signed)) return fail('malformed', `expected a signed document {"body", "signature"}, got ${kindOf(signed)}`);
+    if (!isPlainObject(signed))
+      return fail('malformed', `expected a signed document {"body", "signature"}, got ${kindOf(signed)}`);
     const unknown = Object.keys(signed).filter((k) => !ENVELOPE_FIELDS.includes(k));
-    if (unknown.length) return fail('malformed', `unexpected field ${JSON.stringify(unknown[0].slice(0, 80))} next to body and signature`);
+    if (unknown.length)
+      return fail('malformed', `unexpected field ${JSON.stringify(unknown[0].slice(0, 80))} next to body and signature`);
     const signatureText = signed.signature;
-    if (signatureText === undefined || signatureText === null || signatureText === '') return fail('unsigned', 'the document carries no signature');
+    if (signatureText === undefined || signatureText === null || signatureText === '')
+      return fail('unsigned', 'the document carries no signature');
     const signature = decodeStrictBase64(signatureText, SIGNATURE_BYTES);
     if (!signature) return fail('malformed', `signature must be ${SIGNATURE_BYTES} bytes, base64-encoded`);
 
@@ -76,10 +82,12 @@ export function verifySigned<T extends { operator: string; issuedAt: string; typ
     } catch (err) {
       return fail('malformed', `body is not plain JSON: ${(err as Error).message.slice(0, 200)}`);
     }
-    if (Buffer.byteLength(canonical, 'utf8') > MAX_SIGNED_BODY_BYTES) return fail('malformed', `body is larger than ${MAX_SIGNED_BODY_BYTES} bytes`);
+    if (Buffer.byteLength(canonical, 'utf8') > MAX_SIGNED_BODY_BYTES)
+      return fail('malformed', `body is larger than ${MAX_SIGNED_BODY_BYTES} bytes`);
     const body: unknown = JSON.parse(canonical);
     if (!isPlainObject(body)) return fail('malformed', `body must be an object, got ${kindOf(body)}`);
-    if (body.type !== expectedType) return fail('malformed', `expected a ${expectedType} document, got type ${JSON.stringify(String(body.type).slice(0, 80))}`);
+    if (body.type !== expectedType)
+      return fail('malformed', `expected a ${expectedType} document, got type ${JSON.stringify(String(body.type).slice(0, 80))}`);
     const operatorProblem = nameProblem(body.operator);
     const problem =
       (operatorProblem === null ? null : `operator ${operatorProblem}`) ??
@@ -98,8 +106,16 @@ export function verifySigned<T extends { operator: string; issuedAt: string; typ
 
     const issuedAt = parseInstant(typed.issuedAt)!;
     const ageMs = now.getTime() - issuedAt;
-    if (ageMs > maxAgeMs) return fail('stale', `issued at ${typed.issuedAt}, ${Math.round(ageMs / 1000)} s ago; at most ${Math.round(maxAgeMs / 1000)} s are accepted`);
-    if (-ageMs > MAX_FUTURE_SKEW_MS) return fail('from_the_future', `issued at ${typed.issuedAt}, ${Math.round(-ageMs / 1000)} s ahead of this clock; at most ${MAX_FUTURE_SKEW_MS / 1000} s are accepted`);
+    if (ageMs > maxAgeMs)
+      return fail(
+        'stale',
+        `issued at ${typed.issuedAt}, ${Math.round(ageMs / 1000)} s ago; at most ${Math.round(maxAgeMs / 1000)} s are accepted`,
+      );
+    if (-ageMs > MAX_FUTURE_SKEW_MS)
+      return fail(
+        'from_the_future',
+        `issued at ${typed.issuedAt}, ${Math.round(-ageMs / 1000)} s ahead of this clock; at most ${MAX_FUTURE_SKEW_MS / 1000} s are accepted`,
+      );
     return { ok: true, operator, body: typed };
   } catch (err) {
     // Only a hostile registry or validateBody can get here; fail closed.

@@ -2,7 +2,6 @@
 // --json FILE --batch-size N --concurrency N --threads N`), read and checked before any
 // service starts.
 
-
 export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
@@ -24,16 +23,16 @@ export interface BenchArgs {
 }
 
 export function readBenchArgs(): BenchArgs {
-
   const messages = num('messages', 50_000);
   const runs = num('runs', 5);
   const workerCounts = arg('workers', '1').split(',').map(Number);
   const jsonFile = arg('json', '');
-  if (workerCounts.some((w) => !Number.isInteger(w) || w < 1 || w > 16)) throw new Error('--workers takes whole numbers from 1 to 16, e.g. 1,2,4');
+  if (workerCounts.some((w) => !Number.isInteger(w) || w < 1 || w > 16))
+    throw new Error('--workers takes whole numbers from 1 to 16, e.g. 1,2,4');
   const ingestEnv = {
-  ...(arg('batch-size', '') && { INGEST_BATCH_SIZE: arg('batch-size', '') }),
-  ...(arg('concurrency', '') && { INGEST_CONCURRENCY: arg('concurrency', '') }),
-  ...(arg('threads', '') && { WORKER_DRAIN_THREADS: arg('threads', '') }),
+    ...(arg('batch-size', '') && { INGEST_BATCH_SIZE: arg('batch-size', '') }),
+    ...(arg('concurrency', '') && { INGEST_CONCURRENCY: arg('concurrency', '') }),
+    ...(arg('threads', '') && { WORKER_DRAIN_THREADS: arg('threads', '') }),
   };
   return { messages, runs, workerCounts, jsonFile, ingestEnv };
 }

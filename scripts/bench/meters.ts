@@ -5,8 +5,6 @@ import { temporal } from '@temporalio/proto';
 import type { connectClient } from '../../lib/platform/temporal';
 import { round } from './report';
 
-
-
 /** Events and encoded bytes of every run of an ingest (continue-as-new chains them). */
 export async function historySize(client: Awaited<ReturnType<typeof connectClient>>, workflowId: string) {
   let events = 0;
@@ -50,8 +48,15 @@ function cpuSeconds(pids: number[]): number {
 
 /** The processes of this benchmark's server listening on `port` (its command line says `-p PORT` or `--port PORT`), with their children. */
 export function serverProcesses(port: string): number[] {
-  const all = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
-  const roots = all.filter((pid) => readOr(`/proc/${pid}/cmdline`).split('\0').some((arg, i, args) => (arg === '-p' || arg === '--port') && args[i + 1] === port));
+  const all = fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
+  const roots = all.filter((pid) =>
+    readOr(`/proc/${pid}/cmdline`)
+      .split('\0')
+      .some((arg, i, args) => (arg === '-p' || arg === '--port') && args[i + 1] === port),
+  );
   const ppid = (pid: number) => Number(readOr(`/proc/${pid}/stat`).split(') ')[1]?.split(' ')[1]);
   return all.filter((pid) => roots.includes(pid) || roots.includes(ppid(pid)));
 }

@@ -29,7 +29,10 @@ parentPort.postMessage('ready');
 
 async function main(): Promise<void> {
   const [endpoint, queueUrl, threads, pollers] = process.argv.slice(2);
-  const workers = Array.from({ length: Number(threads) }, () => new Worker(THREAD, { eval: true, workerData: { endpoint, queueUrl, pollers: Number(pollers) } }));
+  const workers = Array.from(
+    { length: Number(threads) },
+    () => new Worker(THREAD, { eval: true, workerData: { endpoint, queueUrl, pollers: Number(pollers) } }),
+  );
   await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
   const started = performance.now();
   const cpuBefore = process.cpuUsage();

@@ -13,10 +13,13 @@ import { transformBatch } from '../../lib/pipeline/transform';
 import type { TransformedBatch } from '../../lib/contract/types';
 import { freshDatabase, ROOT } from '../harness';
 
-
 function runNode(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args[0]} exited with code ${code}`))));
@@ -26,7 +29,11 @@ function runNode(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<
 /** The raw drain's rate, and the CPU seconds its process spent. */
 export async function rawDrain(endpoint: string, queueUrl: string): Promise<{ rate: number; cpuSeconds: number }> {
   const out = await runNode([path.join(__dirname, 'raw-drain.ts'), endpoint, queueUrl, String(os.availableParallelism()), '8']);
-  const { drained, seconds, cpuSeconds } = JSON.parse(out.trim().split('\n').pop()!) as { drained: number; seconds: number; cpuSeconds: number };
+  const { drained, seconds, cpuSeconds } = JSON.parse(out.trim().split('\n').pop()!) as {
+    drained: number;
+    seconds: number;
+    cpuSeconds: number;
+  };
   return { rate: drained / seconds, cpuSeconds };
 }
 
@@ -40,16 +47,31 @@ async function rawInsert(pg: PgClient, batch: TransformedBatch): Promise<void> {
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::text[], $9::text[],
        $10::text[], $11::int[], $12::int[], $13::int[], $14::text[], $15::timestamptz[])`,
     [
-      c((x) => x.messageId), c((x) => x.userId), c((x) => x.deviceType), c((x) => x.maskedIp), c((x) => x.maskedDeviceId),
-      c((x) => Buffer.from(x.ipCiphertext, 'base64')), c((x) => Buffer.from(x.deviceIdCiphertext, 'base64')), c((x) => x.piiKeyId),
-      c((x) => x.locale), c((x) => x.appVersion), c((x) => x.appVersionMajor), c((x) => x.appVersionMinor), c((x) => x.appVersionPatch),
-      c((x) => x.loginFingerprint), c((x) => x.createDate),
+      c((x) => x.messageId),
+      c((x) => x.userId),
+      c((x) => x.deviceType),
+      c((x) => x.maskedIp),
+      c((x) => x.maskedDeviceId),
+      c((x) => Buffer.from(x.ipCiphertext, 'base64')),
+      c((x) => Buffer.from(x.deviceIdCiphertext, 'base64')),
+      c((x) => x.piiKeyId),
+      c((x) => x.locale),
+      c((x) => x.appVersion),
+      c((x) => x.appVersionMajor),
+      c((x) => x.appVersionMinor),
+      c((x) => x.appVersionPatch),
+      c((x) => x.loginFingerprint),
+      c((x) => x.createDate),
     ],
   );
 }
 
 /** Rows a second, `lanes` connections each inserting its share of the chunks one after another. */
-async function insertRate(chunks: TransformedBatch[], lanes: number, insert: (lane: number, chunk: TransformedBatch) => Promise<void>): Promise<number> {
+async function insertRate(
+  chunks: TransformedBatch[],
+  lanes: number,
+  insert: (lane: number, chunk: TransformedBatch) => Promise<void>,
+): Promise<number> {
   let next = 0;
   const started = performance.now();
   await Promise.all(
@@ -61,18 +83,29 @@ async function insertRate(chunks: TransformedBatch[], lanes: number, insert: (la
 }
 
 /** The persist step alone, the pipeline's own function through Prisma, against plain SQL on the same data and concurrency. */
-export async function persistVsRaw(services: { ownerDatabaseUrl?: string; databaseUrl: string }, tag: string, keyring: Keyring, bodies: string[], chunkSize: number, lanes: number) {
-  const messages = bodies.map((Body, i) => toReceived({ MessageId: `${tag}-${i}`, ReceiptHandle: 'x', Body, Attributes: { SentTimestamp: String(Date.now()) } }));
+export async function persistVsRaw(
+  services: { ownerDatabaseUrl?: string; databaseUrl: string },
+  tag: string,
+  keyring: Keyring,
+  bodies: string[],
+  chunkSize: number,
+  lanes: number,
+) {
+  const messages = bodies.map((Body, i) =>
+    toReceived({ MessageId: `${tag}-${i}`, ReceiptHandle: 'x', Body, Attributes: { SentTimestamp: String(Date.now()) } }),
+  );
   const chunks: TransformedBatch[] = [];
   for (let i = 0; i < messages.length; i += chunkSize) chunks.push(transformBatch(keyring, messages.slice(i, i + chunkSize)));
   const rowsOnly = chunks.map((c) => ({ rows: c.rows, quarantine: [] }));
 
   const rawUrl = (await freshDatabase(services, `${tag}_raw`)).app;
-  const pgs = await Promise.all(Array.from({ length: lanes }, async () => {
-    const pg = new PgClient({ connectionString: rawUrl });
-    await pg.connect();
-    return pg;
-  }));
+  const pgs = await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      const pg = new PgClient({ connectionString: rawUrl });
+      await pg.connect();
+      return pg;
+    }),
+  );
   const raw = await insertRate(rowsOnly, lanes, (lane, chunk) => rawInsert(pgs[lane], chunk));
   await Promise.all(pgs.map((pg) => pg.end()));
 

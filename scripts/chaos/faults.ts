@@ -63,14 +63,32 @@ export interface StrikeInput {
 }
 
 /** Each fault in turn, struck and undone; resolves with the strikes once the last is over. */
-export async function strikeFaults({ faults, at, services, options: o, proxy, admin, queueUrl, total, env, deadline, rnd, workers, watch, since, log }: StrikeInput): Promise<Strike[]> {
+export async function strikeFaults({
+  faults,
+  at,
+  services,
+  options: o,
+  proxy,
+  admin,
+  queueUrl,
+  total,
+  env,
+  deadline,
+  rnd,
+  workers,
+  watch,
+  since,
+  log,
+}: StrikeInput): Promise<Strike[]> {
   const strikes: Strike[] = [];
   for (let i = 0; i < faults.length; i++) {
     while (watch().gone < at[i] && !watch().done && Date.now() < deadline) await sleep(50);
     const d = await getApproximateCounts(admin, queueUrl).catch(() => watch().depth);
     const share = 1 - (d.visible + d.inFlight) / total;
     const struckAt = since();
-    log(`  fault ${i + 1}/${faults.length} ${faults[i]} at ${Math.round(share * 100)}% gone (wanted ${Math.round(at[i] * 100)}%): queue depth ${d.visible} visible + ${d.inFlight} in flight`);
+    log(
+      `  fault ${i + 1}/${faults.length} ${faults[i]} at ${Math.round(share * 100)}% gone (wanted ${Math.round(at[i] * 100)}%): queue depth ${d.visible} visible + ${d.inFlight} in flight`,
+    );
     let detail = '';
     switch (faults[i]) {
       case 'kill': {
@@ -84,7 +102,9 @@ export async function strikeFaults({ faults, at, services, options: o, proxy, ad
         workers.starting.push(
           superviseStart(env, deadline, (msg) => {
             workers.startFailures.push(msg);
-            log(`    replacement worker failed to start (${msg.split('\n').pop()}); starting it again, as a process supervisor would`);
+            log(
+              `    replacement worker failed to start (${msg.split('\n').pop()}); starting it again, as a process supervisor would`,
+            );
           }).then(
             (w) => {
               workers.live.push(w);
@@ -116,7 +136,16 @@ export async function strikeFaults({ faults, at, services, options: o, proxy, ad
     }
     const recoveredAt = since();
     log(`    ${detail}; back after ${round(recoveredAt - struckAt)} s`);
-    strikes.push({ fault: faults[i], at: at[i], share: round(share, 4), depth: d, struckAt: round(struckAt, 2), recoveredAt: round(recoveredAt, 2), detail, empty: d.visible + d.inFlight === 0 });
+    strikes.push({
+      fault: faults[i],
+      at: at[i],
+      share: round(share, 4),
+      depth: d,
+      struckAt: round(struckAt, 2),
+      recoveredAt: round(recoveredAt, 2),
+      detail,
+      empty: d.visible + d.inFlight === 0,
+    });
   }
   return strikes;
 }
@@ -127,7 +156,15 @@ async function superviseStart(env: NodeJS.ProcessEnv, deadline: number, failed: 
     try {
       return await startWorkerProcess(env);
     } catch (err) {
-      const lines = (err as Error).message.split('\n').filter((l) => l.trim() && !/AWS SDK for JavaScript|first week of January 2027|node >=22|To continue receiving|security updates please|a\.co\/|trace-warnings/.test(l));
+      const lines = (err as Error).message
+        .split('\n')
+        .filter(
+          (l) =>
+            l.trim() &&
+            !/AWS SDK for JavaScript|first week of January 2027|node >=22|To continue receiving|security updates please|a\.co\/|trace-warnings/.test(
+              l,
+            ),
+        );
       const msg = lines.slice(-3).join('\n');
       if (attempt >= 15 || Date.now() > deadline) throw new Error(msg);
       failed(msg);

@@ -38,7 +38,11 @@ export const HOSTILE_KINDS: { kind: string; reason: string; make(rnd: Rnd): stri
   { kind: 'invalid_ipv4', reason: 'invalid_ip', make: (r) => json({ ...good(r), ip: `256.${Math.floor(r() * 256)}.0.1` }) },
   { kind: 'invalid_ipv6', reason: 'invalid_ip', make: (r) => json({ ...good(r), ip: '2001:db8::g1' }) },
   { kind: 'ip_with_port', reason: 'invalid_ip', make: (r) => json({ ...good(r), ip: '10.0.0.1:443' }) },
-  { kind: 'control_characters', reason: 'invalid_characters:user_id', make: (r) => json({ ...good(r), user_id: `u\u0000\u0007${Math.floor(r() * 1e6)}` }) },
+  {
+    kind: 'control_characters',
+    reason: 'invalid_characters:user_id',
+    make: (r) => json({ ...good(r), user_id: `u\u0000\u0007${Math.floor(r() * 1e6)}` }),
+  },
   { kind: 'lone_surrogate', reason: 'invalid_characters:locale', make: (r) => json({ ...good(r), locale: 'D\ud800E' }) },
   { kind: 'oversized_ascii', reason: 'body_too_large', make: (r) => json({ ...good(r), pad: 'x'.repeat(9000) }) },
   // ~3,000 characters but ~9,000 UTF-8 bytes: too large only when counted in bytes.
@@ -46,9 +50,17 @@ export const HOSTILE_KINDS: { kind: string; reason: string; make(rnd: Rnd): stri
   // (Astral-plane characters such as emoji are valid in AWS SQS, but fauxqs 1.9 refuses them: BMP only here.)
   { kind: 'multibyte_long_field', reason: 'too_long:user_id', make: (r) => json({ ...good(r), user_id: '€é'.repeat(400) }) },
   { kind: 'proto_key', reason: 'unknown_field', make: (r) => `{"__proto__": {"admin": true}, ${json(good(r)).slice(1)}` },
-  { kind: 'constructor_key', reason: 'unknown_field', make: (r) => json({ ...good(r), constructor: { prototype: { polluted: 1 } } }) },
+  {
+    kind: 'constructor_key',
+    reason: 'unknown_field',
+    make: (r) => json({ ...good(r), constructor: { prototype: { polluted: 1 } } }),
+  },
   { kind: 'deep_nesting', reason: 'unknown_field', make: (r) => json({ ...good(r), extra: nest(500) }) },
-  { kind: 'deep_nesting_in_alias', reason: 'wrong_type:device_id', make: (r) => json({ ...good(r), device_id: undefined, device: { id: nest(200) } }) },
+  {
+    kind: 'deep_nesting_in_alias',
+    reason: 'wrong_type:device_id',
+    make: (r) => json({ ...good(r), device_id: undefined, device: { id: nest(200) } }),
+  },
   { kind: 'unknown_shape', reason: 'unknown_shape', make: (r) => json({ event: 'purchase', amount: Math.floor(r() * 100) }) },
 ];
 

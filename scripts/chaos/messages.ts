@@ -11,10 +11,16 @@ export interface Messages {
   hostile: { index: number; kind: string; reason: string }[];
 }
 
-export function chaosMessages(o: Pick<ChaosOptions, 'messages' | 'seed' | 'malformedShare' | 'duplicateShare' | 'hostileShare'>): Messages {
+export function chaosMessages(
+  o: Pick<ChaosOptions, 'messages' | 'seed' | 'malformedShare' | 'duplicateShare' | 'hostileShare'>,
+): Messages {
   const rnd = random(o.seed ^ 0x5eed);
   const nHostile = Math.round(o.messages * o.hostileShare);
-  const bodies = generateBodies(o.messages - nHostile, { malformedShare: o.malformedShare, duplicateShare: o.duplicateShare, seed: o.seed });
+  const bodies = generateBodies(o.messages - nHostile, {
+    malformedShare: o.malformedShare,
+    duplicateShare: o.duplicateShare,
+    seed: o.seed,
+  });
   const slots = new Set<number>();
   while (slots.size < nHostile) slots.add(Math.floor(rnd() * o.messages));
   const hostile = hostileBodies(nHostile, rnd);

@@ -73,11 +73,14 @@ Exit code: 0 pass, 1 fail, 2 inconclusive (a fault struck an empty queue), 3 bad
 export class ChaosUsageError extends Error {}
 
 const bad = (name: string, got: string, example: string, why = '') =>
-  new ChaosUsageError(`--${name}: ${JSON.stringify(got)} is not valid${why ? ` (${why})` : ''}; for example --${name} ${example}`);
+  new ChaosUsageError(
+    `--${name}: ${JSON.stringify(got)} is not valid${why ? ` (${why})` : ''}; for example --${name} ${example}`,
+  );
 
 function int(name: string, v: string, min: number, max: number, example: string): number {
   const n = Number(v);
-  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw bad(name, v, example, `a whole number from ${min} to ${max}`);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw bad(name, v, example, `a whole number from ${min} to ${max}`);
   return n;
 }
 function num(name: string, v: string, min: number, max: number, example: string): number {
@@ -88,8 +91,22 @@ function num(name: string, v: string, min: number, max: number, example: string)
 
 const FLAGS = new Set(['json', 'no-baseline', 'help']);
 const VALUED = new Set([
-  'messages', 'seed', 'malformed-share', 'duplicate-share', 'hostile-share', 'redeliver-share', 'faults', 'at', 'workers',
-  'pg-down', 'sqs-window', 'sqs-mode', 'sqs-delay-ms', 'temporal-down', 'visibility', 'timeout',
+  'messages',
+  'seed',
+  'malformed-share',
+  'duplicate-share',
+  'hostile-share',
+  'redeliver-share',
+  'faults',
+  'at',
+  'workers',
+  'pg-down',
+  'sqs-window',
+  'sqs-mode',
+  'sqs-delay-ms',
+  'temporal-down',
+  'visibility',
+  'timeout',
 ]);
 
 /** Parses argv (without node and the script); throws ChaosUsageError naming the setting. 'help' when --help is given. */
@@ -99,7 +116,8 @@ export function parseChaosArgs(argv: string[]): ChaosOptions | 'help' {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
-    if (!m) throw new ChaosUsageError(`Unexpected argument ${JSON.stringify(a)}; settings look like --messages 20000 (see --help)`);
+    if (!m)
+      throw new ChaosUsageError(`Unexpected argument ${JSON.stringify(a)}; settings look like --messages 20000 (see --help)`);
     const name = m[1];
     if (FLAGS.has(name)) {
       if (m[2] !== undefined) throw new ChaosUsageError(`--${name} takes no value; for example --${name}`);
@@ -110,17 +128,23 @@ export function parseChaosArgs(argv: string[]): ChaosOptions | 'help' {
     }
     if (!VALUED.has(name)) throw new ChaosUsageError(`Unknown setting --${name}; for example --messages 20000 (see --help)`);
     const v = m[2] ?? argv[++i];
-    if (v === undefined || (m[2] === undefined && v.startsWith('--'))) throw new ChaosUsageError(`--${name} needs a value; for example --${name} ${example(name)}`);
-    if (given.has(name)) throw new ChaosUsageError(`--${name} is given twice; give it once, for example --${name} ${example(name)}`);
+    if (v === undefined || (m[2] === undefined && v.startsWith('--')))
+      throw new ChaosUsageError(`--${name} needs a value; for example --${name} ${example(name)}`);
+    if (given.has(name))
+      throw new ChaosUsageError(`--${name} is given twice; give it once, for example --${name} ${example(name)}`);
     given.add(name);
     set(o, name, v);
   }
   if (o.malformedShare + o.duplicateShare + o.hostileShare > 0.9) {
-    throw new ChaosUsageError(`--malformed-share, --duplicate-share and --hostile-share add up to ${o.malformedShare + o.duplicateShare + o.hostileShare}; they must leave at least 0.1 for good messages, for example --malformed-share 0.05 --duplicate-share 0.05 --hostile-share 0.01`);
+    throw new ChaosUsageError(
+      `--malformed-share, --duplicate-share and --hostile-share add up to ${o.malformedShare + o.duplicateShare + o.hostileShare}; they must leave at least 0.1 for good messages, for example --malformed-share 0.05 --duplicate-share 0.05 --hostile-share 0.01`,
+    );
   }
   if (!given.has('at') && given.has('faults')) o.at = spread(o.faults.length);
   if (o.at.length !== o.faults.length) {
-    throw new ChaosUsageError(`--at gives ${o.at.length} share(s) for ${o.faults.length} fault(s) in --faults; give one per fault, for example --faults ${o.faults.join(',') || 'kill'} --at ${spread(o.faults.length || 1).join(',')}`);
+    throw new ChaosUsageError(
+      `--at gives ${o.at.length} share(s) for ${o.faults.length} fault(s) in --faults; give one per fault, for example --faults ${o.faults.join(',') || 'kill'} --at ${spread(o.faults.length || 1).join(',')}`,
+    );
   }
   return o;
 }
@@ -133,29 +157,70 @@ export function spread(n: number): number[] {
 }
 
 function example(name: string): string {
-  return ({
-    messages: '20000', seed: '7', 'malformed-share': '0.05', 'duplicate-share': '0.05', 'hostile-share': '0.01', 'redeliver-share': '0.01',
-    faults: 'kill,pg,sqs,temporal', at: '0.1,0.3,0.5,0.7', workers: '2', 'pg-down': '15', 'sqs-window': '8', 'sqs-mode': 'fail',
-    'sqs-delay-ms': '2000', 'temporal-down': '3', visibility: '30', timeout: '900',
-  } as Record<string, string>)[name];
+  return (
+    {
+      messages: '20000',
+      seed: '7',
+      'malformed-share': '0.05',
+      'duplicate-share': '0.05',
+      'hostile-share': '0.01',
+      'redeliver-share': '0.01',
+      faults: 'kill,pg,sqs,temporal',
+      at: '0.1,0.3,0.5,0.7',
+      workers: '2',
+      'pg-down': '15',
+      'sqs-window': '8',
+      'sqs-mode': 'fail',
+      'sqs-delay-ms': '2000',
+      'temporal-down': '3',
+      visibility: '30',
+      timeout: '900',
+    } as Record<string, string>
+  )[name];
 }
 
 function set(o: ChaosOptions, name: string, v: string): void {
   const ex = example(name);
   switch (name) {
-    case 'messages': o.messages = int(name, v, 100, 1_000_000, ex); break;
-    case 'seed': o.seed = int(name, v, 0, 2 ** 32 - 1, ex); break;
-    case 'malformed-share': o.malformedShare = num(name, v, 0, 0.9, ex); break;
-    case 'duplicate-share': o.duplicateShare = num(name, v, 0, 0.9, ex); break;
-    case 'hostile-share': o.hostileShare = num(name, v, 0, 0.9, ex); break;
-    case 'redeliver-share': o.redeliverShare = num(name, v, 0, 0.5, ex); break;
-    case 'workers': o.workers = int(name, v, 1, 8, ex); break;
-    case 'pg-down': o.pgDownSeconds = num(name, v, 0, 600, ex); break;
-    case 'sqs-window': o.sqsWindowSeconds = num(name, v, 0, 600, ex); break;
-    case 'sqs-delay-ms': o.sqsDelayMs = int(name, v, 0, 60_000, ex); break;
-    case 'temporal-down': o.temporalDownSeconds = num(name, v, 0, 600, ex); break;
-    case 'visibility': o.visibilityTimeoutSeconds = int(name, v, 5, 43_200, ex); break;
-    case 'timeout': o.timeoutSeconds = int(name, v, 10, 86_400, ex); break;
+    case 'messages':
+      o.messages = int(name, v, 100, 1_000_000, ex);
+      break;
+    case 'seed':
+      o.seed = int(name, v, 0, 2 ** 32 - 1, ex);
+      break;
+    case 'malformed-share':
+      o.malformedShare = num(name, v, 0, 0.9, ex);
+      break;
+    case 'duplicate-share':
+      o.duplicateShare = num(name, v, 0, 0.9, ex);
+      break;
+    case 'hostile-share':
+      o.hostileShare = num(name, v, 0, 0.9, ex);
+      break;
+    case 'redeliver-share':
+      o.redeliverShare = num(name, v, 0, 0.5, ex);
+      break;
+    case 'workers':
+      o.workers = int(name, v, 1, 8, ex);
+      break;
+    case 'pg-down':
+      o.pgDownSeconds = num(name, v, 0, 600, ex);
+      break;
+    case 'sqs-window':
+      o.sqsWindowSeconds = num(name, v, 0, 600, ex);
+      break;
+    case 'sqs-delay-ms':
+      o.sqsDelayMs = int(name, v, 0, 60_000, ex);
+      break;
+    case 'temporal-down':
+      o.temporalDownSeconds = num(name, v, 0, 600, ex);
+      break;
+    case 'visibility':
+      o.visibilityTimeoutSeconds = int(name, v, 5, 43_200, ex);
+      break;
+    case 'timeout':
+      o.timeoutSeconds = int(name, v, 10, 86_400, ex);
+      break;
     case 'sqs-mode':
       if (!(SQS_MODES as readonly string[]).includes(v)) throw bad(name, v, ex, `one of ${SQS_MODES.join(', ')}`);
       o.sqsMode = v as SqsFaultMode;
@@ -167,14 +232,16 @@ function set(o: ChaosOptions, name: string, v: string): void {
       }
       const list = v.split(',').map((s) => s.trim());
       const wrong = list.find((f) => !(FAULTS as readonly string[]).includes(f));
-      if (wrong !== undefined) throw bad(name, v, ex, `${JSON.stringify(wrong)} is not a fault; the faults are ${FAULTS.join(', ')}, or none`);
+      if (wrong !== undefined)
+        throw bad(name, v, ex, `${JSON.stringify(wrong)} is not a fault; the faults are ${FAULTS.join(', ')}, or none`);
       o.faults = list as Fault[];
       break;
     }
     case 'at': {
       const list = v.split(',').map((s) => s.trim());
       const shares = list.map((s) => Number(s));
-      if (list.some((s) => s === '') || shares.some((x) => !Number.isFinite(x) || x <= 0 || x >= 1)) throw bad(name, v, ex, 'shares between 0 and 1, exclusive');
+      if (list.some((s) => s === '') || shares.some((x) => !Number.isFinite(x) || x <= 0 || x >= 1))
+        throw bad(name, v, ex, 'shares between 0 and 1, exclusive');
       if (shares.some((x, i) => i > 0 && x < shares[i - 1])) throw bad(name, v, ex, 'the shares must not fall');
       o.at = shares;
       break;

@@ -17,7 +17,15 @@ export type ProxyMode = 'pass' | 'fail' | 'slow' | 'reset';
 export interface SqsProxy {
   endpoint: string;
   setMode(mode: ProxyMode, delayMs?: number): void;
-  stats(): { requests: number; failed: number; slowed: number; reset: number; lostDeletes: number; redelivered: number; redeliverErrors: number };
+  stats(): {
+    requests: number;
+    failed: number;
+    slowed: number;
+    reset: number;
+    lostDeletes: number;
+    redelivered: number;
+    redeliverErrors: number;
+  };
   close(): Promise<void>;
 }
 
@@ -38,7 +46,14 @@ export async function startSqsProxy(opts: {
 
   const forward = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => {
     const out = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host }, agent },
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: upstream.host },
+        agent,
+      },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
@@ -60,7 +75,12 @@ export async function startSqsProxy(opts: {
     res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
     res.end(JSON.stringify({ Successful: call.Entries.map((e) => ({ Id: e.Id })), Failed: [] }));
     const p = opts.admin
-      .send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: call.QueueUrl, Entries: call.Entries.map((e) => ({ Id: e.Id, ReceiptHandle: e.ReceiptHandle, VisibilityTimeout: 0 })) }))
+      .send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: call.QueueUrl,
+          Entries: call.Entries.map((e) => ({ Id: e.Id, ReceiptHandle: e.ReceiptHandle, VisibilityTimeout: 0 })),
+        }),
+      )
       .then(
         (r) => (stats.redelivered += r.Successful?.length ?? 0),
         () => stats.redeliverErrors++,
@@ -88,7 +108,13 @@ export async function startSqsProxy(opts: {
         return;
       }
       const target = String(req.headers['x-amz-target'] ?? '');
-      if (target.endsWith('.DeleteMessageBatch') && opts.redeliverShare > 0 && opts.rnd() < opts.redeliverShare && redeliver(body, res)) return;
+      if (
+        target.endsWith('.DeleteMessageBatch') &&
+        opts.redeliverShare > 0 &&
+        opts.rnd() < opts.redeliverShare &&
+        redeliver(body, res)
+      )
+        return;
       if (mode === 'slow') {
         stats.slowed++;
         setTimeout(() => forward(req, body, res), delayMs);

@@ -81,9 +81,16 @@ export async function runScenario({ tag, services, options: o, messages, faults,
     SQS_VISIBILITY_TIMEOUT_SECONDS: String(o.visibilityTimeoutSeconds),
   };
   // The runner's own client talks to the emulator directly, the workers through the proxy.
-  const admin: SQSClient = createSqsClient(loadConfig({ ...common, AWS_ENDPOINT_URL_SQS: services.sqs.endpoint, SQS_QUEUE_URL: services.sqs.queueUrl }).sqs);
+  const admin: SQSClient = createSqsClient(
+    loadConfig({ ...common, AWS_ENDPOINT_URL_SQS: services.sqs.endpoint, SQS_QUEUE_URL: services.sqs.queueUrl }).sqs,
+  );
   const queueUrl = await createQueue(admin, tag);
-  const proxy = await startSqsProxy({ upstream: services.sqs.endpoint, admin, redeliverShare: o.redeliverShare, rnd: random(o.seed + 1) });
+  const proxy = await startSqsProxy({
+    upstream: services.sqs.endpoint,
+    admin,
+    redeliverShare: o.redeliverShare,
+    rnd: random(o.seed + 1),
+  });
   const env: NodeJS.ProcessEnv = { ...common, SQS_QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: proxy.endpoint };
   const config: Config = loadConfig(env);
   const keyring: Keyring = await loadKeyring(config, () => {});
@@ -115,7 +122,23 @@ export async function runScenario({ tag, services, options: o, messages, faults,
       }
     })();
 
-    const striker = strikeFaults({ faults, at, services, options: o, proxy, admin, queueUrl, total, env, deadline, rnd, workers, watch: () => ({ gone, depth, done }), since, log });
+    const striker = strikeFaults({
+      faults,
+      at,
+      services,
+      options: o,
+      proxy,
+      admin,
+      queueUrl,
+      total,
+      env,
+      deadline,
+      rnd,
+      workers,
+      watch: () => ({ gone, depth, done }),
+      since,
+      log,
+    });
 
     let summary: IngestSummary | null = null;
     let error: string | null = null;
@@ -130,8 +153,24 @@ export async function runScenario({ tag, services, options: o, messages, faults,
     await Promise.allSettled(workers.starting);
 
     const bal = await balance(config.databaseUrl, admin, queueUrl, sentIds);
-    const hostile = await checkHostile(config.databaseUrl, messages.hostile.map((h) => ({ ...h, id: sentIds[h.index] })));
-    return { drainSeconds: round(drainSeconds, 2), summary, error, balance: bal, strikes, progress, hostile, proxy: proxy.stats(), workerStarts: workers.starts, workerKills: workers.kills, startFailures: workers.startFailures, neverStarted: workers.neverStarted };
+    const hostile = await checkHostile(
+      config.databaseUrl,
+      messages.hostile.map((h) => ({ ...h, id: sentIds[h.index] })),
+    );
+    return {
+      drainSeconds: round(drainSeconds, 2),
+      summary,
+      error,
+      balance: bal,
+      strikes,
+      progress,
+      hostile,
+      proxy: proxy.stats(),
+      workerStarts: workers.starts,
+      workerKills: workers.kills,
+      startFailures: workers.startFailures,
+      neverStarted: workers.neverStarted,
+    };
   } finally {
     await Promise.all(workers.live.map((w) => w.kill('SIGTERM')));
     await client?.connection.close().catch(() => {});
@@ -140,15 +179,15 @@ export async function runScenario({ tag, services, options: o, messages, faults,
   }
 }
 
-
 /**
  * The CLI's own ingest code; when the Temporal server is killed under it, attach to the
  * same workflow again (never start a second one) until it has a result.
  */
 async function ingestThroughFaults(client: Client, config: Config, deadline: number, log: Log): Promise<IngestSummary> {
-  const timeout = () => sleep(Math.max(0, deadline - Date.now())).then(() => {
-    throw new Error(`the ingest did not finish within the run's timeout (--timeout)`);
-  });
+  const timeout = () =>
+    sleep(Math.max(0, deadline - Date.now())).then(() => {
+      throw new Error(`the ingest did not finish within the run's timeout (--timeout)`);
+    });
   const attempt = async (): Promise<IngestSummary> => {
     try {
       return (await runIngest(client, config, optionsFromConfig(config.ingest))).summary;
@@ -165,16 +204,22 @@ async function ingestThroughFaults(client: Client, config: Config, deadline: num
         if (i % 5 === 0) log(`    ingest client: ${(err as Error).message.split('\n')[0]}; attaching again`);
       }
     }
-    throw new Error('the ingest did not finish within the run\'s timeout (--timeout)');
+    throw new Error("the ingest did not finish within the run's timeout (--timeout)");
   };
   return Promise.race([attempt(), timeout()]);
 }
 
-async function checkHostile(databaseUrl: string, expected: { id: string; kind: string; reason: string }[]): Promise<RunResult['hostile']> {
+async function checkHostile(
+  databaseUrl: string,
+  expected: { id: string; kind: string; reason: string }[],
+): Promise<RunResult['hostile']> {
   const pg = new PgClient({ connectionString: databaseUrl });
   await pg.connect();
   try {
-    const { rows } = await pg.query<{ message_id: string; reasons: string[] }>('SELECT message_id, reasons FROM quarantine WHERE message_id = ANY($1::text[])', [expected.map((e) => e.id)]);
+    const { rows } = await pg.query<{ message_id: string; reasons: string[] }>(
+      'SELECT message_id, reasons FROM quarantine WHERE message_id = ANY($1::text[])',
+      [expected.map((e) => e.id)],
+    );
     const got = new Map(rows.map((r) => [r.message_id, r.reasons]));
     const wrong = expected
       .filter((e) => !got.get(e.id)?.includes(e.reason))
@@ -188,7 +233,9 @@ async function checkHostile(databaseUrl: string, expected: { id: string; kind: s
 /** Services, the baseline (no faults), the faulted run, the verdict. */
 export async function runChaos(o: ChaosOptions, log: Log = (l) => console.error(l)): Promise<ChaosReport> {
   const messages = chaosMessages(o);
-  log(`Chaos: ${o.messages} messages (seed ${o.seed}; ${messages.hostile.length} hostile), ${o.workers} worker(s), faults ${o.faults.join(', ') || 'none'} at ${o.at.map((a) => `${Math.round(a * 100)}%`).join(', ')}`);
+  log(
+    `Chaos: ${o.messages} messages (seed ${o.seed}; ${messages.hostile.length} hostile), ${o.workers} worker(s), faults ${o.faults.join(', ') || 'none'} at ${o.at.map((a) => `${Math.round(a * 100)}%`).join(', ')}`,
+  );
   const services = await startChaosServices(log);
   try {
     const id = crypto.randomBytes(3).toString('hex');

@@ -32,12 +32,28 @@ export async function startChaosServices(log: Log): Promise<ChaosServices> {
   fs.chmodSync(scratch, 0o755); // as root, PostgreSQL runs as the postgres user
   const stops: (() => Promise<void>)[] = [];
   try {
-    const cliPath = await findOrInstallTemporalCli({ configuredPath: base.embedded.temporalCliPath, installDir: path.join(path.resolve(ROOT, base.dataDir), 'bin'), log });
+    const cliPath = await findOrInstallTemporalCli({
+      configuredPath: base.embedded.temporalCliPath,
+      installDir: path.join(path.resolve(ROOT, base.dataDir), 'bin'),
+      log,
+    });
     const port = await freePort();
-    const temporalOpts = { cliPath, port, uiPort: null, dbFilename: path.join(scratch, 'temporal.sqlite'), namespace: base.temporal.namespace, logFile: path.join(scratch, 'temporal.log') };
+    const temporalOpts = {
+      cliPath,
+      port,
+      uiPort: null,
+      dbFilename: path.join(scratch, 'temporal.sqlite'),
+      namespace: base.temporal.namespace,
+      logFile: path.join(scratch, 'temporal.log'),
+    };
     let temporal: TemporalDevServer = await startTemporalDevServer(temporalOpts);
     stops.push(() => temporal.stop());
-    const pg = await startEmbeddedPostgres({ dir: path.join(scratch, 'postgres'), port: await freePort(), persistent: true, log });
+    const pg = await startEmbeddedPostgres({
+      dir: path.join(scratch, 'postgres'),
+      port: await freePort(),
+      persistent: true,
+      log,
+    });
     stops.push(() => pg.stop());
     const sqs = await startSqsProcess({ port: await freePort(), region: base.sqs.region });
     stops.push(() => sqs.stop());

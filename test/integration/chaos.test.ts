@@ -15,7 +15,12 @@ function chaos(args: string[]): Promise<{ code: number | null; stdout: string; s
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join('scripts', 'chaos.ts'), ...args], {
       cwd: path.join(__dirname, '..', '..'),
       // A clean environment, as the suite's own services get (a configured Temporal CLI is kept).
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: path.join(__dirname, '..', '..', '.data'), ...(process.env.TEMPORAL_CLI_PATH && { TEMPORAL_CLI_PATH: process.env.TEMPORAL_CLI_PATH }) },
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        DATA_DIR: path.join(__dirname, '..', '..', '.data'),
+        ...(process.env.TEMPORAL_CLI_PATH && { TEMPORAL_CLI_PATH: process.env.TEMPORAL_CLI_PATH }),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -29,9 +34,32 @@ function chaos(args: string[]): Promise<{ code: number | null; stdout: string; s
 describe('chaos: exactly once under a worker kill, a database stop and an SQS outage', () => {
   it('every message ends once, as a row or a quarantine entry with its reason, and the queue is empty', async () => {
     const { code, stdout, stderr } = await chaos([
-      '--messages', '4000', '--seed', '11', '--hostile-share', '0.03', '--redeliver-share', '0.02',
-      '--faults', 'kill,pg,sqs', '--at', '0.1,0.3,0.5', '--workers', '2', '--pg-down', '3', '--sqs-window', '3', '--sqs-mode', 'fail',
-      '--visibility', '5', '--no-baseline', '--timeout', '200', '--json',
+      '--messages',
+      '4000',
+      '--seed',
+      '11',
+      '--hostile-share',
+      '0.03',
+      '--redeliver-share',
+      '0.02',
+      '--faults',
+      'kill,pg,sqs',
+      '--at',
+      '0.1,0.3,0.5',
+      '--workers',
+      '2',
+      '--pg-down',
+      '3',
+      '--sqs-window',
+      '3',
+      '--sqs-mode',
+      'fail',
+      '--visibility',
+      '5',
+      '--no-baseline',
+      '--timeout',
+      '200',
+      '--json',
     ]);
     let report: ChaosReport;
     try {
@@ -41,7 +69,15 @@ describe('chaos: exactly once under a worker kill, a database stop and an SQS ou
     }
     const f = report.faulted;
     expect({ verdict: report.verdict, problems: report.problems, code }).toEqual({ verdict: 'pass', problems: [], code: 0 });
-    expect(f.balance).toEqual({ rows: f.balance.rows, quarantine: 4000 - f.balance.rows, ledger: 4000, storedTwice: 0, distinctSent: 4000, left: { visible: 0, inFlight: 0 }, balanced: true });
+    expect(f.balance).toEqual({
+      rows: f.balance.rows,
+      quarantine: 4000 - f.balance.rows,
+      ledger: 4000,
+      storedTwice: 0,
+      distinctSent: 4000,
+      left: { visible: 0, inFlight: 0 },
+      balanced: true,
+    });
     // Every hostile body ended in quarantine with its reason.
     expect(f.hostile).toEqual({ total: 120, wrong: [] });
     // Each fault struck a queue that still held messages: it tested something.
@@ -61,6 +97,8 @@ describe('chaos: exactly once under a worker kill, a database stop and an SQS ou
   it('a bad setting stops it before anything starts, naming the setting and a valid example', async () => {
     const { code, stdout, stderr } = await chaos(['--faults', 'kill,meteor']);
     expect({ code, stdout }).toEqual({ code: 3, stdout: '' });
-    expect(stderr).toMatch(/--faults: "kill,meteor" is not valid \("meteor" is not a fault; the faults are kill, pg, sqs, temporal, or none\); for example --faults kill,pg,sqs,temporal/);
+    expect(stderr).toMatch(
+      /--faults: "kill,meteor" is not valid \("meteor" is not a fault; the faults are kill, pg, sqs, temporal, or none\); for example --faults kill,pg,sqs,temporal/,
+    );
   });
 });

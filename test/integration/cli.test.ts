@@ -48,7 +48,11 @@ test('load --file and ingest --json account for every line: one row or one quara
   fs.writeFileSync(file, lines.join('\n') + '\n\n');
 
   const loaded = await client(['load', '--file', file, '--json']);
-  expect(JSON.parse(loaded.stdout)).toMatchObject({ sent: lines.length, queueUrl: p.config.sqs.queueUrl, seconds: expect.any(Number) });
+  expect(JSON.parse(loaded.stdout)).toMatchObject({
+    sent: lines.length,
+    queueUrl: p.config.sqs.queueUrl,
+    seconds: expect.any(Number),
+  });
 
   const { stdout } = await client(['ingest', '--json']);
   const summary = JSON.parse(stdout);
@@ -78,7 +82,9 @@ test('load --file and ingest --json account for every line: one row or one quara
   expect(overlap.rows[0].n).toBe(0);
   const q = await pg.query(`SELECT reasons, body_bytes, body_truncated FROM quarantine`);
   expect(q.rows.every((r) => r.reasons.length > 0)).toBe(true);
-  expect(q.rows.filter((r) => r.body_truncated)).toEqual([{ reasons: ['body_too_large'], body_bytes: lines[26].length, body_truncated: true }]);
+  expect(q.rows.filter((r) => r.body_truncated)).toEqual([
+    { reasons: ['body_too_large'], body_bytes: lines[26].length, body_truncated: true },
+  ]);
   expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
   const pii = SAMPLE.slice(0, 9).flatMap((e) => [e.ip as string, e.device_id as string]);
   expect(findPlaintext(await dumpTables(p.config.databaseUrl), pii)).toEqual([]);
@@ -103,7 +109,9 @@ test('exit codes: wrong usage is 64, and --help says what each code means', asyn
   expect(usage.code).toBe(64);
   expect(usage.stderr).toContain("option '--batch-size <n>' argument 'many' is invalid");
   const help = await client(['--help']);
-  expect(help.stdout).toMatch(/Exit codes: 0 done .* 1 failure .*\n2 refused .* 3 ingest stopped with messages_unavailable · 64 wrong usage/);
+  expect(help.stdout).toMatch(
+    /Exit codes: 0 done .* 1 failure .*\n2 refused .* 3 ingest stopped with messages_unavailable · 64 wrong usage/,
+  );
 });
 
 test('bad configuration is refused with the variable named, and nothing runs', async () => {
@@ -123,7 +131,9 @@ test('bad configuration is refused with the variable named, and nothing runs', a
     expect(leak.stderr).toContain('DATABASE_URL must be a URL');
     expect(leak.stderr + leak.stdout).not.toContain('Sup3rSecretPw');
   }
-  const fourEyesOff = await client(['requests'], { NODE_ENV: 'production', PII_RECOVERY_REQUIRE_APPROVAL: 'false' }).catch((e) => e);
+  const fourEyesOff = await client(['requests'], { NODE_ENV: 'production', PII_RECOVERY_REQUIRE_APPROVAL: 'false' }).catch(
+    (e) => e,
+  );
   expect(fourEyesOff.code).toBe(1);
   expect(fourEyesOff.stderr).toContain('PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production');
 });
@@ -171,16 +181,32 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   await client(['operator', 'keygen', '--name', 'erin', '--roles', 'pii-requester', '--register']);
   const bob = await client(['operator', 'keygen', '--name', 'frank', '--roles', 'pii-approver', '--register']);
   expect(JSON.parse(bob.stdout)).toMatchObject({ name: 'frank', roles: ['pii-approver'] });
-  const [messageId] = await sendMessages(p.sqs, p.config.sqs.queueUrl, [JSON.stringify({ ...SAMPLE[0], user_id: 'cli-recovery-user' })]);
+  const [messageId] = await sendMessages(p.sqs, p.config.sqs.queueUrl, [
+    JSON.stringify({ ...SAMPLE[0], user_id: 'cli-recovery-user' }),
+  ]);
   await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
   const rows = [{ message_id: messageId }];
   // An operator's machine holds the operator's key and the codec key, never the PII keys:
   // the key file these commands would need does not exist, and no master key is set.
-  const operatorEnv = { PII_KEYRING_FILE: path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'no-pii-keys-')), 'keyring.json'), PII_MASTER_KEY: '' };
+  const operatorEnv = {
+    PII_KEYRING_FILE: path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'no-pii-keys-')), 'keyring.json'),
+    PII_MASTER_KEY: '',
+  };
   const withoutKeys = (args: string[]) => client(args, operatorEnv);
   // The control: a command that does load the PII keys fails in that environment.
   expect((await withoutKeys(['keys', 'status']).catch((e) => e)).stderr).toMatch(/cannot be read/);
-  const started = await withoutKeys(['recover', '--operator', 'erin', '--reason', 'Support case: confirm the login IP.', '--ticket', 'SUP-9', '--message-id', rows[0].message_id, '--no-wait']);
+  const started = await withoutKeys([
+    'recover',
+    '--operator',
+    'erin',
+    '--reason',
+    'Support case: confirm the login IP.',
+    '--ticket',
+    'SUP-9',
+    '--message-id',
+    rows[0].message_id,
+    '--no-wait',
+  ]);
   const requestId = /Request ([0-9a-f-]{36}) started/.exec(started.stderr)![1];
 
   const listed = (await withoutKeys(['requests'])).stdout;
@@ -190,7 +216,9 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   expect(listed).toContain('fields:     ip, device_id');
   expect(listed).toContain(`records:    1 (user_logins:${messageId})`);
   expect(listed).toMatch(/record set: [0-9a-f]{64}/);
-  expect(JSON.parse((await withoutKeys(['requests', '--json'])).stdout)).toEqual([expect.objectContaining({ requestId, state: 'awaiting_approval', requester: 'erin' })]);
+  expect(JSON.parse((await withoutKeys(['requests', '--json'])).stdout)).toEqual([
+    expect.objectContaining({ requestId, state: 'awaiting_approval', requester: 'erin' }),
+  ]);
   const self = await withoutKeys(['approve', requestId, '--operator', 'erin']).catch((e) => e);
   expect(self.code).toBe(2);
   expect(self.stderr).toContain('Refused: self_approval');
@@ -199,12 +227,19 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   expect(approved.stderr).toContain('exactly these 1 record(s)');
 
   const result = await withoutKeys(['recover', '--operator', 'erin', '--resume', requestId]);
-  expect(result.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([
-    { table: 'user_logins', messageId: rows[0].message_id, ip: SAMPLE[0].ip, device_id: SAMPLE[0].device_id },
-  ]);
+  expect(
+    result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l)),
+  ).toEqual([{ table: 'user_logins', messageId: rows[0].message_id, ip: SAMPLE[0].ip, device_id: SAMPLE[0].device_id }]);
   expect((await client(['audit', 'verify'])).stdout).toMatch(/Audit trail intact: \d+ entries/);
   expect(fs.existsSync(operatorEnv.PII_KEYRING_FILE)).toBe(false); // nothing made one either
-  expect(JSON.parse((await client(['audit', 'verify', '--json'])).stdout)).toMatchObject({ ok: true, entries: expect.any(Number), head: expect.any(String) });
+  expect(JSON.parse((await client(['audit', 'verify', '--json'])).stdout)).toMatchObject({
+    ok: true,
+    entries: expect.any(Number),
+    head: expect.any(String),
+  });
 
   const rotated = await client(['keys', 'rotate']);
   expect(rotated.stdout).toMatch(/Rotated: k-\S+ → k-\S+/);
@@ -213,13 +248,26 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   expect(status).toMatch(/Keys: +k-\S+, k-\S+/);
   expect(status).not.toContain('not yet re-encrypted');
   const statusJson = JSON.parse((await client(['keys', 'status', '--json'])).stdout);
-  expect(statusJson).toMatchObject({ activeKeyId: expect.stringMatching(/^k-/), keyIds: [expect.any(String), expect.any(String)] });
+  expect(statusJson).toMatchObject({
+    activeKeyId: expect.stringMatching(/^k-/),
+    keyIds: [expect.any(String), expect.any(String)],
+  });
   expect(statusJson.usage.every((u: { keyId: string }) => u.keyId === statusJson.activeKeyId)).toBe(true);
 });
 
 test('the codec server runs without the PII keys, decodes the history with the codec key alone, and serves no /encode', async () => {
-  const env = { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...p.env, PII_KEYRING_FILE: path.join(os.tmpdir(), `absent-${Date.now()}`, 'keyring.json'), PII_MASTER_KEY: '' };
-  const child = spawn(process.execPath, ['-r', 'ts-node/register', 'client.ts', 'codec-server', '--port', '0'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = {
+    PATH: process.env.PATH!,
+    HOME: process.env.HOME ?? '/tmp',
+    ...p.env,
+    PII_KEYRING_FILE: path.join(os.tmpdir(), `absent-${Date.now()}`, 'keyring.json'),
+    PII_MASTER_KEY: '',
+  };
+  const child = spawn(process.execPath, ['-r', 'ts-node/register', 'client.ts', 'codec-server', '--port', '0'], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output: string[] = [];
   try {
     const url = await new Promise<string>((resolve, reject) => {
@@ -236,8 +284,18 @@ test('the codec server runs without the PII keys, decodes the history with the c
     const run = await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
     const events = (await p.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
     const payload = events[0].workflowExecutionStartedEventAttributes!.input!.payloads![0];
-    const json = { metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(payload.data!).toString('base64') };
-    const post = (endpoint: string) => fetch(`${url}/${endpoint}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ payloads: [json] }) });
+    const json = {
+      metadata: Object.fromEntries(
+        Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+      ),
+      data: Buffer.from(payload.data!).toString('base64'),
+    };
+    const post = (endpoint: string) =>
+      fetch(`${url}/${endpoint}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ payloads: [json] }),
+      });
     const decoded = await post('decode');
     expect(decoded.status).toBe(200);
     const [out] = ((await decoded.json()) as { payloads: { metadata: Record<string, string> }[] }).payloads;

@@ -16,11 +16,15 @@ export default async function globalSetup(): Promise<void> {
   // The tests always run on their own services, whatever the shell points at.
   const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: path.join(root, '.data') };
   for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'SQS_QUEUE_URL', 'AWS_ENDPOINT_URL_SQS']) delete env[name];
-  const child = spawn(process.execPath, ['-r', 'ts-node/register', path.join(root, 'scripts', 'services.ts'), '--ephemeral', '--ready-file', readyFile], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['-r', 'ts-node/register', path.join(root, 'scripts', 'services.ts'), '--ephemeral', '--ready-file', readyFile],
+    {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   const deadline = Date.now() + 5 * 60_000; // the first run may install the Temporal CLI
   while (!fs.existsSync(readyFile)) {

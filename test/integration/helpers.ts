@@ -30,7 +30,9 @@ export function testServices(): Omit<EmbeddedServices, 'pid'> {
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
 
-export const SAMPLE: Record<string, unknown>[] = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'data', 'sample.json'), 'utf8'));
+export const SAMPLE: Record<string, unknown>[] = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '..', '..', 'data', 'sample.json'), 'utf8'),
+);
 /** The 99 well-formed login events of the sample (one message is of another kind). */
 export const VALID_SAMPLE = SAMPLE.filter((e) => typeof e.ip === 'string');
 /** Every IP and device ID of the sample: none may appear in plain text anywhere we store. */
@@ -41,7 +43,8 @@ export const SAMPLE_PII: string[] = [
 /** The owner role's URL of the test services' database (the owner may create databases). */
 function ownerUrl(): string {
   const services = testServices();
-  if (!services.ownerDatabaseUrl) throw new Error('The test services publish no ownerDatabaseUrl: services/postgres.ts should create the two roles');
+  if (!services.ownerDatabaseUrl)
+    throw new Error('The test services publish no ownerDatabaseUrl: services/postgres.ts should create the two roles');
   return services.ownerDatabaseUrl;
 }
 
@@ -87,7 +90,10 @@ export interface Pipeline {
  * `npx ts-node worker.ts` as users run it, in its own process, with the given
  * environment; resolves once it polls. Its output is collected (and not printed).
  */
-export async function startWorkerProcess(env: Record<string, string>, output: string[] = []): Promise<(signal?: NodeJS.Signals) => Promise<void>> {
+export async function startWorkerProcess(
+  env: Record<string, string>,
+  output: string[] = [],
+): Promise<(signal?: NodeJS.Signals) => Promise<void>> {
   const child = spawn(process.execPath, ['-r', 'ts-node/register', 'worker.ts'], {
     cwd: path.join(__dirname, '..', '..'),
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -110,7 +116,11 @@ export async function startWorkerProcess(env: Record<string, string>, output: st
 }
 
 /** A database, a queue and a worker of their own, on the shared services, configured through the environment as a user would. */
-export async function startPipeline(name: string, extraEnv: Record<string, string> = {}, opts: { subprocessWorker?: boolean } = {}): Promise<Pipeline> {
+export async function startPipeline(
+  name: string,
+  extraEnv: Record<string, string> = {},
+  opts: { subprocessWorker?: boolean } = {},
+): Promise<Pipeline> {
   const services = testServices();
   const id = `${name}_${crypto.randomBytes(4).toString('hex')}`;
   const ownerDatabaseUrl = await createDatabase(id);
@@ -140,7 +150,13 @@ export async function startPipeline(name: string, extraEnv: Record<string, strin
   // The payload codec's own key, apart from the PII keys.
   const codecKeyFile = path.join(baseEnv.DATA_DIR, 'codec-keys.json');
   fs.writeFileSync(codecKeyFile, JSON.stringify(newCodecKeyFile()), { mode: 0o600 });
-  const env = { ...baseEnv, SQS_QUEUE_URL: queueUrl, PII_KEYRING_FILE: keyFile, PII_MASTER_KEY: masterKey, TEMPORAL_CODEC_KEY_FILE: codecKeyFile };
+  const env = {
+    ...baseEnv,
+    SQS_QUEUE_URL: queueUrl,
+    PII_KEYRING_FILE: keyFile,
+    PII_MASTER_KEY: masterKey,
+    TEMPORAL_CODEC_KEY_FILE: codecKeyFile,
+  };
   const config = loadConfig(env);
   const keyring = await loadKeyring(config, () => {});
   const db = createDb(config.databaseUrl);

@@ -12,7 +12,16 @@ import { MAX_BODY_BYTES, getApproximateCounts, receiveMessages, sendMessages } f
 import { transformBatch } from '../../lib/pipeline/transform';
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { dumpTables, findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, startWorkerProcess, VALID_SAMPLE, type Pipeline } from './helpers';
+import {
+  dumpTables,
+  findPlaintext,
+  SAMPLE,
+  SAMPLE_PII,
+  startPipeline,
+  startWorkerProcess,
+  VALID_SAMPLE,
+  type Pipeline,
+} from './helpers';
 
 let p: Pipeline;
 let pg: PgClient;
@@ -47,9 +56,9 @@ test('the sample becomes exactly 99 rows and 1 quarantined message', async () =>
   expect(await count('SELECT count(*) AS n FROM user_logins')).toBe(99);
   expect(await count('SELECT count(*) AS n FROM quarantine')).toBe(1);
   // Every message ID sent is accounted for exactly once, as a row or a quarantine entry.
-  const stored = (
-    await pg.query(`SELECT message_id FROM user_logins UNION ALL SELECT message_id FROM quarantine`)
-  ).rows.map((r) => r.message_id);
+  const stored = (await pg.query(`SELECT message_id FROM user_logins UNION ALL SELECT message_id FROM quarantine`)).rows.map(
+    (r) => r.message_id,
+  );
   expect(stored.sort()).toEqual([...sampleIds].sort());
   expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
 });
@@ -73,7 +82,9 @@ test('rows keep the fields as sent, with a comparable app version and a create d
   });
   // The sample has no create_date: it falls back to SentTimestamp, within this test's lifetime.
   expect(Math.abs(Date.now() - rows[0].create_date.getTime())).toBeLessThan(10 * 60_000);
-  expect(await count(`SELECT count(*) AS n FROM user_logins WHERE locale IS NULL`)).toBe(SAMPLE.filter((e) => e.locale === null).length);
+  expect(await count(`SELECT count(*) AS n FROM user_logins WHERE locale IS NULL`)).toBe(
+    SAMPLE.filter((e) => e.locale === null).length,
+  );
 });
 
 test('no IP or device ID of the sample appears in plain text in any table', async () => {
@@ -91,7 +102,9 @@ test('the plaintext search finds values hidden in bytea (it decodes what it sear
   expect(hex.startsWith('\\x')).toBe(true);
   expect(hex.includes(SAMPLE_PII[0])).toBe(false);
   // ... while the decoded bytes are found.
-  expect(findPlaintext([{ where: 'control', value: rows[0] }], SAMPLE_PII)).toEqual([{ where: 'control.blob', needle: SAMPLE_PII[0] }]);
+  expect(findPlaintext([{ where: 'control', value: rows[0] }], SAMPLE_PII)).toEqual([
+    { where: 'control.blob', needle: SAMPLE_PII[0] },
+  ]);
 });
 
 test('equal values give equal fingerprints, different values different ones', async () => {
@@ -116,16 +129,28 @@ test('equal values give equal fingerprints, different values different ones', as
 });
 
 test('redelivered messages (stored before, never deleted) add nothing', async () => {
-  const extra = [JSON.stringify({ ...SAMPLE[1], user_id: 'redelivery-user-1' }), JSON.stringify({ ...SAMPLE[2], user_id: 'redelivery-user-2' })];
+  const extra = [
+    JSON.stringify({ ...SAMPLE[1], user_id: 'redelivery-user-1' }),
+    JSON.stringify({ ...SAMPLE[2], user_id: 'redelivery-user-2' }),
+  ];
   const ids = await sendMessages(p.sqs, p.config.sqs.queueUrl, extra);
   // A worker that committed and then died before deleting: stored, still in the queue.
   const received = await receiveMessages(p.sqs, p.config.sqs.queueUrl, {
-    maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 30, concurrency: 1,
+    maxMessages: 10,
+    waitTimeSeconds: 1,
+    visibilityTimeoutSeconds: 30,
+    concurrency: 1,
   });
   expect(received.map((m) => m.messageId).sort()).toEqual([...ids].sort());
   await insertChunk(p.db, transformBatch(p.keyring, received));
   for (const m of received) {
-    await p.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: p.config.sqs.queueUrl, ReceiptHandle: m.receiptHandle, VisibilityTimeout: 0 }));
+    await p.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: p.config.sqs.queueUrl,
+        ReceiptHandle: m.receiptHandle,
+        VisibilityTimeout: 0,
+      }),
+    );
   }
   const before = await count('SELECT count(*) AS n FROM user_logins');
 
@@ -176,7 +201,12 @@ test("the run's history holds no message data at all, not even encrypted: decode
   // Control: the same search over the same history plus one activity input that carries the
   // sample's bodies (as the old design sent them), encoded by the codec, finds every value.
   const codec = new EncryptionCodec(p.keyring);
-  const [carrier] = await codec.encode([{ metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from(JSON.stringify(SAMPLE.map((e) => JSON.stringify(e)))) }]);
+  const [carrier] = await codec.encode([
+    {
+      metadata: { encoding: Buffer.from('json/plain') },
+      data: Buffer.from(JSON.stringify(SAMPLE.map((e) => JSON.stringify(e)))),
+    },
+  ]);
   const withBodies = [...events, { activityTaskScheduledEventAttributes: { input: { payloads: [carrier] } } }];
   expect(sampleValuesIn(await decodedPayloads(withBodies))).toEqual(SAMPLE_VALUES);
 });
@@ -189,7 +219,12 @@ test('a long drain continues as new with its totals carried over, and stops at m
 
   // Ten of the rest held for 4 s by a receiver that died: the first run drains the others,
   // waits for those ten and hands over (one drain round a run), the next one gets them.
-  const held = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 4, concurrency: 1 });
+  const held = await receiveMessages(p.sqs, p.config.sqs.queueUrl, {
+    maxMessages: 10,
+    waitTimeSeconds: 1,
+    visibilityTimeoutSeconds: 4,
+    concurrency: 1,
+  });
   expect(held).toHaveLength(10);
   const restOptions = { ...optionsFromConfig(p.config.ingest), batchSize: 25, slicesPerRun: 1 };
   const rest = await runIngest(p.client, p.config, restOptions);
@@ -206,7 +241,7 @@ test('a long drain continues as new with its totals carried over, and stops at m
   // (Bodies through the history, as before this design, took ~2,200 bytes a message.)
   const { concurrency } = withDefaults(restOptions);
   const chain: { drains: number; events: number; bytes: number; ended: string }[] = [];
-  for (let runId: string | null | undefined = rest.runId; runId; ) {
+  for (let runId: string | null | undefined = rest.runId; runId;) {
     const history: temporal.api.history.v1.IHistory = await p.client.workflow.getHandle(rest.workflowId, runId).fetchHistory();
     const events: temporal.api.history.v1.IHistoryEvent[] = history.events ?? [];
     const last = events[events.length - 1];
@@ -214,7 +249,11 @@ test('a long drain continues as new with its totals carried over, and stops at m
       drains: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'drainQueue').length,
       events: events.length,
       bytes: temporal.api.history.v1.History.encode(history).finish().length,
-      ended: last.workflowExecutionContinuedAsNewEventAttributes ? 'continued_as_new' : last.workflowExecutionCompletedEventAttributes ? 'completed' : String(last.eventType),
+      ended: last.workflowExecutionContinuedAsNewEventAttributes
+        ? 'continued_as_new'
+        : last.workflowExecutionCompletedEventAttributes
+          ? 'completed'
+          : String(last.eventType),
     });
     runId = events[0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId || null;
   }
@@ -229,11 +268,19 @@ test('a long drain continues as new with its totals carried over, and stops at m
 
 test('failure messages are encrypted in the history too, and readable through the codec', async () => {
   const workflowId = `${p.config.ingest.workflowId}-bad-options`;
-  const handle = await p.client.workflow.start('ingestWorkflow', { workflowId, taskQueue: p.config.temporal.taskQueue, args: [{ batchSize: 6000 }] });
-  await expect(handle.result()).rejects.toMatchObject({ cause: { message: expect.stringContaining('batchSize=6000 must be a whole number from 1 to 5000') } });
+  const handle = await p.client.workflow.start('ingestWorkflow', {
+    workflowId,
+    taskQueue: p.config.temporal.taskQueue,
+    args: [{ batchSize: 6000 }],
+  });
+  await expect(handle.result()).rejects.toMatchObject({
+    cause: { message: expect.stringContaining('batchSize=6000 must be a whole number from 1 to 5000') },
+  });
   const events = (await handle.fetchHistory()).events ?? [];
   const failed = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes?.failure;
-  expect(failed?.encodedAttributes?.metadata?.encoding && Buffer.from(failed.encodedAttributes.metadata.encoding).toString()).toBe('binary/encrypted');
+  expect(
+    failed?.encodedAttributes?.metadata?.encoding && Buffer.from(failed.encodedAttributes.metadata.encoding).toString(),
+  ).toBe('binary/encrypted');
   expect(JSON.stringify(failed)).not.toContain('batchSize=6000');
 });
 
@@ -255,8 +302,12 @@ test('a row the database refuses despite validation is quarantined alone; the re
   const result = await insertChunkIsolatingRejects(p.db, p.keyring, batch);
   expect(result).toMatchObject({ persisted: 3, quarantined: 1, quarantinedByReason: { 'db_rejected:22003': 1 }, alreadySeen: 0 });
   const ids = messages.map((m) => m.messageId);
-  expect((await pg.query('SELECT count(*)::int AS n FROM ingested_messages WHERE message_id = ANY($1)', [ids])).rows[0].n).toBe(4);
-  const q = await pg.query('SELECT message_id, reasons, body_ciphertext, pii_key_id FROM quarantine WHERE message_id = $1', [ids[2]]);
+  expect((await pg.query('SELECT count(*)::int AS n FROM ingested_messages WHERE message_id = ANY($1)', [ids])).rows[0].n).toBe(
+    4,
+  );
+  const q = await pg.query('SELECT message_id, reasons, body_ciphertext, pii_key_id FROM quarantine WHERE message_id = $1', [
+    ids[2],
+  ]);
   expect(q.rows[0].reasons).toEqual(['db_rejected:22003']);
   const body = open(p.keyring, { keyId: q.rows[0].pii_key_id, blob: q.rows[0].body_ciphertext }, `${ids[2]}:body`).toString();
   expect(JSON.parse(body)).toMatchObject({ messageId: ids[2], userId: SAMPLE[32].user_id, appVersionMajor: 3_000_000_000 });
@@ -267,7 +318,12 @@ test('messages held by a receiver that died are waited for, not left behind', as
   const bodies = generateBodies(15, { seed: 11 });
   await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies.slice(0, 5));
   // A worker that received these and died: invisible for 4 s, never deleted.
-  const held = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 4, concurrency: 1 });
+  const held = await receiveMessages(p.sqs, p.config.sqs.queueUrl, {
+    maxMessages: 10,
+    waitTimeSeconds: 1,
+    visibilityTimeoutSeconds: 4,
+    concurrency: 1,
+  });
   expect(held).toHaveLength(5);
   await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies.slice(5));
   const run = await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
@@ -283,8 +339,13 @@ test('a worker killed in the middle of a drain: every message stored exactly onc
   // Two drain threads each (the default is one), so a drain split over threads is what dies.
   const env = { ...p.env, WORKER_DRAIN_THREADS: '2' };
   const killed = await startWorkerProcess(env);
-  const run = runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 200, receiveConcurrency: 2, visibilityTimeoutSeconds: 5 });
-  for (let stored = 0; stored < 400; ) {
+  const run = runIngest(p.client, p.config, {
+    ...optionsFromConfig(p.config.ingest),
+    batchSize: 200,
+    receiveConcurrency: 2,
+    visibilityTimeoutSeconds: 5,
+  });
+  for (let stored = 0; stored < 400;) {
     await new Promise((r) => setTimeout(r, 100));
     stored = await count(`SELECT count(*) AS n FROM ingested_messages WHERE message_id = ANY('{${ids.join(',')}}')`);
   }
@@ -304,7 +365,10 @@ test('a worker killed in the middle of a drain: every message stored exactly onc
     expect(rows[0].ledger).toBe(ids.length);
     expect(rows[0].rows + rows[0].quarantine).toBe(ids.length);
     // The summary equals the database, the killed attempt's unreported commits included.
-    expect({ persisted: summary.persisted, quarantined: summary.quarantined }).toEqual({ persisted: rows[0].rows, quarantined: rows[0].quarantine });
+    expect({ persisted: summary.persisted, quarantined: summary.quarantined }).toEqual({
+      persisted: rows[0].rows,
+      quarantined: rows[0].quarantine,
+    });
     expect(summary.received - summary.alreadySeen).toBeGreaterThanOrEqual(ids.length);
     expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
   } finally {
@@ -324,7 +388,10 @@ test('a flood of multi-byte bodies at and over the 8 KiB cut is quarantined by i
   const run = await ingest();
   expect(run.summary).toMatchObject({ received: 322, quarantined: 302, persisted: 20, stopReason: 'queue_empty' });
   expect(run.summary.quarantinedByReason.body_too_large).toBe(301);
-  const { rows } = await pg.query('SELECT message_id, reasons, body_bytes, body_truncated, body_ciphertext, pii_key_id FROM quarantine WHERE message_id = ANY($1)', [ids]);
+  const { rows } = await pg.query(
+    'SELECT message_id, reasons, body_bytes, body_truncated, body_ciphertext, pii_key_id FROM quarantine WHERE message_id = ANY($1)',
+    [ids],
+  );
   const byId = new Map(rows.map((r) => [r.message_id, r]));
   const hugeRow = byId.get(ids[0]);
   expect(hugeRow).toMatchObject({ reasons: ['body_too_large'], body_bytes: Buffer.byteLength(huge[0]), body_truncated: true });
@@ -359,7 +426,12 @@ test('a commit held up longer than the visibility timeout keeps its messages: vi
   const run = runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), visibilityTimeoutSeconds: 5 });
   // Another receiver, 8 s in (past the visibility timeout): a held message must not be visible to it.
   await new Promise((r) => setTimeout(r, 8_000));
-  const stolen = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 1, concurrency: 1 });
+  const stolen = await receiveMessages(p.sqs, p.config.sqs.queueUrl, {
+    maxMessages: 10,
+    waitTimeSeconds: 1,
+    visibilityTimeoutSeconds: 1,
+    concurrency: 1,
+  });
   await new Promise((r) => setTimeout(r, 3_000));
   await blocker.query('COMMIT');
   await blocker.end();

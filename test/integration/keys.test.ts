@@ -22,12 +22,16 @@ let firstRun: IngestRun;
 let oldIds: string[];
 let oldKey: string;
 
-const keyOf = async (messageId: string) => (await pg.query('SELECT pii_key_id FROM user_logins WHERE message_id = $1', [messageId])).rows[0]?.pii_key_id;
+const keyOf = async (messageId: string) =>
+  (await pg.query('SELECT pii_key_id FROM user_logins WHERE message_id = $1', [messageId])).rows[0]?.pii_key_id;
 
 beforeAll(async () => {
   p = await startPipeline('keys');
   const lines = [];
-  for (const [name, roles] of [['alice', ['pii-requester']], ['bob', ['pii-approver']]] as const) {
+  for (const [name, roles] of [
+    ['alice', ['pii-requester']],
+    ['bob', ['pii-approver']],
+  ] as const) {
     const keys = generateOperatorKeys(name, [...roles]);
     writePrivateKey(operatorKeyFile(p.config, name), keys.privateKeyPem);
     lines.push(keys.registryLine);
@@ -57,30 +61,51 @@ test('after a rotation, new rows use the new key at once; re-encryption moves th
   const [newId] = await sendMessages(p.sqs, p.config.sqs.queueUrl, [JSON.stringify(SAMPLE[0])]);
   await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
   expect(await keyOf(newId)).toBe(newKeyId);
-  const masks = await pg.query('SELECT message_id, masked_ip, masked_device_id, login_fingerprint FROM user_logins WHERE message_id = ANY($1)', [[oldIds[0], newId]]);
+  const masks = await pg.query(
+    'SELECT message_id, masked_ip, masked_device_id, login_fingerprint FROM user_logins WHERE message_id = ANY($1)',
+    [[oldIds[0], newId]],
+  );
   expect(masks.rows).toHaveLength(2);
   expect(masks.rows[0].masked_ip).toBe(masks.rows[1].masked_ip);
   expect(masks.rows[0].masked_device_id).toBe(masks.rows[1].masked_device_id);
   expect(masks.rows[0].login_fingerprint).toBe(masks.rows[1].login_fingerprint);
 
-  const summary = await p.client.workflow.execute(reencryptWorkflow, { workflowId: `reencrypt-${Date.now()}`, taskQueue: p.config.temporal.taskQueue, args: [{ pageSize: 3 }] });
+  const summary = await p.client.workflow.execute(reencryptWorkflow, {
+    workflowId: `reencrypt-${Date.now()}`,
+    taskQueue: p.config.temporal.taskQueue,
+    args: [{ pageSize: 3 }],
+  });
   expect(summary).toEqual({ reencrypted: { user_logins: 12, quarantine: 1 } }); // the sample's 13th message is the quarantined one
-  const keys = await pg.query(`SELECT pii_key_id, count(*)::int AS n FROM (SELECT pii_key_id FROM user_logins UNION ALL SELECT pii_key_id FROM quarantine) k GROUP BY 1`);
+  const keys = await pg.query(
+    `SELECT pii_key_id, count(*)::int AS n FROM (SELECT pii_key_id FROM user_logins UNION ALL SELECT pii_key_id FROM quarantine) k GROUP BY 1`,
+  );
   expect(keys.rows).toEqual([{ pii_key_id: newKeyId, n: 14 }]);
   // Run again: nothing left to move (idempotent).
-  expect(await p.client.workflow.execute(reencryptWorkflow, { workflowId: `reencrypt-again-${Date.now()}`, taskQueue: p.config.temporal.taskQueue, args: [{}] })).toMatchObject({
+  expect(
+    await p.client.workflow.execute(reencryptWorkflow, {
+      workflowId: `reencrypt-again-${Date.now()}`,
+      taskQueue: p.config.temporal.taskQueue,
+      args: [{}],
+    }),
+  ).toMatchObject({
     reencrypted: { user_logins: 0, quarantine: 0 },
   });
 });
 
 test('after the rotation, old and new rows decrypt through an approved recovery', async () => {
-  const id = await startRecovery(p.client, p.config, { operator: 'alice' }, {
-    reason: 'Verify both keys after the rotation.',
-    ticket: 'OPS-7',
-    selector: { userId: String(SAMPLE[0].user_id) },
-    fields: ['ip', 'device_id'],
-  });
-  for (let i = 0; i < 50 && (await recoveryStatus(p.client, id).catch(() => null))?.state !== 'awaiting_approval'; i++) await new Promise((r) => setTimeout(r, 100));
+  const id = await startRecovery(
+    p.client,
+    p.config,
+    { operator: 'alice' },
+    {
+      reason: 'Verify both keys after the rotation.',
+      ticket: 'OPS-7',
+      selector: { userId: String(SAMPLE[0].user_id) },
+      fields: ['ip', 'device_id'],
+    },
+  );
+  for (let i = 0; i < 50 && (await recoveryStatus(p.client, id).catch(() => null))?.state !== 'awaiting_approval'; i++)
+    await new Promise((r) => setTimeout(r, 100));
   await decide(p.client, p.config, { operator: 'bob' }, id, 'approve');
   const outcome = await awaitRecovery(p.client, p.config, id);
   if (!('records' in outcome)) throw new Error(JSON.stringify(outcome.result));
@@ -108,7 +133,11 @@ test('histories are encrypted with the codec key, never a PII data key, and stil
 
 test('audit verify names an edited, a deleted and a reordered entry', async () => {
   const scenarios: [string, string, RegExp][] = [
-    ['edited', `UPDATE pii_audit_log SET actor = 'mallory' WHERE id = (SELECT min(id) + 2 FROM pii_audit_log)`, /does not match its hash/],
+    [
+      'edited',
+      `UPDATE pii_audit_log SET actor = 'mallory' WHERE id = (SELECT min(id) + 2 FROM pii_audit_log)`,
+      /does not match its hash/,
+    ],
     ['deleted', `DELETE FROM pii_audit_log WHERE id = (SELECT min(id) + 2 FROM pii_audit_log)`, /does not follow/],
     [
       'reordered', // entries 3 and 4 swap places, each keeping its own content and hashes
@@ -124,12 +153,22 @@ test('audit verify names an edited, a deleted and a reordered entry', async () =
     await migrate(url, () => {});
     const db = createDb(url);
     try {
-      const stored = await appendAudit(db, [1, 2, 3, 4, 5].map((i) => ({ requestId: `r-${i}`, event: 'record_read' as const, actor: 'alice', details: { messageId: `m-${i}` } })));
+      const stored = await appendAudit(
+        db,
+        [1, 2, 3, 4, 5].map((i) => ({
+          requestId: `r-${i}`,
+          event: 'record_read' as const,
+          actor: 'alice',
+          details: { messageId: `m-${i}` },
+        })),
+      );
       expect(await verifyAuditChain(db)).toMatchObject({ ok: true, entries: 5 });
       // Tampering takes the owner switching the append-only triggers off: the application cannot.
       const admin = new PgClient({ connectionString: url });
       await admin.connect();
-      await admin.query(`ALTER TABLE pii_audit_log DISABLE TRIGGER USER; ${tamper}; ALTER TABLE pii_audit_log ENABLE TRIGGER USER`);
+      await admin.query(
+        `ALTER TABLE pii_audit_log DISABLE TRIGGER USER; ${tamper}; ALTER TABLE pii_audit_log ENABLE TRIGGER USER`,
+      );
       await admin.end();
       const result = await verifyAuditChain(db);
       expect(result.ok).toBe(false);

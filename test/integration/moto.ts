@@ -16,7 +16,9 @@ async function ensureMoto(): Promise<void> {
   if (fs.existsSync(path.join(venv, '.installed'))) return;
   fs.rmSync(venv, { recursive: true, force: true });
   await run('python3', ['-m', 'venv', venv]);
-  await run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `moto[server]==${MOTO_VERSION}`], { maxBuffer: 16 * 1024 * 1024 });
+  await run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `moto[server]==${MOTO_VERSION}`], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
   fs.writeFileSync(path.join(venv, '.installed'), MOTO_VERSION);
 }
 

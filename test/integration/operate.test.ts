@@ -37,7 +37,11 @@ const outcome = (o: string) => `login_ingest_messages_total{outcome="${o}"}`;
 beforeAll(async () => {
   const address = `127.0.0.1:${await freePort()}`;
   metricsUrl = `http://${address}`;
-  p = await startPipeline('operate', { METRICS_ADDRESS: address, LOG_FORMAT: 'json', LOG_LEVEL: 'INFO', INGEST_BATCH_SIZE: '50' }, { subprocessWorker: true });
+  p = await startPipeline(
+    'operate',
+    { METRICS_ADDRESS: address, LOG_FORMAT: 'json', LOG_LEVEL: 'INFO', INGEST_BATCH_SIZE: '50' },
+    { subprocessWorker: true },
+  );
 });
 
 afterAll(async () => {
@@ -53,22 +57,31 @@ test('metrics move during a drain; exit codes 3 (messages_unavailable) and 0 (dr
   const bodies = generateBodies(MESSAGES, { malformedShare: 0.01, duplicateShare: 0.05, seed: 12 });
   await sendMessages(p.sqs, p.config.sqs.queueUrl, bodies);
   // Another receiver holds a few messages for ten minutes: the run cannot end while we look.
-  const held = await p.sqs.send(new ReceiveMessageCommand({ QueueUrl: p.config.sqs.queueUrl, MaxNumberOfMessages: HELD, VisibilityTimeout: 600 }));
+  const held = await p.sqs.send(
+    new ReceiveMessageCommand({ QueueUrl: p.config.sqs.queueUrl, MaxNumberOfMessages: HELD, VisibilityTimeout: 600 }),
+  );
   expect(held.Messages).toHaveLength(HELD);
 
   const first = client(['ingest', '--json']);
   // Wait until the worker has stored everything it can get (received counts first, stored
   // ones when committed) and has seen the held ones in flight.
   let during = await scrape();
-  const stored = () => during.get(outcome('persisted')) + during.get(outcome('quarantined')) + during.get(outcome('already_seen'));
-  while (during.get(outcome('received')) < MESSAGES - HELD || stored() < MESSAGES - HELD || during.get('login_ingest_queue_depth{state="in_flight"}') !== HELD) {
+  const stored = () =>
+    during.get(outcome('persisted')) + during.get(outcome('quarantined')) + during.get(outcome('already_seen'));
+  while (
+    during.get(outcome('received')) < MESSAGES - HELD ||
+    stored() < MESSAGES - HELD ||
+    during.get('login_ingest_queue_depth{state="in_flight"}') !== HELD
+  ) {
     await new Promise((r) => setTimeout(r, 250));
     during = await scrape();
   }
   const description = await p.client.workflow.getHandle(p.config.ingest.workflowId).describe();
   expect(description.status.name).toBe('RUNNING'); // the scrape above was taken during the run
   expect(during.get(outcome('received'))).toBe(MESSAGES - HELD);
-  expect(during.get(outcome('persisted')) + during.get(outcome('quarantined')) + during.get(outcome('already_seen'))).toBe(MESSAGES - HELD);
+  expect(during.get(outcome('persisted')) + during.get(outcome('quarantined')) + during.get(outcome('already_seen'))).toBe(
+    MESSAGES - HELD,
+  );
   for (const stage of ['receive', 'transform', 'persist', 'acknowledge']) {
     expect(during.get(`login_ingest_stage_seconds_total{stage="${stage}"}`)).toBeGreaterThan(0);
   }
@@ -80,7 +93,11 @@ test('metrics move during a drain; exit codes 3 (messages_unavailable) and 0 (dr
   const unavailable = await first;
   expect(unavailable).toMatchObject({ code: 3 });
   const firstSummary = JSON.parse((unavailable as { stdout: string }).stdout);
-  expect(firstSummary).toMatchObject({ stopReason: 'messages_unavailable', received: MESSAGES - HELD, leftInQueue: { visible: 0, inFlight: HELD } });
+  expect(firstSummary).toMatchObject({
+    stopReason: 'messages_unavailable',
+    received: MESSAGES - HELD,
+    leftInQueue: { visible: 0, inFlight: HELD },
+  });
 
   // Released: the next run drains them, exit code 0.
   await p.sqs.send(
@@ -103,13 +120,23 @@ test('metrics move during a drain; exit codes 3 (messages_unavailable) and 0 (dr
   expect(after.get(outcome('delete_failed'))).toBe(0);
   expect(sum('quarantined')).toBeGreaterThan(0);
   for (const [reason, n] of Object.entries(firstSummary.quarantinedByReason as Record<string, number>)) {
-    expect(after.get(`login_ingest_quarantined_total{reason="${reason}"}`)).toBe(n + (secondSummary.quarantinedByReason[reason] ?? 0));
+    expect(after.get(`login_ingest_quarantined_total{reason="${reason}"}`)).toBe(
+      n + (secondSummary.quarantinedByReason[reason] ?? 0),
+    );
   }
-  expect(after.get('login_ingest_queue_depth{state="visible"}') + after.get('login_ingest_queue_depth{state="in_flight"}')).toBe(0);
+  expect(after.get('login_ingest_queue_depth{state="visible"}') + after.get('login_ingest_queue_depth{state="in_flight"}')).toBe(
+    0,
+  );
 
   // Both drains, newest first, with their numbers (visibility is eventually consistent: wait
   // for it). A drain that continued as new also lists its earlier runs, with the totals so far.
-  type Row = { status: string; stopReason: string | null; received: number | null; persisted: number | null; quarantined: number | null };
+  type Row = {
+    status: string;
+    stopReason: string | null;
+    received: number | null;
+    persisted: number | null;
+    quarantined: number | null;
+  };
   let completed: Row[];
   for (;;) {
     const listed = await client(['runs', '--json']);
@@ -118,8 +145,18 @@ test('metrics move during a drain; exit codes 3 (messages_unavailable) and 0 (dr
     await new Promise((r) => setTimeout(r, 250));
   }
   expect(completed.slice(0, 2)).toEqual([
-    expect.objectContaining({ stopReason: 'queue_empty', received: HELD, persisted: secondSummary.persisted, quarantined: secondSummary.quarantined }),
-    expect.objectContaining({ stopReason: 'messages_unavailable', received: MESSAGES - HELD, persisted: firstSummary.persisted, quarantined: firstSummary.quarantined }),
+    expect.objectContaining({
+      stopReason: 'queue_empty',
+      received: HELD,
+      persisted: secondSummary.persisted,
+      quarantined: secondSummary.quarantined,
+    }),
+    expect.objectContaining({
+      stopReason: 'messages_unavailable',
+      received: MESSAGES - HELD,
+      persisted: firstSummary.persisted,
+      quarantined: firstSummary.quarantined,
+    }),
   ]);
   const table = await client(['runs']);
   expect(table.stdout.split('\n')[0]).toMatch(/^started\s+status\s+stop reason\s+received\s+persisted\s+quarantined/);
@@ -135,11 +172,15 @@ test('metrics move during a drain; exit codes 3 (messages_unavailable) and 0 (dr
     } catch {
       throw new Error(`not a JSON log line: ${line}`);
     }
-    expect(parsed).toEqual(expect.objectContaining({ level: expect.any(String), time: expect.any(String), message: expect.any(String) }));
+    expect(parsed).toEqual(
+      expect.objectContaining({ level: expect.any(String), time: expect.any(String), message: expect.any(String) }),
+    );
   }
   const persistedLines = workerLines.map((l) => JSON.parse(l)).filter((l) => l.message === 'Drained');
   expect(persistedLines.length).toBeGreaterThan(0);
-  expect(persistedLines[0]).toEqual(expect.objectContaining({ workflowId: p.config.ingest.workflowId, runId: expect.any(String), persisted: expect.any(Number) }));
+  expect(persistedLines[0]).toEqual(
+    expect.objectContaining({ workflowId: p.config.ingest.workflowId, runId: expect.any(String), persisted: expect.any(Number) }),
+  );
   expect(cliLines.map((l) => JSON.parse(l)).some((l) => l.message === 'progress' && typeof l.received === 'number')).toBe(true);
   const pii = bodies.flatMap((b) => {
     try {

@@ -41,7 +41,9 @@ test('the sample through moto: 99 rows, 1 quarantined, every message ID once, no
   // concurrent receives): every extra delivery must be recognised, none stored twice.
   expect(run.summary).toMatchObject({ persisted: 99, quarantined: 1, stopReason: 'queue_empty' });
   expect(run.summary.received - run.summary.alreadySeen).toBe(100);
-  const stored = (await pg.query('SELECT message_id FROM user_logins UNION ALL SELECT message_id FROM quarantine')).rows.map((r) => r.message_id);
+  const stored = (await pg.query('SELECT message_id FROM user_logins UNION ALL SELECT message_id FROM quarantine')).rows.map(
+    (r) => r.message_id,
+  );
   expect(stored.sort()).toEqual([...ids].sort());
   // moto's SentTimestamp reaches create_date (the sample carries none of its own).
   const dates = await pg.query(`SELECT count(*)::int AS n FROM user_logins WHERE create_date > now() - interval '10 minutes'`);
@@ -51,13 +53,30 @@ test('the sample through moto: 99 rows, 1 quarantined, every message ID once, no
 });
 
 test('redelivered by moto after a lost delete: deduplicated', async () => {
-  await sendMessages(p.sqs, p.config.sqs.queueUrl, sampleBodies().slice(20, 23).map((b) => b.replace('"user_id":"', '"user_id":"moto-')));
-  const received = await receiveMessages(p.sqs, p.config.sqs.queueUrl, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 30, concurrency: 1 });
+  await sendMessages(
+    p.sqs,
+    p.config.sqs.queueUrl,
+    sampleBodies()
+      .slice(20, 23)
+      .map((b) => b.replace('"user_id":"', '"user_id":"moto-')),
+  );
+  const received = await receiveMessages(p.sqs, p.config.sqs.queueUrl, {
+    maxMessages: 10,
+    waitTimeSeconds: 1,
+    visibilityTimeoutSeconds: 30,
+    concurrency: 1,
+  });
   expect(received).toHaveLength(3);
   expect(received.every((m) => m.receiveCount === 1 && m.sentTimestamp !== null)).toBe(true);
   await insertChunk(p.db, transformBatch(p.keyring, received));
   for (const m of received) {
-    await p.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: p.config.sqs.queueUrl, ReceiptHandle: m.receiptHandle, VisibilityTimeout: 0 }));
+    await p.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: p.config.sqs.queueUrl,
+        ReceiptHandle: m.receiptHandle,
+        VisibilityTimeout: 0,
+      }),
+    );
   }
   const run = await runIngest(p.client, p.config, ingestOptions());
   expect(run.summary).toMatchObject({ received: 3, persisted: 0, alreadySeen: 3 });

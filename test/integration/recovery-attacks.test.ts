@@ -20,7 +20,14 @@ import { createDb } from '../../lib/platform/db';
 import { checkAuditRole } from '../../recovery-worker';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
 import { sampleBodies } from '../../lib/ingest/load';
-import { generateOperatorKeys, readPrivateKey, sign, writePrivateKey, type RecoveryRequestBody, type Role } from '../../lib/recovery';
+import {
+  generateOperatorKeys,
+  readPrivateKey,
+  sign,
+  writePrivateKey,
+  type RecoveryRequestBody,
+  type Role,
+} from '../../lib/recovery';
 import { operatorKeyFile, recoveryStatus } from '../../cli/recovery-client';
 import { newRecipientKeys } from '../../lib/pii/sealed';
 import { masterKeyWrapper, rotateKeyring } from '../../lib/pii/keyring';
@@ -59,7 +66,17 @@ function requestBody(overrides: Partial<RecoveryRequestBody> = {}): RecoveryRequ
   };
 }
 const approvalOf = (requestId: string, recordSetHash: string, operator = 'bob') =>
-  sign({ type: 'pii-recovery-approval' as const, requestId, operator, decision: 'approve' as const, recordSetHash, issuedAt: new Date().toISOString() }, key(operator));
+  sign(
+    {
+      type: 'pii-recovery-approval' as const,
+      requestId,
+      operator,
+      decision: 'approve' as const,
+      recordSetHash,
+      issuedAt: new Date().toISOString(),
+    },
+    key(operator),
+  );
 
 async function waitForState(requestId: string, state: string): Promise<RecoveryStatus> {
   for (let i = 0; i < 100; i++) {
@@ -94,7 +111,9 @@ async function completedLegit() {
 
 /** What the trail says was read for a request: grant consumptions, records read, completions. */
 const reads = async (requestId: string) =>
-  (await auditEntriesFor(p.db, requestId)).filter((e) => ['grant_consumed', 'record_read', 'completed'].includes(e.event)).map((e) => e.event);
+  (await auditEntriesFor(p.db, requestId))
+    .filter((e) => ['grant_consumed', 'record_read', 'completed'].includes(e.event))
+    .map((e) => e.event);
 
 /**
  * Runs the attacker's workflow on its own task queue: `plain` payloads (no codec) or
@@ -110,19 +129,31 @@ async function attack(
   taskQueue = p.config.temporal.recoveryTaskQueue,
 ): Promise<AttackOutcome> {
   const input: Attack = { taskQueue, activity, args };
-  const options = { workflowId, taskQueue: queues[via], args: [input] as [Attack], workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE };
+  const options = {
+    workflowId,
+    taskQueue: queues[via],
+    args: [input] as [Attack],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+  };
   if (via === 'codec') return p.client.workflow.execute(attackWorkflow, options);
   const handle = await plainClient.workflow.start(attackWorkflow, options);
   try {
     for (let i = 0; i < 150; i++) {
       const events = (await handle.fetchHistory()).events ?? [];
-      const done = events.find((e) => e.activityTaskFailedEventAttributes || e.activityTaskCompletedEventAttributes || e.activityTaskTimedOutEventAttributes);
+      const done = events.find(
+        (e) =>
+          e.activityTaskFailedEventAttributes || e.activityTaskCompletedEventAttributes || e.activityTaskTimedOutEventAttributes,
+      );
       if (done?.activityTaskCompletedEventAttributes) return { ok: true, result: 'completed' };
       if (done?.activityTaskTimedOutEventAttributes) return { ok: false, error: 'timed out' };
       if (done) {
         const failure = done.activityTaskFailedEventAttributes!.failure!;
         const [attrs] = await new EncryptionCodec(p.keyring).decode([failure.encodedAttributes!]);
-        return { ok: false, error: String(JSON.parse(Buffer.from(attrs.data!).toString('utf8')).message), type: failure.applicationFailureInfo?.type ?? undefined };
+        return {
+          ok: false,
+          error: String(JSON.parse(Buffer.from(attrs.data!).toString('utf8')).message),
+          type: failure.applicationFailureInfo?.type ?? undefined,
+        };
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -150,7 +181,10 @@ beforeAll(async () => {
 
   // The attacker's own workers: the same workflow code, one without a codec, one with ours.
   attackerConnection = await NativeConnection.connect({ address: testServices().temporalAddress });
-  const bundle: WorkflowBundleWithSourceMap = await bundleWorkflowCode({ workflowsPath: require.resolve('./attacker/workflows'), logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } });
+  const bundle: WorkflowBundleWithSourceMap = await bundleWorkflowCode({
+    workflowsPath: require.resolve('./attacker/workflows'),
+    logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} },
+  });
   for (const via of ['plain', 'codec'] as const) {
     const worker = await Worker.create({
       connection: attackerConnection,
@@ -174,10 +208,15 @@ afterAll(async () => {
 });
 
 describe('a foreign workflow scheduling the recovery activities directly', () => {
-  test('the decrypting activity, with an unsigned request in another operator\'s name: nothing decrypted, nothing written in her name', async () => {
+  test("the decrypting activity, with an unsigned request in another operator's name: nothing decrypted, nothing written in her name", async () => {
     const body = requestBody();
     for (const via of ['plain', 'codec'] as const) {
-      const outcome = await attack(via, 'recoverRecords', [{ signedRequest: { body }, signedApproval: null }], recoveryWorkflowId(body.requestId));
+      const outcome = await attack(
+        via,
+        'recoverRecords',
+        [{ signedRequest: { body }, signedApproval: null }],
+        recoveryWorkflowId(body.requestId),
+      );
       expect(outcome.ok).toBe(false);
       if (via === 'plain') expect(outcome.error).toMatch(/unencrypted payload/);
       else expect(outcome).toMatchObject({ type: 'bad_request', error: expect.stringMatching(/unsigned/) });
@@ -192,8 +231,13 @@ describe('a foreign workflow scheduling the recovery activities directly', () =>
     expect(before).toEqual(['grant_consumed', 'record_read', 'record_read', 'completed']);
     const input = { signedRequest: legit.signed, signedApproval: legit.approval };
     expect(await attack('codec', 'recoverRecords', [input])).toMatchObject({ ok: false, type: 'not_a_recovery' });
-    expect(await attack('codec', 'recoverRecords', [input], recoveryWorkflowId(legit.body.requestId))).toMatchObject({ ok: false, type: 'grant_consumed' });
-    expect((await attack('plain', 'recoverRecords', [input], recoveryWorkflowId(legit.body.requestId))).error).toMatch(/unencrypted payload/);
+    expect(await attack('codec', 'recoverRecords', [input], recoveryWorkflowId(legit.body.requestId))).toMatchObject({
+      ok: false,
+      type: 'grant_consumed',
+    });
+    expect((await attack('plain', 'recoverRecords', [input], recoveryWorkflowId(legit.body.requestId))).error).toMatch(
+      /unencrypted payload/,
+    );
     expect(await reads(legit.body.requestId)).toEqual(before);
   });
 
@@ -201,7 +245,12 @@ describe('a foreign workflow scheduling the recovery activities directly', () =>
     const body = requestBody();
     const signed = sign(body, key('alice'));
     const forgedApproval = approvalOf(body.requestId, 'f'.repeat(64));
-    const outcome = await attack('codec', 'recoverRecords', [{ signedRequest: signed, signedApproval: forgedApproval }], recoveryWorkflowId(body.requestId));
+    const outcome = await attack(
+      'codec',
+      'recoverRecords',
+      [{ signedRequest: signed, signedApproval: forgedApproval }],
+      recoveryWorkflowId(body.requestId),
+    );
     expect(outcome).toMatchObject({ ok: false, type: 'not_authorised' });
     expect(await reads(body.requestId)).toEqual([]);
   });
@@ -210,15 +259,25 @@ describe('a foreign workflow scheduling the recovery activities directly', () =>
     const legit = await completedLegit();
     const id = legit.body.requestId;
     // A replayed request under the finished run's own workflow ID.
-    expect(await attack('codec', 'authoriseRequest', [legit.signed], recoveryWorkflowId(id))).toMatchObject({ ok: true, result: { ok: false, code: 'replayed' } });
+    expect(await attack('codec', 'authoriseRequest', [legit.signed], recoveryWorkflowId(id))).toMatchObject({
+      ok: true,
+      result: { ok: false, code: 'replayed' },
+    });
     // An approval judged for nobody's request writes no decision.
-    expect(await attack('codec', 'verifyApproval', [legit.approval])).toMatchObject({ ok: true, result: { ok: false, code: 'not_authorised' } });
+    expect(await attack('codec', 'verifyApproval', [legit.approval])).toMatchObject({
+      ok: true,
+      result: { ok: false, code: 'not_authorised' },
+    });
     expect(await attack('codec', 'expireRequest', [])).toMatchObject({ ok: false, type: 'not_a_recovery' });
     expect(await attack('codec', 'expireRequest', [], recoveryWorkflowId(id))).toMatchObject({ ok: false });
-    expect((await attack('codec', 'recordDecision', [{ requestId: id, event: 'approved', actor: 'bob', details: {} }])).error).toMatch(/not registered|recordDecision/);
+    expect(
+      (await attack('codec', 'recordDecision', [{ requestId: id, event: 'approved', actor: 'bob', details: {} }])).error,
+    ).toMatch(/not registered|recordDecision/);
     // The ingest task queue (where the original attack scheduled them) runs no recovery activity at all.
     for (const activity of ['recoverRecords', 'authoriseRequest', 'verifyApproval']) {
-      expect((await attack('codec', activity, [legit.signed], undefined, p.config.temporal.taskQueue)).error).toMatch(/not registered/);
+      expect((await attack('codec', activity, [legit.signed], undefined, p.config.temporal.taskQueue)).error).toMatch(
+        /not registered/,
+      );
     }
     for (const activity of ['authoriseRequest', 'verifyApproval', 'recoverRecords', 'expireRequest']) {
       expect((await attack('plain', activity, [legit.signed])).error).toMatch(/unencrypted payload/);
@@ -229,17 +288,35 @@ describe('a foreign workflow scheduling the recovery activities directly', () =>
   });
 
   test('lone surrogates and hostile keys in a claimed request: recorded as unknown, stored safely, the chain still verifies', async () => {
-    const hostile = { body: { requestId: '\ud800' + crypto.randomUUID().slice(1), operator: 'alice\udc00', ['k\ud800ey']: '\udfff', ['__proto__']: { x: 1 } }, signature: 'A'.repeat(88) };
+    const hostile = {
+      body: {
+        requestId: '\ud800' + crypto.randomUUID().slice(1),
+        operator: 'alice\udc00',
+        ['k\ud800ey']: '\udfff',
+        ['__proto__']: { x: 1 },
+      },
+      signature: 'A'.repeat(88),
+    };
     const outcome = await attack('codec', 'authoriseRequest', [hostile]);
     expect(outcome).toMatchObject({ ok: true, result: { ok: false, requestId: 'unknown', code: 'malformed' } });
-    const approvalWithSurrogates = { body: { type: 'pii-recovery-approval', requestId: '\udc00', comment: 'x\ud800' }, signature: '\ud800' };
+    const approvalWithSurrogates = {
+      body: { type: 'pii-recovery-approval', requestId: '\udc00', comment: 'x\ud800' },
+      signature: '\ud800',
+    };
     expect(await attack('codec', 'verifyApproval', [approvalWithSurrogates])).toMatchObject({ ok: true, result: { ok: false } });
     const check = await verifyAuditChain(p.db);
     expect(check).toMatchObject({ ok: true });
     const unknown = await auditEntriesFor(p.db, 'unknown');
     expect(unknown.length).toBeGreaterThanOrEqual(2);
     // Written straight through the append function too: whatever the details, stored and hashed as stored.
-    const [stored] = await appendAudit(p.db, [{ requestId: 'not-a-uuid\ud800', event: 'request_refused', actor: 'x\udc00', details: { ['\ud800']: '\u0000\udfff', nested: [{ ['a\udc00']: 1 }] } }]);
+    const [stored] = await appendAudit(p.db, [
+      {
+        requestId: 'not-a-uuid\ud800',
+        event: 'request_refused',
+        actor: 'x\udc00',
+        details: { ['\ud800']: '\u0000\udfff', nested: [{ ['a\udc00']: 1 }] },
+      },
+    ]);
     expect(stored).toMatchObject({ requestId: 'unknown', actor: null });
     expect(await verifyAuditChain(p.db)).toMatchObject({ ok: true });
   });
@@ -253,7 +330,10 @@ test('a reset of the recovery to after the approval decrypts nothing more', asyn
   const events = (await p.client.workflow.getHandle(recoveryWorkflowId(id), runId).fetchHistory()).events ?? [];
   // The last workflow task completed before recoverRecords was scheduled: the approval is in the history up to there.
   const scheduled = events.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recoverRecords');
-  const resetPoint = events.slice(0, scheduled).reverse().find((e) => e.workflowTaskCompletedEventAttributes);
+  const resetPoint = events
+    .slice(0, scheduled)
+    .reverse()
+    .find((e) => e.workflowTaskCompletedEventAttributes);
   expect(resetPoint).toBeDefined();
   const { runId: resetRunId } = await p.client.workflowService.resetWorkflowExecution({
     namespace: p.config.temporal.namespace,
@@ -275,11 +355,17 @@ test('a selector that grows after authorisation: the approver approves, and gets
   // A new login of the same user arrives while the request waits.
   const [late] = await sendMessages(p.sqs, p.config.sqs.queueUrl, [JSON.stringify({ ...SAMPLE[0], app_version: '9.9.9' })]);
   await runIngest(p.client, p.config, optionsFromConfig(p.config.ingest));
-  expect((await app.query('SELECT count(*)::int AS n FROM user_logins WHERE user_id = $1', [userId])).rows[0].n).toBe(frozen.length + 1);
-  expect(await legit.handle.executeUpdate(decisionUpdate, { args: [approvalOf(legit.body.requestId, legit.status.recordSetHash!)] })).toMatchObject({ ok: true });
+  expect((await app.query('SELECT count(*)::int AS n FROM user_logins WHERE user_id = $1', [userId])).rows[0].n).toBe(
+    frozen.length + 1,
+  );
+  expect(
+    await legit.handle.executeUpdate(decisionUpdate, { args: [approvalOf(legit.body.requestId, legit.status.recordSetHash!)] }),
+  ).toMatchObject({ ok: true });
   const result = await legit.handle.result();
   expect(result).toMatchObject({ status: 'completed', records: frozen.length });
-  const read = (await auditEntriesFor(p.db, legit.body.requestId)).filter((e) => e.event === 'record_read').map((e) => e.details.messageId);
+  const read = (await auditEntriesFor(p.db, legit.body.requestId))
+    .filter((e) => e.event === 'record_read')
+    .map((e) => e.details.messageId);
   expect(read.sort()).toEqual([...frozen].sort());
   expect(read).not.toContain(late);
 });
@@ -289,8 +375,13 @@ test('an approval of another record set, or replayed onto another request, does 
   const second = await startLegit();
   // The second request's approval, replayed onto the first; an approval of a record set the approver was not shown.
   const forSecond = approvalOf(second.body.requestId, second.status.recordSetHash!);
-  expect(await first.handle.executeUpdate(decisionUpdate, { args: [forSecond] })).toMatchObject({ ok: false, code: 'wrong_request' });
-  expect(await first.handle.executeUpdate(decisionUpdate, { args: [approvalOf(first.body.requestId, 'a'.repeat(64))] })).toMatchObject({ ok: false, code: 'wrong_record_set' });
+  expect(await first.handle.executeUpdate(decisionUpdate, { args: [forSecond] })).toMatchObject({
+    ok: false,
+    code: 'wrong_request',
+  });
+  expect(
+    await first.handle.executeUpdate(decisionUpdate, { args: [approvalOf(first.body.requestId, 'a'.repeat(64))] }),
+  ).toMatchObject({ ok: false, code: 'wrong_record_set' });
   expect(await reads(first.body.requestId)).toEqual([]);
   await first.handle.terminate('test over');
   await second.handle.terminate('test over');
@@ -317,7 +408,8 @@ test('a database error that retrying cannot fix fails the recovery at once inste
 
 describe('a foreign workflow scheduling reencryptPage on the ingest task queue', () => {
   const rotateUnrecorded = () => rotateKeyring(p.config.keys.keyringFile!, masterKeyWrapper(p.config)); // the key file alone, as by hand
-  const reencryptAttack = (via: 'plain' | 'codec', input: unknown) => attack(via, 'reencryptPage', [input], undefined, p.config.temporal.taskQueue);
+  const reencryptAttack = (via: 'plain' | 'codec', input: unknown) =>
+    attack(via, 'reencryptPage', [input], undefined, p.config.temporal.taskQueue);
   const page = (table = 'user_logins', limit = 1000) => ({ table, afterId: '0', limit });
   /** Every stored ciphertext with its key, and the trail's length: what a page would change. */
   const stored = async () => ({
@@ -334,26 +426,39 @@ describe('a foreign workflow scheduling reencryptPage on the ingest task queue',
     expect(before.pii.filter((r) => r.pii_key_id !== unrecorded.newKeyId).length).toBeGreaterThan(10); // work a page would do
     for (const via of ['plain', 'codec'] as const) {
       for (const table of ['user_logins', 'quarantine']) {
-        expect(await reencryptAttack(via, page(table))).toMatchObject({ ok: false, type: 'no_recorded_rotation', error: expect.stringMatching(/no key rotation is recorded/) });
+        expect(await reencryptAttack(via, page(table))).toMatchObject({
+          ok: false,
+          type: 'no_recorded_rotation',
+          error: expect.stringMatching(/no key rotation is recorded/),
+        });
       }
     }
     // The application's role cannot write the record, through the function or the library.
     const forged = { newKeyId: unrecorded.newKeyId, previousKeyId: unrecorded.previousKeyId };
-    await expect(app.query(`SELECT * FROM pii_audit_append($1, 'keys_rotated', null, $2)`, [crypto.randomUUID(), JSON.stringify(forged)])).rejects.toThrow(/owner role only/);
-    await expect(appendAudit(p.db, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: forged }])).rejects.toThrow(/owner role only/);
+    await expect(
+      app.query(`SELECT * FROM pii_audit_append($1, 'keys_rotated', null, $2)`, [crypto.randomUUID(), JSON.stringify(forged)]),
+    ).rejects.toThrow(/owner role only/);
+    await expect(
+      appendAudit(p.db, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: forged }]),
+    ).rejects.toThrow(/owner role only/);
     expect(await reencryptAttack('codec', page())).toMatchObject({ ok: false, type: 'no_recorded_rotation' });
     expect(await stored()).toEqual(before);
   });
 
   test('with a rotation recorded: hostile input and workers whose key is not the recorded one are refused unchanged; the page moves rows to the recorded key, returns counts and a cursor', async () => {
-    const recorded = /→ (k-\S+) .*recorded in the audit trail/.exec((await runClient(p, ['keys', 'rotate', '--no-reencrypt'])).stdout)![1];
+    const recorded = /→ (k-\S+) .*recorded in the audit trail/.exec(
+      (await runClient(p, ['keys', 'rotate', '--no-reencrypt'])).stdout,
+    )![1];
     const before = await stored();
     expect(before.pii.filter((r) => r.pii_key_id !== recorded).length).toBeGreaterThan(10);
     const hostile: [unknown, RegExp][] = [
       [page('quarantine_x'), /table: must be one of user_logins, quarantine/],
       [page('pii_audit_log'), /table: must be one of/],
       [page('user_logins; DROP TABLE user_logins'), /table: must be one of/],
-      ...['-1', '0x10', ' 7', '1e3', 'abc', '', '007'].map((afterId): [unknown, RegExp] => [{ ...page(), afterId }, /afterId: must be a row ID in decimal digits/]),
+      ...['-1', '0x10', ' 7', '1e3', 'abc', '', '007'].map((afterId): [unknown, RegExp] => [
+        { ...page(), afterId },
+        /afterId: must be a row ID in decimal digits/,
+      ]),
       [{ ...page(), afterId: '9223372036854775808' }, /afterId: must be at most 2\^63-1/],
       [{ ...page(), afterId: 7 }, /afterId: must be a string/],
       [{ ...page(), limit: 0 }, /limit: must be at least 1/],
@@ -375,14 +480,23 @@ describe('a foreign workflow scheduling reencryptPage on the ingest task queue',
 
     // A worker whose key file has a key active that no rotation recorded (the recorded one is older).
     await rotateUnrecorded();
-    expect(await reencryptAttack('codec', page())).toMatchObject({ ok: false, type: 'key_not_recorded', error: expect.stringMatching(/data moves only to a recorded key/) });
+    expect(await reencryptAttack('codec', page())).toMatchObject({
+      ok: false,
+      type: 'key_not_recorded',
+      error: expect.stringMatching(/data moves only to a recorded key/),
+    });
     // A worker whose key file lags behind the record (its active key is an older one): it would move rows back to that key.
-    await owner.query(`SELECT * FROM pii_audit_append($1, 'keys_rotated', null, $2)`, [crypto.randomUUID(), JSON.stringify({ newKeyId: 'k-20990101-000000', previousKeyId: recorded })]);
+    await owner.query(`SELECT * FROM pii_audit_append($1, 'keys_rotated', null, $2)`, [
+      crypto.randomUUID(),
+      JSON.stringify({ newKeyId: 'k-20990101-000000', previousKeyId: recorded }),
+    ]);
     expect(await reencryptAttack('codec', page())).toMatchObject({ ok: false, type: 'key_file_behind' });
     expect((await stored()).pii).toEqual(before.pii);
 
     // Recorded by the owner, a page runs (the work the key holder ordered); it returns the count and the cursor, nothing else.
-    const latest = /→ (k-\S+) .*recorded in the audit trail/.exec((await runClient(p, ['keys', 'rotate', '--no-reencrypt'])).stdout)![1];
+    const latest = /→ (k-\S+) .*recorded in the audit trail/.exec(
+      (await runClient(p, ['keys', 'rotate', '--no-reencrypt'])).stdout,
+    )![1];
     const two = await reencryptAttack('codec', page('user_logins', 2));
     expect(two).toEqual({ ok: true, result: { reencrypted: 2, lastId: expect.stringMatching(/^[1-9][0-9]*$/) } });
     expect((await stored()).pii.filter((r) => r.pii_key_id === latest).map((r) => r.t)).toEqual(['user_logins', 'user_logins']);
@@ -390,7 +504,11 @@ describe('a foreign workflow scheduling reencryptPage on the ingest task queue',
     const out = (await runClient(p, ['keys', 'rotate'])).stdout;
     const final = /→ (k-\S+) .*recorded in the audit trail/.exec(out)![1];
     const count = (t: string) => before.pii.filter((r) => r.t === t).length;
-    expect(out).toMatch(new RegExp(`Re-encrypted ${count('user_logins')} row\\(s\\) and ${count('quarantine')} quarantine bod\\(ies\\) to key ${final}`));
+    expect(out).toMatch(
+      new RegExp(
+        `Re-encrypted ${count('user_logins')} row\\(s\\) and ${count('quarantine')} quarantine bod\\(ies\\) to key ${final}`,
+      ),
+    );
     const after = await stored();
     expect(after.pii.map((r) => [r.t, r.id])).toEqual(before.pii.map((r) => [r.t, r.id]));
     expect(new Set(after.pii.map((r) => r.pii_key_id))).toEqual(new Set([final]));
@@ -408,14 +526,24 @@ describe("the application's database role and the audit trail", () => {
     await expect(app.query('DROP INDEX pii_audit_log_hash_key')).rejects.toThrow(/must be owner/);
     await expect(app.query(`UPDATE pii_audit_log SET actor = 'mallory'`)).rejects.toThrow(/permission denied/);
     await expect(app.query(`SELECT nextval('pii_audit_log_id_seq')`)).rejects.toThrow(/permission denied/);
-    await expect(app.query(`CREATE OR REPLACE FUNCTION pii_audit_append(p_request_id text, p_event text, p_actor text, p_details jsonb) RETURNS TABLE (id bigint, at timestamptz, prev_hash text, hash text) LANGUAGE sql AS $$ SELECT 1::bigint, now(), '', '' $$`)).rejects.toThrow(/must be owner|permission denied/);
-    await expect(app.query(`SELECT * FROM pii_audit_append('not-a-uuid', 'approved', null, '{}')`)).rejects.toThrow(/request_id must be a lower-case UUID or unknown/);
+    await expect(
+      app.query(
+        `CREATE OR REPLACE FUNCTION pii_audit_append(p_request_id text, p_event text, p_actor text, p_details jsonb) RETURNS TABLE (id bigint, at timestamptz, prev_hash text, hash text) LANGUAGE sql AS $$ SELECT 1::bigint, now(), '', '' $$`,
+      ),
+    ).rejects.toThrow(/must be owner|permission denied/);
+    await expect(app.query(`SELECT * FROM pii_audit_append('not-a-uuid', 'approved', null, '{}')`)).rejects.toThrow(
+      /request_id must be a lower-case UUID or unknown/,
+    );
     // The function has no parameter for id, time, prev_hash or hash: what it appends chains.
-    const appended = (await app.query(`SELECT * FROM pii_audit_append($1, 'request_refused', null, '{"code": "test"}')`, [crypto.randomUUID()])).rows[0];
+    const appended = (
+      await app.query(`SELECT * FROM pii_audit_append($1, 'request_refused', null, '{"code": "test"}')`, [crypto.randomUUID()])
+    ).rows[0];
     expect(appended.prev_hash).toBe(last.hash);
     expect(await verifyAuditChain(p.db)).toMatchObject({ ok: true });
     // The owner, who can, is not the application: the triggers and grants are its to change.
-    expect((await owner.query(`SELECT tableowner FROM pg_tables WHERE tablename = 'pii_audit_log'`)).rows[0].tableowner).toBe('login_ingest_owner');
+    expect((await owner.query(`SELECT tableowner FROM pg_tables WHERE tablename = 'pii_audit_log'`)).rows[0].tableowner).toBe(
+      'login_ingest_owner',
+    );
     expect((await app.query('SELECT current_user AS u')).rows[0].u).toBe('login_ingest_app');
   });
 
@@ -430,10 +558,21 @@ describe("the application's database role and the audit trail", () => {
     const appDb = createDb(asAppRole(ownerUrl));
     const ownerDb = createDb(ownerUrl);
     try {
-      await appendAudit(appDb, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: { newKeyId: 'k-forged', previousKeyId: 'k-x' } }]);
+      await appendAudit(appDb, [
+        {
+          requestId: crypto.randomUUID(),
+          event: 'keys_rotated',
+          actor: null,
+          details: { newKeyId: 'k-forged', previousKeyId: 'k-x' },
+        },
+      ]);
       await migrate(ownerUrl, () => {});
       expect(await recordedRotation(appDb)).toBeNull();
-      await expect(appendAudit(appDb, [{ requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: { newKeyId: 'k-forged' } }])).rejects.toThrow(/owner role only/);
+      await expect(
+        appendAudit(appDb, [
+          { requestId: crypto.randomUUID(), event: 'keys_rotated', actor: null, details: { newKeyId: 'k-forged' } },
+        ]),
+      ).rejects.toThrow(/owner role only/);
       await recordRotation(ownerDb, { newKeyId: 'k-real', previousKeyId: 'k-x' });
       expect(await recordedRotation(appDb)).toMatchObject({ newKeyId: 'k-real' });
       expect(await verifyAuditChain(appDb)).toMatchObject({ ok: true, entries: 2 });

@@ -27,8 +27,17 @@ interface DmmfField {
   nativeType: [string, string[]] | null;
   default?: { name: string };
 }
-interface DmmfModel { name: string; dbName: string | null; fields: DmmfField[] }
-interface DmmfIndex { model: string; type: 'id' | 'unique' | 'normal'; dbName?: string; fields: { name: string }[] }
+interface DmmfModel {
+  name: string;
+  dbName: string | null;
+  fields: DmmfField[];
+}
+interface DmmfIndex {
+  model: string;
+  type: 'id' | 'unique' | 'normal';
+  dbName?: string;
+  fields: { name: string }[];
+}
 
 /** Prisma's PostgreSQL type for a scalar field, as information_schema spells it. */
 function pgType(f: DmmfField): string {
@@ -48,7 +57,9 @@ function pgType(f: DmmfField): string {
       case 'Json':
         return 'jsonb';
       case 'DateTime':
-        return native === 'Timestamptz' ? `timestamp with time zone(${args[0] ?? 3})` : `timestamp without time zone(${args[0] ?? 3})`;
+        return native === 'Timestamptz'
+          ? `timestamp with time zone(${args[0] ?? 3})`
+          : `timestamp without time zone(${args[0] ?? 3})`;
       default:
         throw new Error(`schema.ts does not know how Prisma maps ${f.type}${native ? ` @db.${native}` : ''}: extend pgType()`);
     }
@@ -90,12 +101,15 @@ export async function schemaFromDatabase(databaseUrl: string, ignoreTables = ['s
   await pg.connect();
   try {
     const schema: Schema = { columns: {}, indexes: {} };
-    const cols = await pg.query(`
+    const cols = await pg.query(
+      `
       SELECT c.table_name, c.column_name, c.is_nullable, c.column_default, c.data_type, c.udt_name,
              c.character_maximum_length, c.datetime_precision,
              (SELECT e.data_type FROM information_schema.element_types e
                WHERE e.object_name = c.table_name AND e.object_type = 'TABLE' AND e.collection_type_identifier = c.dtd_identifier) AS element_type
-      FROM information_schema.columns c WHERE c.table_schema = 'public' AND NOT (c.table_name = ANY($1))`, [ignoreTables]);
+      FROM information_schema.columns c WHERE c.table_schema = 'public' AND NOT (c.table_name = ANY($1))`,
+      [ignoreTables],
+    );
     for (const c of cols.rows) {
       let type: string = c.data_type;
       if (type === 'character varying') type = `character varying(${c.character_maximum_length})`;
@@ -105,10 +119,18 @@ export async function schemaFromDatabase(databaseUrl: string, ignoreTables = ['s
       schema.columns[`${c.table_name}.${c.column_name}`] = {
         type,
         nullable: c.is_nullable === 'YES',
-        default: def === null ? null : def.startsWith('nextval(') ? 'autoincrement' : def === 'CURRENT_TIMESTAMP' ? 'now' : (def as 'now'),
+        default:
+          def === null
+            ? null
+            : def.startsWith('nextval(')
+              ? 'autoincrement'
+              : def === 'CURRENT_TIMESTAMP'
+                ? 'now'
+                : (def as 'now'),
       };
     }
-    const idx = await pg.query(`
+    const idx = await pg.query(
+      `
       SELECT i.relname AS name, t.relname AS table_name, ix.indisunique AS is_unique, ix.indisprimary AS is_primary,
              array_agg(a.attname::text ORDER BY k.ord) AS columns
       FROM pg_index ix
@@ -118,9 +140,12 @@ export async function schemaFromDatabase(databaseUrl: string, ignoreTables = ['s
       CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, ord)
       JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
       WHERE n.nspname = 'public' AND NOT (t.relname = ANY($1))
-      GROUP BY i.relname, t.relname, ix.indisunique, ix.indisprimary`, [ignoreTables]);
+      GROUP BY i.relname, t.relname, ix.indisunique, ix.indisprimary`,
+      [ignoreTables],
+    );
     for (const r of idx.rows) {
-      schema.indexes[r.name] = `${r.table_name}(${r.columns.join(', ')}) ${r.is_primary ? 'primary' : r.is_unique ? 'unique' : 'index'}`;
+      schema.indexes[r.name] =
+        `${r.table_name}(${r.columns.join(', ')}) ${r.is_primary ? 'primary' : r.is_unique ? 'unique' : 'index'}`;
     }
     return schema;
   } finally {

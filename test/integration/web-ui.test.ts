@@ -32,19 +32,33 @@ let run: IngestRun;
 let token: string;
 
 beforeAll(async () => {
-  const cliPath = await findOrInstallTemporalCli({ configuredPath: process.env.TEMPORAL_CLI_PATH, installDir: path.join(root, '.data', 'bin') });
+  const cliPath = await findOrInstallTemporalCli({
+    configuredPath: process.env.TEMPORAL_CLI_PATH,
+    installDir: path.join(root, '.data', 'bin'),
+  });
   const [port, uiPort, codecPort] = [await freePort(), await freePort(), await freePort()];
   token = crypto.randomBytes(32).toString('base64url');
   server = await startTemporalDevServer({
     cliPath,
     port,
     uiPort,
-    extraArgs: [...SEARCH_ATTRIBUTE_ARGS.flatMap((a) => ['--search-attribute', a]), '--ui-codec-endpoint', `http://127.0.0.1:${codecPort}/${token}`],
+    extraArgs: [
+      ...SEARCH_ATTRIBUTE_ARGS.flatMap((a) => ['--search-attribute', a]),
+      '--ui-codec-endpoint',
+      `http://127.0.0.1:${codecPort}/${token}`,
+    ],
   });
   p = await startPipeline('webui', { TEMPORAL_ADDRESS: server.address });
-  codec = await startCodecServer({ codec: new EncryptionCodec(p.keyring), token, allowedOrigins: [server.uiUrl!], port: codecPort });
+  codec = await startCodecServer({
+    codec: new EncryptionCodec(p.keyring),
+    token,
+    allowedOrigins: [server.uiUrl!],
+    port: codecPort,
+  });
   await sendMessages(p.sqs, p.config.sqs.queueUrl, sampleBodies());
-  run = await runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 50 }, () => {}, { startedBy: 'web-ui test' });
+  run = await runIngest(p.client, p.config, { ...optionsFromConfig(p.config.ingest), batchSize: 50 }, () => {}, {
+    startedBy: 'web-ui test',
+  });
   expect(run.summary).toMatchObject({ received: 100, persisted: 99, quarantined: 1, stopReason: 'queue_empty' });
 }, 180_000);
 
@@ -55,7 +69,8 @@ afterAll(async () => {
 });
 
 /** The list query that finds this run by its counts: it matches only if the search attributes were recorded. */
-const countsQuery = () => `WorkflowId="${run.workflowId}" AND IngestReceived=100 AND IngestPersisted=99 AND IngestQuarantined=1 AND IngestStopReason="queue_empty"`;
+const countsQuery = () =>
+  `WorkflowId="${run.workflowId}" AND IngestReceived=100 AND IngestPersisted=99 AND IngestQuarantined=1 AND IngestStopReason="queue_empty"`;
 
 test('without a browser too: the UI answers, the counts find the run, the codec server decodes its result', async () => {
   expect((await fetch(`${server.uiUrl}/namespaces/default/workflows`)).status).toBe(200);
@@ -74,7 +89,11 @@ test('without a browser too: the UI answers, the counts find the run, the codec 
   const res = await fetch(`${codec.url}/${token}/decode`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Origin: server.uiUrl! },
-    body: JSON.stringify({ payloads: [{ metadata: Object.fromEntries(Object.entries(payload.metadata!).map(([k, v]) => [k, b64(v)])), data: b64(payload.data) }] }),
+    body: JSON.stringify({
+      payloads: [
+        { metadata: Object.fromEntries(Object.entries(payload.metadata!).map(([k, v]) => [k, b64(v)])), data: b64(payload.data) },
+      ],
+    }),
   });
   expect(res.status).toBe(200);
   expect(res.headers.get('access-control-allow-origin')).toBe(server.uiUrl);
@@ -95,7 +114,15 @@ test('in Chromium: the list finds the run by its counts, the run page shows its 
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'], // playwright gives it a new empty profile
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ], // playwright gives it a new empty profile
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -106,7 +133,8 @@ test('in Chromium: the list finds the run by its counts, the run page shows its 
       // Visibility is eventually consistent: reload until the run is listed.
       if (attempt > 0) await page.reload();
       await link.waitFor({ state: 'visible', timeout: 10_000 }).catch(() => {});
-      if (attempt > 12) throw new Error(`the run was not listed; page text:\n${(await page.locator('body').innerText()).slice(0, 2000)}`);
+      if (attempt > 12)
+        throw new Error(`the run was not listed; page text:\n${(await page.locator('body').innerText()).slice(0, 2000)}`);
     }
     fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT.replace('-run.png', '-list.png') });
@@ -124,7 +152,11 @@ test('in Chromium: the list finds the run by its counts, the run page shows its 
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(fs.statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
     // Its counts, on the run's Search Attributes tab.
-    await page.getByRole('tab', { name: 'Search Attributes' }).or(page.getByText('Search Attributes', { exact: true })).first().click();
+    await page
+      .getByRole('tab', { name: 'Search Attributes' })
+      .or(page.getByText('Search Attributes', { exact: true }))
+      .first()
+      .click();
     await page.getByText('IngestQuarantined').first().waitFor({ timeout: 30_000 });
     const attributes = await page.locator('body').innerText();
     for (const name of ['IngestReceived', 'IngestPersisted', 'IngestStopReason']) expect(attributes).toContain(name);

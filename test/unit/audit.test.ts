@@ -7,7 +7,8 @@ describe('audit input', () => {
   it('records a request ID only when it is a lower-case UUID, else unknown', () => {
     const id = crypto.randomUUID();
     expect(auditRequestId(id)).toBe(id);
-    for (const bad of [id.toUpperCase(), `${id}x`, '\ud800' + id.slice(1), 'rotation-k-1', '', null, 7, { id }]) expect(auditRequestId(bad)).toBe('unknown');
+    for (const bad of [id.toUpperCase(), `${id}x`, '\ud800' + id.slice(1), 'rotation-k-1', '', null, 7, { id }])
+      expect(auditRequestId(bad)).toBe('unknown');
     expect(auditActor('alice')).toBe('alice');
     expect(auditActor('alice\udc00')).toBeNull();
   });

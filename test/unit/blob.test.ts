@@ -45,7 +45,10 @@ describe('the AES-GCM blob (version ‖ nonce ‖ tag ‖ ciphertext)', () => {
     const keyring = { activeKeyId: 'k', keys: new Map([['k', dataKey]]) };
     expect(open(keyring, { keyId: 'k', blob: Buffer.from(OLD_SEALED_IP, 'base64') }, 'msg-1:ip').toString()).toBe('203.0.113.7');
     expect(openBlob(dataKey, Buffer.from(OLD_SEALED_IP, 'base64'), 'msg-1:ip').toString()).toBe('203.0.113.7');
-    const unwrapped = await new LocalKeyWrapper(Buffer.alloc(32, 7)).unwrap(Buffer.from(OLD_WRAPPED_KEY, 'base64'), 'data-key:k-20260101-aaaaaa');
+    const unwrapped = await new LocalKeyWrapper(Buffer.alloc(32, 7)).unwrap(
+      Buffer.from(OLD_WRAPPED_KEY, 'base64'),
+      'data-key:k-20260101-aaaaaa',
+    );
     expect(unwrapped.equals(dataKey)).toBe(true);
   });
 });

@@ -76,7 +76,9 @@ describe('canonicalJson: RFC 8785 test vectors', () => {
 
 describe('canonicalJson: what it refuses, and what it keeps', () => {
   it('sorts keys at every level and leaves no whitespace', () => {
-    expect(canonicalJson({ b: 1, a: [{ z: null, y: 'x' }, true], c: { e: -0.5, d: 'é' } })).toBe('{"a":[{"y":"x","z":null},true],"b":1,"c":{"d":"é","e":-0.5}}');
+    expect(canonicalJson({ b: 1, a: [{ z: null, y: 'x' }, true], c: { e: -0.5, d: 'é' } })).toBe(
+      '{"a":[{"y":"x","z":null},true],"b":1,"c":{"d":"é","e":-0.5}}',
+    );
     expect(canonicalJson({ b: 1, a: 2 })).toBe(canonicalJson({ a: 2, b: 1 }));
     expect(canonicalJson({ B: 1, a: 2, _: 3, '10': 4, '9': 5 })).toBe('{"10":4,"9":5,"B":1,"_":3,"a":2}');
   });
@@ -118,8 +120,18 @@ describe('canonicalJson: what it refuses, and what it keeps', () => {
 
   it('gives the bytes a signature made before RFC 8785 compliance was checked covers: old signatures still verify', () => {
     // Signed with the code of lib/recovery/operators.ts as it was, with the Ed25519 seed 32×0x03.
-    const publicKey = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from('7UkoxijRwsbq6QM4kFmVYSlZJzpcY/k2NsFGFKyHN9E=', 'base64').toString('base64url') }, format: 'jwk' });
-    const signature = Buffer.from('Peb/57pwlDoTNrD58nlNvvqyffDubM3XCWnmT16uj4ox16WxVodcWgVZZXENRbYeEdHilyQv7HieDv4Cu2HoBQ==', 'base64');
+    const publicKey = crypto.createPublicKey({
+      key: {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        x: Buffer.from('7UkoxijRwsbq6QM4kFmVYSlZJzpcY/k2NsFGFKyHN9E=', 'base64').toString('base64url'),
+      },
+      format: 'jwk',
+    });
+    const signature = Buffer.from(
+      'Peb/57pwlDoTNrD58nlNvvqyffDubM3XCWnmT16uj4ox16WxVodcWgVZZXENRbYeEdHilyQv7HieDv4Cu2HoBQ==',
+      'base64',
+    );
     const body = {
       type: 'pii-recovery-approval',
       requestId: '0f8fad5b-d9cb-469f-a165-70867728950e',

@@ -42,7 +42,14 @@ const logLines: string[] = [];
 beforeAll(async () => {
   token = newCodecToken();
   // /encode is off by default; these tests exercise it too.
-  server = await startCodecServer({ codec, token, allowedOrigins: [UI_ORIGIN], port: 0, log: (line) => logLines.push(line), allowEncode: true });
+  server = await startCodecServer({
+    codec,
+    token,
+    allowedOrigins: [UI_ORIGIN],
+    port: 0,
+    log: (line) => logLines.push(line),
+    allowEncode: true,
+  });
 });
 afterAll(async () => {
   await server.close();
@@ -83,7 +90,12 @@ describe('codec server: decoding', () => {
 
   it('decodes several payloads in order and passes unencrypted ones through', async () => {
     const plain = toJson(defaultPayloadConverter.toPayload('not secret'));
-    const res = await decode([await encryptedPayload({ n: 1 }), plain, await encryptedPayload([2]), await encryptedPayload(null)]);
+    const res = await decode([
+      await encryptedPayload({ n: 1 }),
+      plain,
+      await encryptedPayload([2]),
+      await encryptedPayload(null),
+    ]);
     expect(res.status).toBe(200);
     const { payloads } = (await res.json()) as { payloads: JsonPayload[] };
     expect(payloads.map((p) => defaultPayloadConverter.fromPayload(fromJson(p)))).toEqual([{ n: 1 }, 'not secret', [2], null]);
@@ -174,7 +186,9 @@ describe('codec server: authorization', () => {
 
   it('refuses a request without a token', async () => {
     await expectUnauthorized(await decode([encrypted], { auth: null }));
-    await expectUnauthorized(await post('/encode', { payloads: [toJson(defaultPayloadConverter.toPayload(IP))] }, { auth: null }));
+    await expectUnauthorized(
+      await post('/encode', { payloads: [toJson(defaultPayloadConverter.toPayload(IP))] }, { auth: null }),
+    );
   });
 
   it('refuses a wrong token', async () => {
@@ -310,7 +324,11 @@ describe('codec server: bad requests', () => {
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.request(`${server.url}/decode`, {
         method: 'POST',
-        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': String(MAX_BODY_BYTES + 1) },
+        headers: {
+          Authorization: `Bearer ${token}`,
+          'Content-Type': 'application/json',
+          'Content-Length': String(MAX_BODY_BYTES + 1),
+        },
       });
       const timer = setTimeout(() => {
         req.destroy();
@@ -384,7 +402,11 @@ describe('codec server: bad requests', () => {
   it('refuses a payload under a key this keyring does not hold with 400', async () => {
     const otherCodec = new EncryptionCodec(testCodecKeys(['k-elsewhere']));
     const [foreign] = await otherCodec.encode([defaultPayloadConverter.toPayload({ ip: IP })]);
-    await expectError(await decode([toJson(foreign)]), 400, /payloads\[0\] cannot be decoded: its encryption key is not in this server's keyring/);
+    await expectError(
+      await decode([toJson(foreign)]),
+      400,
+      /payloads\[0\] cannot be decoded: its encryption key is not in this server's keyring/,
+    );
   });
 
   it('answers 404 for other paths, 405 for other methods', async () => {
@@ -394,7 +416,10 @@ describe('codec server: bad requests', () => {
     const get = await fetch(`${server.url}/decode`, { headers: { Authorization: `Bearer ${token}` } });
     expect(get.headers.get('allow')).toBe('POST, OPTIONS');
     await expectError(get, 405);
-    await expectError(await fetch(`${server.url}/encode`, { method: 'PUT', headers: { Authorization: `Bearer ${token}` }, body: '{}' }), 405);
+    await expectError(
+      await fetch(`${server.url}/encode`, { method: 'PUT', headers: { Authorization: `Bearer ${token}` }, body: '{}' }),
+      405,
+    );
     await expectError(await fetch(`${server.url}/health`, { method: 'POST', body: '' }), 405);
   });
 
@@ -433,7 +458,15 @@ describe('codec server: logging', () => {
       'POST /decode 200',
     ]);
     const all = lines.join('\n');
-    for (const forbidden of [IP, 'device-7f3a9c', plainJson.data, encrypted.data, tampered.data, token, Buffer.from(IP).toString('base64')]) {
+    for (const forbidden of [
+      IP,
+      'device-7f3a9c',
+      plainJson.data,
+      encrypted.data,
+      tampered.data,
+      token,
+      Buffer.from(IP).toString('base64'),
+    ]) {
       expect(all).not.toContain(forbidden);
     }
   });
@@ -444,7 +477,16 @@ describe('codec server: logging', () => {
     try {
       const auth = { Authorization: `Bearer ${token}` };
       const body = JSON.stringify({ payloads: [await encryptedPayload()] });
-      const paths = [`/${token}/decode`, `/${token}`, `/${token}/x/decode`, `/a/${token}/b/decode`, `/x${token}y/decode`, `/${encodeURIComponent(token)}/encode`, `/decode/${token}`, `/${token.slice(0, 40)}/decode`];
+      const paths = [
+        `/${token}/decode`,
+        `/${token}`,
+        `/${token}/x/decode`,
+        `/a/${token}/b/decode`,
+        `/x${token}y/decode`,
+        `/${encodeURIComponent(token)}/encode`,
+        `/decode/${token}`,
+        `/${token.slice(0, 40)}/decode`,
+      ];
       for (const path of paths) await (await fetch(`${quiet.url}${path}`, { method: 'POST', headers: auth, body })).text();
       expect(lines).toHaveLength(paths.length);
       const all = lines.join('\n');
@@ -453,7 +495,11 @@ describe('codec server: logging', () => {
       expect(all).not.toContain(token.slice(0, 40));
       // The capability-URL form still works (the control: the requests above reached the server).
       expect(lines[0]).toMatch(/^POST \/<token>\/decode 200/);
-      const encode = await fetch(`${quiet.url}/encode`, { method: 'POST', headers: auth, body: JSON.stringify({ payloads: [toJson(defaultPayloadConverter.toPayload(IP))] }) });
+      const encode = await fetch(`${quiet.url}/encode`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ payloads: [toJson(defaultPayloadConverter.toPayload(IP))] }),
+      });
       expect(encode.status).toBe(404);
       expect(await encode.text()).toMatch(/does not encode/);
     } finally {
@@ -462,7 +508,15 @@ describe('codec server: logging', () => {
   });
 
   it('keeps serving when the log function throws', async () => {
-    const noisy = await startCodecServer({ codec, token, allowedOrigins: [], port: 0, log: () => { throw new Error('log down'); } });
+    const noisy = await startCodecServer({
+      codec,
+      token,
+      allowedOrigins: [],
+      port: 0,
+      log: () => {
+        throw new Error('log down');
+      },
+    });
     try {
       expect((await fetch(`${noisy.url}/health`)).status).toBe(200);
       expect((await fetch(`${noisy.url}/health`)).status).toBe(200);
@@ -490,7 +544,14 @@ describe('codec server: options and lifecycle', () => {
   });
 
   it('refuses "*", "null", and origins with a path or another scheme', async () => {
-    for (const origin of ['*', 'null', 'http://localhost:8233/ui', 'localhost:8233', 'ftp://localhost', 'http://localhost:8233?x']) {
+    for (const origin of [
+      '*',
+      'null',
+      'http://localhost:8233/ui',
+      'localhost:8233',
+      'ftp://localhost',
+      'http://localhost:8233?x',
+    ]) {
       await expect(startCodecServer({ ...base(), allowedOrigins: [origin] })).rejects.toThrow(/allowedOrigins|allowed origin/);
     }
   });
@@ -505,7 +566,10 @@ describe('codec server: options and lifecycle', () => {
     const s = await startCodecServer({ ...base(), allowedOrigins: ['HTTP://LocalHost:8233/', 'https://ui.example.com:443'] });
     try {
       for (const origin of ['http://localhost:8233', 'https://ui.example.com']) {
-        const res = await fetch(`${s.url}/decode`, { method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'POST' } });
+        const res = await fetch(`${s.url}/decode`, {
+          method: 'OPTIONS',
+          headers: { Origin: origin, 'Access-Control-Request-Method': 'POST' },
+        });
         expect(res.headers.get('access-control-allow-origin')).toBe(origin);
       }
     } finally {
@@ -523,7 +587,10 @@ describe('codec server: options and lifecycle', () => {
     pending.on('error', () => {});
     pending.write('{"pay');
     await new Promise((r) => setTimeout(r, 100));
-    const outcome = await Promise.race([s.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000))]);
+    const outcome = await Promise.race([
+      s.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000)),
+    ]);
     expect(outcome).toBe('closed');
     await s.close();
     await expect(fetch(`${s.url}/health`)).rejects.toThrow();
@@ -538,13 +605,27 @@ describe('capability URL for the Web UI (which cannot send a static bearer token
   it('accepts the token as the path segment before /decode, keeps it out of the log, and refuses a wrong one', async () => {
     const lines: string[] = [];
     const token = newCodecToken();
-    const server = await startCodecServer({ codec, token, allowedOrigins: ['http://localhost:8233'], port: 0, log: (l) => lines.push(l) });
+    const server = await startCodecServer({
+      codec,
+      token,
+      allowedOrigins: ['http://localhost:8233'],
+      port: 0,
+      log: (l) => lines.push(l),
+    });
     try {
       const [encoded] = await codec.encode([defaultPayloadConverter.toPayload({ ip: '203.0.113.9' })]);
       const body = JSON.stringify({ payloads: [toJson(encoded)] });
-      const ok = await fetch(`${server.url}/${token}/decode`, { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
+      const ok = await fetch(`${server.url}/${token}/decode`, {
+        method: 'POST',
+        body,
+        headers: { 'Content-Type': 'application/json' },
+      });
       expect(ok.status).toBe(200);
-      const wrong = await fetch(`${server.url}/${newCodecToken()}/decode`, { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
+      const wrong = await fetch(`${server.url}/${newCodecToken()}/decode`, {
+        method: 'POST',
+        body,
+        headers: { 'Content-Type': 'application/json' },
+      });
       expect(wrong.status).toBe(401);
       expect(lines.join('\n')).not.toContain(token);
       expect(lines.some((l) => l.includes('/<token>/decode 200'))).toBe(true);

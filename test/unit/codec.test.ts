@@ -25,7 +25,10 @@ describe('EncryptionCodec', () => {
     const original = payloadOf({ secret: SECRET });
     expect(Buffer.from(original.data!).includes(Buffer.from(SECRET))).toBe(true); // the test can see plaintext when it is there
     const [encoded] = await codec.encode([original]);
-    const everything = Buffer.concat([Buffer.from(encoded.data!), ...Object.values(encoded.metadata ?? {}).map((v) => Buffer.from(v))]);
+    const everything = Buffer.concat([
+      Buffer.from(encoded.data!),
+      ...Object.values(encoded.metadata ?? {}).map((v) => Buffer.from(v)),
+    ]);
     expect(everything.includes(Buffer.from(SECRET))).toBe(false);
     expect(everything.includes(Buffer.from('199.172.111.135'))).toBe(false);
     // The inner encoding name ("json/plain") is hidden too.

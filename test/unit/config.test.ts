@@ -57,7 +57,18 @@ describe('loadConfig: valid environments', () => {
       databaseUrl: 'postgresql://ingest:secret@db.internal:5432/logins',
       sqs: { queueUrl: AWS_QUEUE, region: 'eu-west-1', endpoint: undefined, embedded: false },
       keys: { keyringFile: undefined, encryptionKeys: undefined, activeKeyId: undefined, fingerprintKey: undefined },
-      ingest: { workflowId: 'login-ingest', batchSize: 1000, concurrency: 2, maxMessages: undefined, waitTimeSeconds: 1, receiveConcurrency: 8, visibilityTimeoutSeconds: 30, sliceSeconds: 60, commitsInFlight: 2, slicesPerRun: 100 },
+      ingest: {
+        workflowId: 'login-ingest',
+        batchSize: 1000,
+        concurrency: 2,
+        maxMessages: undefined,
+        waitTimeSeconds: 1,
+        receiveConcurrency: 8,
+        visibilityTimeoutSeconds: 30,
+        sliceSeconds: 60,
+        commitsInFlight: 2,
+        slicesPerRun: 100,
+      },
       logLevel: 'INFO',
       logFormat: 'text',
       worker: { maxConcurrentActivities: 32, metricsAddress: undefined, shutdownGraceSeconds: 20 },
@@ -100,7 +111,15 @@ describe('loadConfig: valid environments', () => {
       temporal: { namespace: 'prod', taskQueue: 'logins-q' },
       sqs: { region: 'us-west-2', endpoint: 'https://sqs.example.internal', embedded: false },
       keys: { keyringFile: '/run/secrets/keyring.json' },
-      ingest: { workflowId: 'wf-1', batchSize: 5000, concurrency: 64, maxMessages: 5000, waitTimeSeconds: 0, receiveConcurrency: 50, visibilityTimeoutSeconds: 5 },
+      ingest: {
+        workflowId: 'wf-1',
+        batchSize: 5000,
+        concurrency: 64,
+        maxMessages: 5000,
+        waitTimeSeconds: 0,
+        receiveConcurrency: 50,
+        visibilityTimeoutSeconds: 5,
+      },
       logFormat: 'json',
       worker: { maxConcurrentActivities: 1, drainThreads: 0, metricsAddress: '0.0.0.0:9464', shutdownGraceSeconds: 45 },
     });
@@ -114,8 +133,15 @@ describe('loadConfig: valid environments', () => {
   });
 
   it('accepts an emulator queue URL when AWS_REGION is given', () => {
-    const config = loadConfig(fullEnv({ SQS_QUEUE_URL: EMULATOR_QUEUE, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:9324' }));
-    expect(config.sqs).toEqual({ queueUrl: EMULATOR_QUEUE, region: 'us-east-1', endpoint: 'http://127.0.0.1:9324', embedded: false });
+    const config = loadConfig(
+      fullEnv({ SQS_QUEUE_URL: EMULATOR_QUEUE, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:9324' }),
+    );
+    expect(config.sqs).toEqual({
+      queueUrl: EMULATOR_QUEUE,
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:9324',
+      embedded: false,
+    });
   });
 });
 
@@ -174,7 +200,9 @@ describe('loadConfig: bad values', () => {
   });
 
   it('refuses four-eyes off in production, and allows it elsewhere', () => {
-    expect(configError(fullEnv({ NODE_ENV: 'production', PII_RECOVERY_REQUIRE_APPROVAL: 'false' })).message).toMatch(/PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production/);
+    expect(configError(fullEnv({ NODE_ENV: 'production', PII_RECOVERY_REQUIRE_APPROVAL: 'false' })).message).toMatch(
+      /PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production/,
+    );
     expect(loadConfig(fullEnv({ PII_RECOVERY_REQUIRE_APPROVAL: 'false' })).recovery.requireApproval).toBe(false);
     expect(loadConfig(fullEnv({ NODE_ENV: 'production' })).recovery.requireApproval).toBe(true);
   });
@@ -189,14 +217,26 @@ describe('loadConfig: bad values', () => {
     expect(configError(fullEnv({ INGEST_BATCH_SIZE: '0' })).message).toMatch(/INGEST_BATCH_SIZE must be at least 1/);
     expect(configError(fullEnv({ INGEST_BATCH_SIZE: '5001' })).message).toMatch(/INGEST_BATCH_SIZE must be at most 5000/);
     expect(configError(fullEnv({ TEMPORAL_ADDRESS: 'nonsense' })).message).toMatch(/TEMPORAL_ADDRESS must be host:port/);
-    expect(configError(fullEnv({ DATABASE_URL: 'mysql://x' })).message).toMatch(/DATABASE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\//);
-    expect(configError(fullEnv({ SQS_QUEUE_URL: 'notaurl' })).message).toMatch(/SQS_QUEUE_URL must be a URL starting with http:\/\/ or https:\/\//);
+    expect(configError(fullEnv({ DATABASE_URL: 'mysql://x' })).message).toMatch(
+      /DATABASE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\//,
+    );
+    expect(configError(fullEnv({ SQS_QUEUE_URL: 'notaurl' })).message).toMatch(
+      /SQS_QUEUE_URL must be a URL starting with http:\/\/ or https:\/\//,
+    );
   });
 
   it('lists several bad values together', () => {
-    const err = configError(fullEnv({ INGEST_BATCH_SIZE: 'abc', TEMPORAL_ADDRESS: 'nonsense', DATABASE_URL: 'mysql://x', SQS_QUEUE_URL: 'notaurl' }));
-    expect(err.problems.map((p) => p.split(' ')[0]).sort()).toEqual(['DATABASE_URL', 'INGEST_BATCH_SIZE', 'SQS_QUEUE_URL', 'TEMPORAL_ADDRESS']);
-    for (const name of ['DATABASE_URL', 'INGEST_BATCH_SIZE', 'SQS_QUEUE_URL', 'TEMPORAL_ADDRESS']) expect(err.message).toContain(name);
+    const err = configError(
+      fullEnv({ INGEST_BATCH_SIZE: 'abc', TEMPORAL_ADDRESS: 'nonsense', DATABASE_URL: 'mysql://x', SQS_QUEUE_URL: 'notaurl' }),
+    );
+    expect(err.problems.map((p) => p.split(' ')[0]).sort()).toEqual([
+      'DATABASE_URL',
+      'INGEST_BATCH_SIZE',
+      'SQS_QUEUE_URL',
+      'TEMPORAL_ADDRESS',
+    ]);
+    for (const name of ['DATABASE_URL', 'INGEST_BATCH_SIZE', 'SQS_QUEUE_URL', 'TEMPORAL_ADDRESS'])
+      expect(err.message).toContain(name);
   });
 
   it('requires AWS_REGION when the queue URL does not name one', () => {
@@ -234,7 +274,12 @@ describe('loadConfig: service addresses', () => {
     const config = loadConfig({ DATA_DIR: dataDir });
     expect(config.temporal).toMatchObject({ address: services.temporalAddress, uiUrl: services.temporalUiUrl });
     expect(config.databaseUrl).toBe(services.databaseUrl);
-    expect(config.sqs).toEqual({ queueUrl: services.sqsQueueUrl, region: 'us-east-1', endpoint: services.sqsEndpoint, embedded: true });
+    expect(config.sqs).toEqual({
+      queueUrl: services.sqsQueueUrl,
+      region: 'us-east-1',
+      endpoint: services.sqsEndpoint,
+      embedded: true,
+    });
     expect(config.embedded.fromEnv).toEqual({ temporal: false, database: false, sqs: false });
   });
 

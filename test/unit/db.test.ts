@@ -1,8 +1,11 @@
 import { isPermanentDbError, sqlState } from '../../lib/platform/db';
 
 describe('sqlState and isPermanentDbError', () => {
-  it('finds the SQLSTATE inside a Prisma raw-query error, past Prisma\'s own P2010 code', () => {
-    const prismaError = Object.assign(new Error('Raw query failed. Code: `22003`.'), { code: 'P2010', meta: { code: '22003', message: 'out of range' } });
+  it("finds the SQLSTATE inside a Prisma raw-query error, past Prisma's own P2010 code", () => {
+    const prismaError = Object.assign(new Error('Raw query failed. Code: `22003`.'), {
+      code: 'P2010',
+      meta: { code: '22003', message: 'out of range' },
+    });
     expect(sqlState(prismaError)).toBe('22003');
     expect(isPermanentDbError(prismaError)).toBe(true);
   });

@@ -27,7 +27,9 @@ const readYaml = (file: string): Doc => {
 describe('docker-compose.yml', () => {
   const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
   // The schema names draft-07 by an https URL ajv does not list; ajv's default draft is draft-07.
-  const { $schema: _draft, ...schema } = JSON.parse(fs.readFileSync(path.join(root, 'test', 'schemas', 'compose-spec.json'), 'utf8'));
+  const { $schema: _draft, ...schema } = JSON.parse(
+    fs.readFileSync(path.join(root, 'test', 'schemas', 'compose-spec.json'), 'utf8'),
+  );
   const validate = ajv.compile(schema);
   const compose = readYaml(path.join(root, 'docker-compose.yml'));
 
@@ -65,7 +67,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('registers the same search attributes the workflow upserts', () => {
-    const { SEARCH_ATTRIBUTE_ARGS } = jest.requireActual<typeof import('../../lib/contract/run-attributes')>('../../lib/contract/run-attributes');
+    const { SEARCH_ATTRIBUTE_ARGS } = jest.requireActual<typeof import('../../lib/contract/run-attributes')>(
+      '../../lib/contract/run-attributes',
+    );
     const script = fs.readFileSync(path.join(root, 'docker', 'temporal', 'create-namespace.sh'), 'utf8');
     const listed = /for pair in ([^;]+);/.exec(script)![1].trim().split(/\s+/);
     expect(listed).toEqual(SEARCH_ATTRIBUTE_ARGS);
@@ -137,6 +141,8 @@ describe('deploy/k8s', () => {
     expect(scaled.triggers.find((t: Doc) => t.type === 'temporal').metadata.taskQueue).toBe(config.TEMPORAL_TASK_QUEUE);
     expect(scaled.triggers.find((t: Doc) => t.type === 'aws-sqs-queue').metadata.queueURL).toBe(config.SQS_QUEUE_URL);
     expect(docs.filter((d) => d.doc.kind === 'Secret')).toEqual([]);
-    expect(Object.keys(config).filter((k) => /DATABASE_URL|TOKEN|PASSWORD|SECRET|PII_MASTER_KEY$|PII_ENCRYPTION_KEYS/.test(k))).toEqual([]);
+    expect(
+      Object.keys(config).filter((k) => /DATABASE_URL|TOKEN|PASSWORD|SECRET|PII_MASTER_KEY$|PII_ENCRYPTION_KEYS/.test(k)),
+    ).toEqual([]);
   });
 });

@@ -73,7 +73,9 @@ describe('flatten: accepted shapes', () => {
   });
 
   it('accepts the same value given under two spellings', () => {
-    expect(eventOf({ ...validEvent(), userId: validEvent().user_id, device: { id: validEvent().device_id } })).toEqual(validEvent());
+    expect(eventOf({ ...validEvent(), userId: validEvent().user_id, device: { id: validEvent().device_id } })).toEqual(
+      validEvent(),
+    );
     expect(eventOf({ locale: null, user: { locale: null } })).toEqual({ locale: null });
   });
 

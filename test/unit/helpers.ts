@@ -30,8 +30,16 @@ export function rotatedKeyring(base: Keyring, newKeyId: string): Keyring {
 }
 
 /** Payload codec keys with fresh random material (first ID active unless `active` says otherwise). */
-export function testCodecKeys(ids: string[] = ['c-test-1'], opts: { active?: string; keys?: Record<string, Buffer> } = {}): CodecKeys {
-  return { kind: 'codec-keys', activeKeyId: opts.active ?? ids[0], keys: new Map(ids.map((id) => [id, opts.keys?.[id] ?? randomKey()])), source: 'test' };
+export function testCodecKeys(
+  ids: string[] = ['c-test-1'],
+  opts: { active?: string; keys?: Record<string, Buffer> } = {},
+): CodecKeys {
+  return {
+    kind: 'codec-keys',
+    activeKeyId: opts.active ?? ids[0],
+    keys: new Map(ids.map((id) => [id, opts.keys?.[id] ?? randomKey()])),
+    source: 'test',
+  };
 }
 
 /** The same codec keys plus a new active one. */

@@ -23,25 +23,49 @@ function sqsAnswering(answer: { status: number; body: object } | Error): SQSClie
     updateHttpClientConfig() {},
     httpHandlerConfigs: () => ({}),
   };
-  return new SQSClient({ region: 'us-east-1', endpoint: 'http://sqs.test', credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, requestHandler: requestHandler as never, maxAttempts: 1 });
+  return new SQSClient({
+    region: 'us-east-1',
+    endpoint: 'http://sqs.test',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    requestHandler: requestHandler as never,
+    maxAttempts: 1,
+  });
 }
 
 function activities(over: { sqs?: SQSClient; run?: () => Promise<unknown> }) {
   const runs: unknown[] = [];
-  const pool = { run: async (input: unknown) => (runs.push(input), over.run ? over.run() : Promise.reject(new Error('not scripted'))) };
-  const deps = { db: {} as IngestDeps['db'], sqs: over.sqs ?? sqsAnswering(new Error('unused')), queueUrl: 'http://sqs.test/000000000000/logins', pool: pool as unknown as IngestDeps['pool'] };
+  const pool = {
+    run: async (input: unknown) => (runs.push(input), over.run ? over.run() : Promise.reject(new Error('not scripted'))),
+  };
+  const deps = {
+    db: {} as IngestDeps['db'],
+    sqs: over.sqs ?? sqsAnswering(new Error('unused')),
+    queueUrl: 'http://sqs.test/000000000000/logins',
+    pool: pool as unknown as IngestDeps['pool'],
+  };
   return { runs, acts: createIngestActivities(deps) };
 }
 
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A) => new MockActivityEnvironment(undefined, { logger: quiet }).run(fn, ...args);
-const failureOf = (p: Promise<unknown>) => p.then(() => { throw new Error('expected the activity to fail'); }, (err: unknown) => err);
+const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A) =>
+  new MockActivityEnvironment(undefined, { logger: quiet }).run(fn, ...args);
+const failureOf = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected the activity to fail');
+    },
+    (err: unknown) => err,
+  );
 const validInput = () => drainInput(withDefaults({}), 1000);
 
 describe('drainQueue refuses bad options non-retryably, before any message is touched', () => {
   test.each([
     ['a chunk of 0', { ...validInput(), chunkSize: 0 }, 'Ingest option batchSize=0 must be a whole number from 1 to 5000'],
-    ['a fractional visibility timeout', { ...validInput(), visibilityTimeoutSeconds: 7.5 }, 'Ingest option visibilityTimeoutSeconds=7.5 must be a whole number from 5 to 43200'],
+    [
+      'a fractional visibility timeout',
+      { ...validInput(), visibilityTimeoutSeconds: 7.5 },
+      'Ingest option visibilityTimeoutSeconds=7.5 must be a whole number from 5 to 43200',
+    ],
     ['a missing option', { ...validInput(), pollers: undefined }, 'drainQueue option receiveConcurrency is missing'],
     ['no object at all', null, 'drainQueue needs an object of options'],
   ])('%s', async (_what, input, message) => {
@@ -54,7 +78,15 @@ describe('drainQueue refuses bad options non-retryably, before any message is to
 });
 
 test('drainQueue fails for good on a PermanentDrainError, with its code as the failure type', async () => {
-  const { runs, acts } = activities({ run: () => Promise.reject(new PermanentDrainError('The database refused a quarantine entry (SQLSTATE 42501); the messages stay in the queue.', 'PermanentDbError')) });
+  const { runs, acts } = activities({
+    run: () =>
+      Promise.reject(
+        new PermanentDrainError(
+          'The database refused a quarantine entry (SQLSTATE 42501); the messages stay in the queue.',
+          'PermanentDbError',
+        ),
+      ),
+  });
   const err = await failureOf(run(acts.drainQueue, validInput()));
   expect(err).toBeInstanceOf(ApplicationFailure);
   expect(err).toMatchObject({ type: 'PermanentDbError', nonRetryable: true, message: expect.stringContaining('SQLSTATE 42501') });
@@ -78,7 +110,11 @@ describe('queueDepth', () => {
     const { acts } = activities({ sqs: sqsAnswering({ status, body: { __type: type, message: 'refused by SQS' } }) });
     const err = await failureOf(run(acts.queueDepth));
     expect(err).toBeInstanceOf(ApplicationFailure);
-    expect(err).toMatchObject({ type: name, nonRetryable: true, message: expect.stringContaining('Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials') });
+    expect(err).toMatchObject({
+      type: name,
+      nonRetryable: true,
+      message: expect.stringContaining('Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials'),
+    });
   });
 
   test.each([
@@ -93,7 +129,12 @@ describe('queueDepth', () => {
   });
 
   test('reports what SQS counts', async () => {
-    const { acts } = activities({ sqs: sqsAnswering({ status: 200, body: { Attributes: { ApproximateNumberOfMessages: '7', ApproximateNumberOfMessagesNotVisible: '3' } } }) });
+    const { acts } = activities({
+      sqs: sqsAnswering({
+        status: 200,
+        body: { Attributes: { ApproximateNumberOfMessages: '7', ApproximateNumberOfMessagesNotVisible: '3' } },
+      }),
+    });
     expect(await run(acts.queueDepth)).toEqual({ visible: 7, inFlight: 3 });
   });
 });

@@ -17,7 +17,9 @@ describe('ingest options', () => {
   it('names the first option out of range, with its range', () => {
     expect(checkIngestOptions({ batchSize: 5000, concurrency: 64 })).toBeNull();
     expect(checkIngestOptions({ batchSize: 5001 })).toBe('Ingest option batchSize=5001 must be a whole number from 1 to 5000');
-    expect(checkIngestOptions({ visibilityTimeoutSeconds: 2 })).toMatch(/visibilityTimeoutSeconds=2 must be a whole number from 5 to 43200/);
+    expect(checkIngestOptions({ visibilityTimeoutSeconds: 2 })).toMatch(
+      /visibilityTimeoutSeconds=2 must be a whole number from 5 to 43200/,
+    );
     expect(checkIngestOptions({ concurrency: 1.5 })).toMatch(/concurrency=1.5/);
     expect(checkIngestOptions({ waitTimeSeconds: '3' as unknown as number })).toMatch(/waitTimeSeconds="3"/);
   });
@@ -43,10 +45,29 @@ describe('splitting a drain over threads', () => {
   const part = (over: Partial<DrainResult>): DrainResult => ({ ...emptyDrainResult(), ...over });
 
   it('adds the parts and calls the queue empty only when every part found it so', () => {
-    const a = part({ received: 3, persisted: 2, quarantined: 1, quarantinedByReason: { invalid_json: 1 }, endedBy: 'empty', stageMs: { receive: 1, transform: 2, persist: 3, acknowledge: 4 } });
-    const b = part({ received: 5, persisted: 5, quarantinedByReason: {}, endedBy: 'time', stageMs: { receive: 1, transform: 1, persist: 1, acknowledge: 1 } });
+    const a = part({
+      received: 3,
+      persisted: 2,
+      quarantined: 1,
+      quarantinedByReason: { invalid_json: 1 },
+      endedBy: 'empty',
+      stageMs: { receive: 1, transform: 2, persist: 3, acknowledge: 4 },
+    });
+    const b = part({
+      received: 5,
+      persisted: 5,
+      quarantinedByReason: {},
+      endedBy: 'time',
+      stageMs: { receive: 1, transform: 1, persist: 1, acknowledge: 1 },
+    });
     const both = combineResults([a, b], 100);
-    expect(both).toMatchObject({ received: 8, persisted: 7, quarantined: 1, quarantinedByReason: { invalid_json: 1 }, endedBy: 'time' });
+    expect(both).toMatchObject({
+      received: 8,
+      persisted: 7,
+      quarantined: 1,
+      quarantinedByReason: { invalid_json: 1 },
+      endedBy: 'time',
+    });
     expect(both.stageMs).toEqual({ receive: 2, transform: 3, persist: 4, acknowledge: 5 });
     expect(combineResults([a, { ...b, endedBy: 'empty' }], 100).endedBy).toBe('empty');
     expect(combineResults([a, b], 8).endedBy).toBe('budget');

@@ -59,13 +59,23 @@ describe('generateBodies', () => {
 
   it('with malformedShare 1 gives only bodies that transform to quarantine', () => {
     const bodies = generateBodies(300, { malformedShare: 1, seed: 11 });
-    const batch = transformBatch(testKeyring(), bodies.map((b) => receivedMessage(b)));
+    const batch = transformBatch(
+      testKeyring(),
+      bodies.map((b) => receivedMessage(b)),
+    );
     expect(batch.rows).toEqual([]);
     expect(batch.quarantine).toHaveLength(300);
     // Several kinds of malformation show up, not a single one.
     const kinds = new Set(batch.quarantine.map((q) => q.reasons.join(',')));
     expect(kinds).toEqual(
-      new Set(['invalid_json', 'unknown_shape', 'invalid_ip', 'missing_field:device_id', 'wrong_type:app_version', 'not_an_object']),
+      new Set([
+        'invalid_json',
+        'unknown_shape',
+        'invalid_ip',
+        'missing_field:device_id',
+        'wrong_type:app_version',
+        'not_an_object',
+      ]),
     );
   });
 

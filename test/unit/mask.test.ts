@@ -20,7 +20,12 @@ function loginEvent(overrides: Partial<LoginEvent> = {}): LoginEvent {
   };
 }
 
-const openField = (keyring: ReturnType<typeof testKeyring>, row: LoginRow, field: 'ip' | 'device_id', messageId = row.messageId) =>
+const openField = (
+  keyring: ReturnType<typeof testKeyring>,
+  row: LoginRow,
+  field: 'ip' | 'device_id',
+  messageId = row.messageId,
+) =>
   open(
     keyring,
     { keyId: row.piiKeyId, blob: Buffer.from(field === 'ip' ? row.ipCiphertext : row.deviceIdCiphertext, 'base64') },
@@ -117,7 +122,8 @@ describe('mask', () => {
   });
 
   describe('loginFingerprint', () => {
-    const fp = (overrides: Partial<LoginEvent>, messageId = 'm-1') => mask(keyring, messageId, loginEvent(overrides), FALLBACK).loginFingerprint;
+    const fp = (overrides: Partial<LoginEvent>, messageId = 'm-1') =>
+      mask(keyring, messageId, loginEvent(overrides), FALLBACK).loginFingerprint;
 
     it('is equal for identical events under different message IDs', () => {
       expect(fp({}, 'm-1')).toBe(fp({}, 'm-2'));

@@ -2,7 +2,16 @@
 // small HTTP server that answers like it, so the merge is checked without a worker).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { drainRecorder, recordDeleteFailed, recordOutcomes, recordReceived, registry, setQueueDepth, startStage, type DrainTotals } from '../../lib/ingest/metrics';
+import {
+  drainRecorder,
+  recordDeleteFailed,
+  recordOutcomes,
+  recordReceived,
+  registry,
+  setQueueDepth,
+  startStage,
+  type DrainTotals,
+} from '../../lib/ingest/metrics';
 import { parseHostPort, startMetricsServer } from '../../lib/platform/metrics-server';
 
 async function value(name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
@@ -16,7 +25,16 @@ test('the recording API moves the counters, histograms and gauge it names', asyn
   expect(before).toBe(0); // every outcome series exists from the start
   const endReceive = startStage('receive');
   recordReceived(10, endReceive);
-  recordOutcomes({ persisted: 7, quarantined: 2, quarantinedByReason: { invalid_ip: 2, 'missing_field:ip': 1 }, alreadySeen: 1, duplicateLogins: 3 }, startStage('persist'));
+  recordOutcomes(
+    {
+      persisted: 7,
+      quarantined: 2,
+      quarantinedByReason: { invalid_ip: 2, 'missing_field:ip': 1 },
+      alreadySeen: 1,
+      duplicateLogins: 3,
+    },
+    startStage('persist'),
+  );
   recordDeleteFailed(1, startStage('acknowledge'), 10);
   setQueueDepth({ visible: 40, inFlight: 5 });
 
@@ -34,11 +52,17 @@ test('the recording API moves the counters, histograms and gauge it names', asyn
   expect(text).toMatch(/^login_ingest_stage_duration_seconds_count\{stage="acknowledge"\} 1$/m);
 });
 
-test('a drain\'s running totals are recorded once each: only what changed since the last report, from a retry\'s carried totals on', async () => {
+test("a drain's running totals are recorded once each: only what changed since the last report, from a retry's carried totals on", async () => {
   const received = async () => (await value('login_ingest_messages_total', { outcome: 'received' }))!;
   const base = await received();
   const t = (n: number, reasons: Record<string, number>, ms: number): DrainTotals => ({
-    received: n, persisted: n - 1, quarantined: 1, quarantinedByReason: reasons, alreadySeen: 0, duplicateLogins: 0, ackFailed: 0,
+    received: n,
+    persisted: n - 1,
+    quarantined: 1,
+    quarantinedByReason: reasons,
+    alreadySeen: 0,
+    duplicateLogins: 0,
+    ackFailed: 0,
     stageMs: { receive: ms, transform: ms, persist: ms, acknowledge: ms },
   });
   const carried = t(100, { unknown_field: 1 }, 1000); // what an earlier attempt had already reported
@@ -55,7 +79,9 @@ describe('metrics server', () => {
   let sdk: http.Server;
   let sdkAddress: string;
   beforeAll(async () => {
-    sdk = http.createServer((req, res) => res.end(req.url === '/metrics' ? '# TYPE temporal_request_total counter\ntemporal_request_total 5\n' : 'no'));
+    sdk = http.createServer((req, res) =>
+      res.end(req.url === '/metrics' ? '# TYPE temporal_request_total counter\ntemporal_request_total 5\n' : 'no'),
+    );
     await new Promise<void>((r) => sdk.listen(0, '127.0.0.1', () => r()));
     sdkAddress = `127.0.0.1:${(sdk.address() as AddressInfo).port}`;
   });
@@ -63,7 +89,11 @@ describe('metrics server', () => {
 
   it('serves ours and the SDK metrics on one port, readiness by worker state, and health', async () => {
     let state = 'INITIALIZED';
-    const server = await startMetricsServer({ address: '127.0.0.1:0', sdkMetricsAddress: sdkAddress, ready: () => ({ ready: state === 'RUNNING', state }) });
+    const server = await startMetricsServer({
+      address: '127.0.0.1:0',
+      sdkMetricsAddress: sdkAddress,
+      ready: () => ({ ready: state === 'RUNNING', state }),
+    });
     try {
       const metrics = await fetch(`${server.url}/metrics`);
       expect(metrics.status).toBe(200);
@@ -86,7 +116,11 @@ describe('metrics server', () => {
   });
 
   it('says so in the scrape when the SDK exporter is away, and still serves ours', async () => {
-    const server = await startMetricsServer({ address: '127.0.0.1:0', sdkMetricsAddress: '127.0.0.1:1', ready: () => ({ ready: true, state: 'RUNNING' }) });
+    const server = await startMetricsServer({
+      address: '127.0.0.1:0',
+      sdkMetricsAddress: '127.0.0.1:1',
+      ready: () => ({ ready: true, state: 'RUNNING' }),
+    });
     try {
       const body = await (await fetch(`${server.url}/metrics`)).text();
       expect(body).toContain('login_ingest_messages_total');
@@ -100,9 +134,9 @@ describe('metrics server', () => {
     const first = await startMetricsServer({ address: '127.0.0.1:0', ready: () => ({ ready: true, state: 'RUNNING' }) });
     try {
       const port = new URL(first.url).port;
-      await expect(startMetricsServer({ address: `127.0.0.1:${port}`, ready: () => ({ ready: true, state: 'RUNNING' }) })).rejects.toThrow(
-        `METRICS_ADDRESS 127.0.0.1:${port} is already in use`,
-      );
+      await expect(
+        startMetricsServer({ address: `127.0.0.1:${port}`, ready: () => ({ ready: true, state: 'RUNNING' }) }),
+      ).rejects.toThrow(`METRICS_ADDRESS 127.0.0.1:${port} is already in use`);
     } finally {
       await first.close();
     }

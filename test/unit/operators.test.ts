@@ -30,7 +30,8 @@ const SRC = 'operators.jsonl';
 const NOW = new Date('2025-06-01T12:00:00.000Z');
 const MAX_AGE_MS = 15 * 60 * 1000;
 const isoAgo = (ms: number) => new Date(NOW.getTime() - ms).toISOString();
-const rawEd25519 = () => Buffer.from(crypto.generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x!, 'base64url').toString('base64');
+const rawEd25519 = () =>
+  Buffer.from(crypto.generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x!, 'base64url').toString('base64');
 
 /** The RegistryError a call throws. */
 function registryError(run: () => unknown): RegistryError {
@@ -126,13 +127,21 @@ describe('parseRegistry', () => {
     ['an unknown role', line({ roles: ['pii-requester', 'admin'] }), /unknown role "admin"/],
     ['roles as a string', line({ roles: 'pii-approver' }), /roles must be an array, got string/],
     ['a role twice', line({ roles: ['pii-approver', 'pii-approver'] }), /roles lists a role twice/],
-    ['a 31-byte key', line({ publicKey: crypto.randomBytes(31).toString('base64') }), /publicKey of dave must be a raw 32-byte Ed25519 public key/],
+    [
+      'a 31-byte key',
+      line({ publicKey: crypto.randomBytes(31).toString('base64') }),
+      /publicKey of dave must be a raw 32-byte Ed25519 public key/,
+    ],
     ['a 33-byte key', line({ publicKey: crypto.randomBytes(33).toString('base64') }), /raw 32-byte Ed25519/],
     ['a key that is not base64', line({ publicKey: 'not-a-key!' }), /raw 32-byte Ed25519/],
     ['a key in base64url', line({ publicKey: Buffer.from(key, 'base64').toString('base64url') }), /raw 32-byte Ed25519/],
     ['a key that is a number', line({ publicKey: 12 }), /raw 32-byte Ed25519/],
     ['a duplicate name', line({ name: 'alice' }), /operator "alice" is already defined on line 2/],
-    ['a duplicate public key', line({ publicKey: JSON.parse(alice.line).publicKey }), /publicKey of dave is already the key of the operator on line 2/],
+    [
+      'a duplicate public key',
+      line({ publicKey: JSON.parse(alice.line).publicKey }),
+      /publicKey of dave is already the key of the operator on line 2/,
+    ],
   ];
   it.each(invalid)('names the source, the line and the problem for %s', (_what, bad, problem) => {
     const text = ['# operators', alice.line, '', bad, bob.line].join('\n');
@@ -163,7 +172,11 @@ describe('generateOperatorKeys', () => {
   it('makes a registry line that parses back to the same key, which verifies the private key’s signatures', () => {
     const keys = generateOperatorKeys('erin_2', ['pii-requester', 'pii-approver']);
     const reg = parseRegistry(keys.registryLine, SRC);
-    expect(reg.byName.get('erin_2')).toEqual({ name: 'erin_2', roles: ['pii-requester', 'pii-approver'], publicKey: keys.publicKey });
+    expect(reg.byName.get('erin_2')).toEqual({
+      name: 'erin_2',
+      roles: ['pii-requester', 'pii-approver'],
+      publicKey: keys.publicKey,
+    });
     expect(Buffer.from(keys.publicKey, 'base64')).toHaveLength(32);
     const signed = sign(requestBody({ operator: 'erin_2' }), crypto.createPrivateKey(keys.privateKeyPem));
     expect(verifySigned(signed, 'pii-recovery-request', reg, NOW, MAX_AGE_MS, validateRequestBody).ok).toBe(true);
@@ -241,7 +254,14 @@ describe('sign / verifySigned', () => {
   it('signs the canonical JSON of the body, and returns a copy unaffected by later changes', () => {
     const body = requestBody();
     const signed = sign(body, alice.key);
-    const pub = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(registry.byName.get('alice')!.publicKey, 'base64').toString('base64url') }, format: 'jwk' });
+    const pub = crypto.createPublicKey({
+      key: {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        x: Buffer.from(registry.byName.get('alice')!.publicKey, 'base64').toString('base64url'),
+      },
+      format: 'jwk',
+    });
     expect(crypto.verify(null, Buffer.from(canonicalJson(body)), pub, Buffer.from(signed.signature, 'base64'))).toBe(true);
     body.reason = 'changed after signing, long enough';
     expect(signed.body.reason).toBe('Fraud investigation of account takeover');
@@ -322,7 +342,9 @@ describe('sign / verifySigned', () => {
   });
 
   it('fails with from_the_future more than 2 minutes ahead, and allows clock skew within them', () => {
-    expect(codeOf(verifyRequest(sign(requestBody({ issuedAt: isoAgo(-MAX_FUTURE_SKEW_MS - 1) }), alice.key)))).toBe('from_the_future');
+    expect(codeOf(verifyRequest(sign(requestBody({ issuedAt: isoAgo(-MAX_FUTURE_SKEW_MS - 1) }), alice.key)))).toBe(
+      'from_the_future',
+    );
     expect(codeOf(verifyApproval(sign(approvalBody({ issuedAt: isoAgo(-3600_000) }), bob.key)))).toBe('from_the_future');
     expect(codeOf(verifyRequest(sign(requestBody({ issuedAt: isoAgo(-MAX_FUTURE_SKEW_MS) }), alice.key)))).toBe('ok');
     expect(codeOf(verifyRequest(sign(requestBody({ issuedAt: '2025-06-01T14:01:00+02:00' }), alice.key)))).toBe('ok');
@@ -340,7 +362,11 @@ describe('sign / verifySigned', () => {
     ['a reason with control characters', { reason: 'valid reason\u0007bell' }, /control characters/],
     ['a ticket with spaces', { ticket: 'SEC 1234' }, /ticket must be/],
     ['an empty ticket', { ticket: '' }, /ticket must be/],
-    ['a selector with two kinds', { selector: { messageIds: ['a'], userId: 'u' } }, /exactly one of messageIds, userId, fingerprint/],
+    [
+      'a selector with two kinds',
+      { selector: { messageIds: ['a'], userId: 'u' } },
+      /exactly one of messageIds, userId, fingerprint/,
+    ],
     ['an empty selector', { selector: {} }, /exactly one of/],
     ['an unknown selector kind', { selector: { email: 'a@b' } }, /selector kind "email"/],
     ['empty messageIds', { selector: { messageIds: [] } }, /1\.\.1000 message IDs \(has 0\)/],
@@ -353,7 +379,11 @@ describe('sign / verifySigned', () => {
     ['empty fields', { fields: [] }, /fields must be a non-empty array/],
     ['a field twice', { fields: ['ip', 'ip'] }, /twice/],
     ['an extra top-level field', { priority: 'high' }, /unknown field "priority"/],
-    ['a 31-byte recipient key', { recipientPublicKey: crypto.randomBytes(31).toString('base64') }, /recipientPublicKey must be 32 bytes/],
+    [
+      'a 31-byte recipient key',
+      { recipientPublicKey: crypto.randomBytes(31).toString('base64') },
+      /recipientPublicKey must be 32 bytes/,
+    ],
     ['a low-order recipient key', { recipientPublicKey: Buffer.alloc(32).toString('base64') }, /low-order/],
     ['issuedAt without a time zone', { issuedAt: '2025-06-01T11:59:50' }, /issuedAt must be an ISO 8601/],
     ['an impossible issuedAt', { issuedAt: '2025-02-30T11:59:50Z' }, /issuedAt/],
@@ -365,7 +395,11 @@ describe('sign / verifySigned', () => {
 
   it('accepts the other selector kinds and 1000 message IDs', () => {
     const fp = crypto.randomBytes(32).toString('hex');
-    for (const selector of [{ userId: '424cdd21-063a-43a7-b91b-7ca1a833afae' }, { fingerprint: fp }, { messageIds: manyIds(1000) }]) {
+    for (const selector of [
+      { userId: '424cdd21-063a-43a7-b91b-7ca1a833afae' },
+      { fingerprint: fp },
+      { messageIds: manyIds(1000) },
+    ]) {
       expect(codeOf(verifyRequest(sign(requestBody({ selector, fields: ['body'] }), alice.key)))).toBe('ok');
     }
   });
@@ -397,7 +431,9 @@ describe('validateRequestBody / validateApprovalBody', () => {
     const { recordSetHash: _hash, ...blind } = approvalBody();
     expect(validateApprovalBody(blind)).toMatch(/must carry the recordSetHash/);
     expect(validateApprovalBody({ ...blind, decision: 'deny' })).toBeNull();
-    expect(validateApprovalBody(approvalBody({ recordSetHash: 'C'.repeat(64) }))).toMatch(/recordSetHash must be 64 lower-case hex/);
+    expect(validateApprovalBody(approvalBody({ recordSetHash: 'C'.repeat(64) }))).toMatch(
+      /recordSetHash must be 64 lower-case hex/,
+    );
     expect(validateApprovalBody(approvalBody({ comment: 'x'.repeat(1001) }))).toMatch(/comment must be 1\.\.1000/);
     expect(validateApprovalBody(approvalBody({ extra: 1 }))).toBe('unknown field "extra"');
   });
@@ -457,7 +493,10 @@ describe('verifySigned never throws', () => {
     ['a body nested 100 000 deep', { body: deep, signature: valid.signature }],
     ['__proto__ keys', JSON.parse(`{"__proto__": {"signature": "${valid.signature}", "body": {}}}`)],
     ['__proto__ in the body', { ...valid, body: JSON.parse(`{"__proto__": ${JSON.stringify(valid.body)}}`) }],
-    ['__proto__ in the selector', { ...valid, body: { ...valid.body, selector: JSON.parse('{"__proto__": {"messageIds": ["a"]}}') } }],
+    [
+      '__proto__ in the selector',
+      { ...valid, body: { ...valid.body, selector: JSON.parse('{"__proto__": {"messageIds": ["a"]}}') } },
+    ],
     ['constructor and prototype keys', { ...valid, body: { ...valid.body, constructor: { prototype: 1 }, prototype: null } }],
     ['an operator called __proto__', sign(requestBody({ operator: '__proto__' }), alice.key)],
     ['an operator called constructor', sign(requestBody({ operator: 'constructor' }), alice.key)],
@@ -468,7 +507,15 @@ describe('verifySigned never throws', () => {
     ['a Map', new Map([['body', valid.body]])],
     ['a bigint in the body', { ...valid, body: { ...valid.body, n: 1n } }],
     ['a signature object', { ...valid, signature: { toString: () => valid.signature } }],
-    ['a class instance body', { ...valid, body: new (class X { type = 'pii-recovery-request'; })() }],
+    [
+      'a class instance body',
+      {
+        ...valid,
+        body: new (class X {
+          type = 'pii-recovery-request';
+        })(),
+      },
+    ],
     ['numbers where strings belong', { ...valid, body: { ...valid.body, requestId: 1, operator: 2, issuedAt: 3 } }],
     // Not signable (canonicalJson refuses a lone surrogate), so it can only arrive with a signature made over something else.
     ['an unpaired surrogate in the reason', { ...valid, body: { ...valid.body, reason: 'valid reason \ud800 here' } }],
@@ -490,9 +537,28 @@ describe('verifySigned never throws', () => {
 
   it('for a hostile registry, validator or clock', () => {
     const bad = [
-      () => verifySigned(valid, 'pii-recovery-request', { byName: undefined } as unknown as OperatorRegistry, NOW, MAX_AGE_MS, validateRequestBody),
-      () => verifySigned(valid, 'pii-recovery-request', { byName: new Map([['alice', { name: 'alice', roles: [], publicKey: 'junk' }]]) }, NOW, MAX_AGE_MS, validateRequestBody),
-      () => verifySigned(valid, 'pii-recovery-request', registry, NOW, MAX_AGE_MS, () => { throw new Error('validator bug'); }),
+      () =>
+        verifySigned(
+          valid,
+          'pii-recovery-request',
+          { byName: undefined } as unknown as OperatorRegistry,
+          NOW,
+          MAX_AGE_MS,
+          validateRequestBody,
+        ),
+      () =>
+        verifySigned(
+          valid,
+          'pii-recovery-request',
+          { byName: new Map([['alice', { name: 'alice', roles: [], publicKey: 'junk' }]]) },
+          NOW,
+          MAX_AGE_MS,
+          validateRequestBody,
+        ),
+      () =>
+        verifySigned(valid, 'pii-recovery-request', registry, NOW, MAX_AGE_MS, () => {
+          throw new Error('validator bug');
+        }),
       () => verifySigned(valid, 'pii-recovery-request', registry, new Date(NaN), MAX_AGE_MS, validateRequestBody),
       () => verifySigned(valid, 'pii-recovery-request', registry, NOW, NaN, validateRequestBody),
     ];
@@ -505,12 +571,35 @@ describe('verifySigned never throws', () => {
 
   it('for random mutations of a valid signed request (none passes, none throws)', () => {
     let seed = 12345;
-    const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
     const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)];
-    const values: unknown[] = [null, true, 0, -1, 1e308, '', 'x', '__proto__', [], {}, [null], { a: 1 }, 'x'.repeat(2000), '\u0000', '\ud800', 'alice', 'bob'];
+    const values: unknown[] = [
+      null,
+      true,
+      0,
+      -1,
+      1e308,
+      '',
+      'x',
+      '__proto__',
+      [],
+      {},
+      [null],
+      { a: 1 },
+      'x'.repeat(2000),
+      '\u0000',
+      '\ud800',
+      'alice',
+      'bob',
+    ];
     for (let round = 0; round < 500; round++) {
       const copy = JSON.parse(JSON.stringify(valid)) as Signed<Record<string, unknown>>;
-      const target: Record<string, unknown> = random() < 0.2 ? (copy as unknown as Record<string, unknown>) : random() < 0.7 ? copy.body : (copy.body.selector as Record<string, unknown>);
+      const target: Record<string, unknown> =
+        random() < 0.2
+          ? (copy as unknown as Record<string, unknown>)
+          : random() < 0.7
+            ? copy.body
+            : (copy.body.selector as Record<string, unknown>);
       const key = pick([...Object.keys(target), 'extra', '__proto__', 'constructor']);
       if (random() < 0.15) delete target[key];
       else target[key] = pick(values);

@@ -1,7 +1,10 @@
 import { emptySummary, type IngestSummary } from '../../workflows/ingest';
 import { formatDuration, progressBar, progressLine, ProgressReporter, progressStats } from '../../cli/progress';
 
-const summary = (over: Partial<IngestSummary>): IngestSummary => ({ ...emptySummary('2026-01-01T00:00:00.000Z', 10_000), ...over });
+const summary = (over: Partial<IngestSummary>): IngestSummary => ({
+  ...emptySummary('2026-01-01T00:00:00.000Z', 10_000),
+  ...over,
+});
 
 describe('progressStats', () => {
   it('computes percentage, rate and ETA from the depth at start', () => {
@@ -10,11 +13,22 @@ describe('progressStats', () => {
   });
   it('caps at 99% while running (more may arrive) and says 100% only at the end', () => {
     expect(progressStats(summary({ received: 12_000, durationMs: 1000 })).percent).toBe(99);
-    expect(progressStats(summary({ received: 12_000, durationMs: 1000, stopReason: 'queue_empty' }))).toMatchObject({ percent: 100, etaSeconds: 0 });
+    expect(progressStats(summary({ received: 12_000, durationMs: 1000, stopReason: 'queue_empty' }))).toMatchObject({
+      percent: 100,
+      etaSeconds: 0,
+    });
   });
   it('uses maxMessages when smaller than the queue, and knows nothing without either', () => {
-    expect(progressStats(summary({ received: 50, durationMs: 1000 }), 100)).toMatchObject({ total: 100, percent: 50, etaSeconds: 1 });
-    expect(progressStats(summary({ queueDepthAtStart: 0, received: 50, durationMs: 1000 }))).toMatchObject({ total: null, percent: null, etaSeconds: null });
+    expect(progressStats(summary({ received: 50, durationMs: 1000 }), 100)).toMatchObject({
+      total: 100,
+      percent: 50,
+      etaSeconds: 1,
+    });
+    expect(progressStats(summary({ queueDepthAtStart: 0, received: 50, durationMs: 1000 }))).toMatchObject({
+      total: null,
+      percent: null,
+      etaSeconds: null,
+    });
   });
   it('has no ETA before anything was received', () => {
     expect(progressStats(summary({ received: 0, durationMs: 0 }))).toMatchObject({ rate: 0, etaSeconds: null, percent: 0 });

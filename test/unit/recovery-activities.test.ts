@@ -15,22 +15,50 @@ import { testKeyring } from './helpers';
 
 /** A database whose every statement fails with `err`, and that counts the statements tried. */
 function failingDb(err: unknown) {
-  const db = { statements: 0, $queryRaw: async () => { db.statements++; throw err; }, $transaction: async () => { db.statements++; throw err; } };
+  const db = {
+    statements: 0,
+    $queryRaw: async () => {
+      db.statements++;
+      throw err;
+    },
+    $transaction: async () => {
+      db.statements++;
+      throw err;
+    },
+  };
   return db;
 }
 
 const policy = { maxRecords: 10, requireApproval: true, approvalTimeoutSeconds: 3600, signatureMaxAgeSeconds: 300 };
 const acts = (db: unknown) =>
-  createRecoveryActivities({ db: db as RecoveryDeps['db'], keyring: testKeyring(), operatorsFile: path.join(os.tmpdir(), `no-operators-${process.pid}.json`), policy });
+  createRecoveryActivities({
+    db: db as RecoveryDeps['db'],
+    keyring: testKeyring(),
+    operatorsFile: path.join(os.tmpdir(), `no-operators-${process.pid}.json`),
+    policy,
+  });
 
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 /** Runs an activity as if scheduled by the workflow `workflowId`. */
 const asWorkflow = <A extends unknown[], R>(workflowId: string, fn: (...args: A) => Promise<R>, ...args: A) =>
-  new MockActivityEnvironment({ workflowExecution: { workflowId, runId: crypto.randomUUID() } }, { logger: quiet }).run(fn, ...args);
-const failureOf = (p: Promise<unknown>) => p.then(() => { throw new Error('expected the activity to fail'); }, (err: unknown) => err);
+  new MockActivityEnvironment({ workflowExecution: { workflowId, runId: crypto.randomUUID() } }, { logger: quiet }).run(
+    fn,
+    ...args,
+  );
+const failureOf = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected the activity to fail');
+    },
+    (err: unknown) => err,
+  );
 
 // As the Prisma pg adapter wraps a PostgreSQL error: Prisma's own code outside, the SQLSTATE inside.
-const pgError = (sqlstate: string, message: string) => Object.assign(new Error(message), { code: 'P2010', meta: { driverAdapterError: { cause: { originalCode: sqlstate, kind: 'postgres' } } } });
+const pgError = (sqlstate: string, message: string) =>
+  Object.assign(new Error(message), {
+    code: 'P2010',
+    meta: { driverAdapterError: { cause: { originalCode: sqlstate, kind: 'postgres' } } },
+  });
 
 test('expireRequest scheduled by anything but a recovery workflow is refused for good, before the database is asked', async () => {
   const db = failingDb(new Error('must not be reached'));
@@ -50,7 +78,9 @@ test('a database error that retrying cannot fix fails the activity for good, nam
 
 test('a refused signed request whose audit entry the database refuses fails for good too', async () => {
   const db = failingDb(pgError('23514', 'new row violates check constraint'));
-  const err = await failureOf(asWorkflow(`pii-recovery-${crypto.randomUUID()}`, acts(db).authoriseRequest, { body: {}, signature: '' }));
+  const err = await failureOf(
+    asWorkflow(`pii-recovery-${crypto.randomUUID()}`, acts(db).authoriseRequest, { body: {}, signature: '' }),
+  );
   expect(err).toMatchObject({ type: 'PermanentDbError', nonRetryable: true, message: expect.stringContaining('SQLSTATE 23514') });
 });
 

@@ -15,7 +15,12 @@ describe('run attributes', () => {
   });
 
   it('are registered with the types the Temporal CLI spells', () => {
-    expect(SEARCH_ATTRIBUTE_ARGS).toEqual(['IngestReceived=Int', 'IngestPersisted=Int', 'IngestQuarantined=Int', 'IngestStopReason=Keyword']);
+    expect(SEARCH_ATTRIBUTE_ARGS).toEqual([
+      'IngestReceived=Int',
+      'IngestPersisted=Int',
+      'IngestQuarantined=Int',
+      'IngestStopReason=Keyword',
+    ]);
   });
 
   it('upsert after batches at most once per interval, skip unchanged values, and always at the end', () => {

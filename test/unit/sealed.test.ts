@@ -1,5 +1,13 @@
 import crypto from 'node:crypto';
-import { MAX_CONTEXT_BYTES, newRecipientKeys, openSealed, parseRecipientPublicKey, sealTo, SealedError, type SealedBox } from '../../lib/pii/sealed';
+import {
+  MAX_CONTEXT_BYTES,
+  newRecipientKeys,
+  openSealed,
+  parseRecipientPublicKey,
+  sealTo,
+  SealedError,
+  type SealedBox,
+} from '../../lib/pii/sealed';
 
 const context = 'request 7f1c2a9e-3b4d-4c5e-8f60-718293a4b5c6';
 const flipByte = (b64: string, index: number): string => {
@@ -26,7 +34,9 @@ describe('newRecipientKeys', () => {
     const privateKey = crypto.createPrivateKey(keys.privateKeyPem);
     expect(privateKey.asymmetricKeyType).toBe('x25519');
     expect(keys.privateKeyPem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
-    expect(crypto.createPublicKey(privateKey).export({ format: 'jwk' }).x).toBe(Buffer.from(keys.publicKey, 'base64').toString('base64url'));
+    expect(crypto.createPublicKey(privateKey).export({ format: 'jwk' }).x).toBe(
+      Buffer.from(keys.publicKey, 'base64').toString('base64url'),
+    );
     expect(newRecipientKeys().publicKey).not.toBe(keys.publicKey);
   });
 });
@@ -64,7 +74,9 @@ describe('sealTo / openSealed', () => {
     const decipher = crypto.createDecipheriv('aes-256-gcm', key, Buffer.from(box.nonce, 'base64'), { authTagLength: 16 });
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-    expect(Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]).toString()).toBe('the plaintext');
+    expect(Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]).toString()).toBe(
+      'the plaintext',
+    );
   });
 
   it('survives a JSON round trip (how a box travels)', () => {
@@ -88,24 +100,30 @@ describe('sealTo / openSealed', () => {
     const box = sealTo(keys.publicKey, 'sensitive value', context);
     const length = Buffer.from(box.ciphertext, 'base64').length;
     for (let i = 0; i < length; i++) {
-      expect(() => openSealed({ ...box, ciphertext: flipByte(box.ciphertext, i) }, keys.privateKeyPem, context)).toThrow(/cannot be opened/);
-    }
-    for (let i = 0; i < 12; i++) {
-      expect(() => openSealed({ ...box, nonce: flipByte(box.nonce, i) }, keys.privateKeyPem, context)).toThrow(/cannot be opened/);
-    }
-    for (let i = 0; i < 32; i++) {
-      expect(() => openSealed({ ...box, ephemeralPublicKey: flipByte(box.ephemeralPublicKey, i) }, keys.privateKeyPem, context)).toThrow(
+      expect(() => openSealed({ ...box, ciphertext: flipByte(box.ciphertext, i) }, keys.privateKeyPem, context)).toThrow(
         /cannot be opened/,
       );
+    }
+    for (let i = 0; i < 12; i++) {
+      expect(() => openSealed({ ...box, nonce: flipByte(box.nonce, i) }, keys.privateKeyPem, context)).toThrow(
+        /cannot be opened/,
+      );
+    }
+    for (let i = 0; i < 32; i++) {
+      expect(() =>
+        openSealed({ ...box, ephemeralPublicKey: flipByte(box.ephemeralPublicKey, i) }, keys.privateKeyPem, context),
+      ).toThrow(/cannot be opened/);
     }
     // Another valid ephemeral key, and a low-order point.
     const other = newRecipientKeys().publicKey;
     expect(() => openSealed({ ...box, ephemeralPublicKey: other }, keys.privateKeyPem, context)).toThrow(/cannot be opened/);
-    expect(() => openSealed({ ...box, ephemeralPublicKey: Buffer.alloc(32).toString('base64') }, keys.privateKeyPem, context)).toThrow(
-      /cannot be opened/,
-    );
+    expect(() =>
+      openSealed({ ...box, ephemeralPublicKey: Buffer.alloc(32).toString('base64') }, keys.privateKeyPem, context),
+    ).toThrow(/cannot be opened/);
     // Dropping the last tag byte is refused as well (no truncated tags).
-    const truncated = Buffer.from(box.ciphertext, 'base64').subarray(0, length - 1).toString('base64');
+    const truncated = Buffer.from(box.ciphertext, 'base64')
+      .subarray(0, length - 1)
+      .toString('base64');
     expect(() => openSealed({ ...box, ciphertext: truncated }, keys.privateKeyPem, context)).toThrow(SealedError);
     // The untouched box still opens.
     expect(openSealed(box, keys.privateKeyPem, context).toString()).toBe('sensitive value');
@@ -132,8 +150,16 @@ describe('input checks', () => {
   const keys = newRecipientKeys();
 
   it('refuses recipient keys that are not base64 of 32 bytes, with a clear error', () => {
-    for (const bad of ['', 'not base64!', crypto.randomBytes(31).toString('base64'), crypto.randomBytes(33).toString('base64'), ` ${keys.publicKey}`]) {
-      expect(sealedError(() => sealTo(bad, 'x', context)).message).toMatch(/recipient public key must be 32 bytes, base64-encoded/);
+    for (const bad of [
+      '',
+      'not base64!',
+      crypto.randomBytes(31).toString('base64'),
+      crypto.randomBytes(33).toString('base64'),
+      ` ${keys.publicKey}`,
+    ]) {
+      expect(sealedError(() => sealTo(bad, 'x', context)).message).toMatch(
+        /recipient public key must be 32 bytes, base64-encoded/,
+      );
     }
     expect(sealedError(() => sealTo(42 as unknown as string, 'x', context)).message).toMatch(/must be a base64 string/);
   });
@@ -147,7 +173,9 @@ describe('input checks', () => {
 
   it('refuses a context that cannot be used (too long for HKDF, lone surrogate) and a plaintext of another type', () => {
     expect(() => sealTo(keys.publicKey, 'x', 'a'.repeat(MAX_CONTEXT_BYTES))).not.toThrow();
-    expect(sealedError(() => sealTo(keys.publicKey, 'x', 'a'.repeat(MAX_CONTEXT_BYTES + 1))).message).toMatch(/context must be at most/);
+    expect(sealedError(() => sealTo(keys.publicKey, 'x', 'a'.repeat(MAX_CONTEXT_BYTES + 1))).message).toMatch(
+      /context must be at most/,
+    );
     expect(sealedError(() => sealTo(keys.publicKey, 'x', 'a\ud800')).message).toMatch(/well-formed/);
     expect(sealedError(() => sealTo(keys.publicKey, 42 as unknown as string, context)).message).toMatch(/plaintext/);
   });

@@ -24,26 +24,42 @@ function operator(existing: Record<string, number>, opts: { listFails?: boolean;
 }
 
 test('nothing to do when all are registered', async () => {
-  const o = operator({ IngestReceived: INT, IngestPersisted: INT, IngestQuarantined: INT, IngestStopReason: KEYWORD, Other: INT });
+  const o = operator({
+    IngestReceived: INT,
+    IngestPersisted: INT,
+    IngestQuarantined: INT,
+    IngestStopReason: KEYWORD,
+    Other: INT,
+  });
   expect(await ensureSearchAttributes(o.service, 'default')).toEqual([]);
   expect(o.added).toEqual([]);
 });
 
 test('registers the missing ones with their types', async () => {
   const o = operator({ IngestReceived: INT });
-  expect(await ensureSearchAttributes(o.service, 'default')).toEqual(['IngestPersisted', 'IngestQuarantined', 'IngestStopReason']);
+  expect(await ensureSearchAttributes(o.service, 'default')).toEqual([
+    'IngestPersisted',
+    'IngestQuarantined',
+    'IngestStopReason',
+  ]);
   expect(o.added).toEqual([{ IngestPersisted: INT, IngestQuarantined: INT, IngestStopReason: KEYWORD }]);
 });
 
 test('refuses to start when they are missing and cannot be registered, and says how to register them', async () => {
   const o = operator({}, { addFails: true });
   const err = await ensureSearchAttributes(o.service, 'prod').catch((e: Error) => e);
-  expect((err as Error).message).toContain('IngestReceived, IngestPersisted, IngestQuarantined, IngestStopReason are not registered in namespace prod');
-  expect((err as Error).message).toContain('temporal operator search-attribute create --namespace prod --name IngestStopReason --type Keyword');
+  expect((err as Error).message).toContain(
+    'IngestReceived, IngestPersisted, IngestQuarantined, IngestStopReason are not registered in namespace prod',
+  );
+  expect((err as Error).message).toContain(
+    'temporal operator search-attribute create --namespace prod --name IngestStopReason --type Keyword',
+  );
 });
 
 test('warns and goes on when it may not even list them', async () => {
   const warnings: string[] = [];
   expect(await ensureSearchAttributes(operator({}, { listFails: true }).service, 'prod', (l) => warnings.push(l))).toEqual([]);
-  expect(warnings).toEqual([expect.stringContaining('Could not list the search attributes of namespace prod (PermissionDenied)')]);
+  expect(warnings).toEqual([
+    expect.stringContaining('Could not list the search attributes of namespace prod (PermissionDenied)'),
+  ]);
 });

@@ -8,7 +8,11 @@ import { testKeyring } from './helpers';
 type Send = (command: unknown) => Promise<unknown>;
 const fakeClient = (send: Send) => ({ send }) as unknown as SQSClient;
 
-const message = (id: string, body: string, attributes: Record<string, string> = { SentTimestamp: '1714564800000', ApproximateReceiveCount: '1' }): Message => ({
+const message = (
+  id: string,
+  body: string,
+  attributes: Record<string, string> = { SentTimestamp: '1714564800000', ApproximateReceiveCount: '1' },
+): Message => ({
   MessageId: id,
   ReceiptHandle: `rh-${id}`,
   Body: body,
@@ -35,8 +39,24 @@ describe('receiveMessages', () => {
     const { client } = queueOf([message('a', '{"x":1}'), message('b', 'ü', {})]);
     const received = await receiveMessages(client, 'q', receiveOpts);
     expect(received).toEqual([
-      { messageId: 'a', receiptHandle: 'rh-a', body: '{"x":1}', bodyBytes: 7, bodyTruncated: false, sentTimestamp: 1714564800000, receiveCount: 1 },
-      { messageId: 'b', receiptHandle: 'rh-b', body: 'ü', bodyBytes: 2, bodyTruncated: false, sentTimestamp: null, receiveCount: null },
+      {
+        messageId: 'a',
+        receiptHandle: 'rh-a',
+        body: '{"x":1}',
+        bodyBytes: 7,
+        bodyTruncated: false,
+        sentTimestamp: 1714564800000,
+        receiveCount: 1,
+      },
+      {
+        messageId: 'b',
+        receiptHandle: 'rh-b',
+        body: 'ü',
+        bodyBytes: 2,
+        bodyTruncated: false,
+        sentTimestamp: null,
+        receiveCount: null,
+      },
     ]);
   });
 
@@ -74,7 +94,6 @@ describe('receiveMessages', () => {
     const drained = queueOf(many.slice(0, 12));
     expect(await receiveMessages(drained.client, 'q', receiveOpts)).toHaveLength(12);
   });
-
 });
 
 describe('cutUtf8', () => {
@@ -105,7 +124,10 @@ describe('cutUtf8', () => {
       expect(text.startsWith(kept)).toBe(true);
       expect(cut).toBe(Buffer.byteLength(text) > budget);
       // Nothing more would have fitted: the next character is wider than what is left.
-      if (cut) expect(Buffer.byteLength(text.slice(0, kept.length + (text.codePointAt(kept.length)! > 0xffff ? 2 : 1)))).toBeGreaterThan(budget);
+      if (cut)
+        expect(Buffer.byteLength(text.slice(0, kept.length + (text.codePointAt(kept.length)! > 0xffff ? 2 : 1)))).toBeGreaterThan(
+          budget,
+        );
     }
   });
 });
@@ -129,7 +151,9 @@ describe('deleteMessages', () => {
       // Refuse the entry whose receipt handle ends in 7 (an expired handle).
       return {
         Successful: entries.filter((e) => !e.ReceiptHandle!.endsWith('7')).map((e) => ({ Id: e.Id })),
-        Failed: entries.filter((e) => e.ReceiptHandle!.endsWith('7')).map((e) => ({ Id: e.Id, Code: 'ReceiptHandleIsInvalid', SenderFault: true })),
+        Failed: entries
+          .filter((e) => e.ReceiptHandle!.endsWith('7'))
+          .map((e) => ({ Id: e.Id, Code: 'ReceiptHandleIsInvalid', SenderFault: true })),
       };
     });
     const messages = Array.from({ length: 23 }, (_, i) => ({ messageId: `m${i}`, receiptHandle: `rh-${i}` }));

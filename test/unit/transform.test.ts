@@ -9,7 +9,11 @@ import { isWrongTypeSample, receivedMessage, testKeyring, validEvent } from './h
 const keyring = testKeyring({ ids: ['k-transform'] });
 
 const openBody = (entry: QuarantineEntry) =>
-  open(keyring, { keyId: entry.piiKeyId, blob: Buffer.from(entry.bodyCiphertext, 'base64') }, piiContext(entry.messageId, 'body')).toString('utf8');
+  open(
+    keyring,
+    { keyId: entry.piiKeyId, blob: Buffer.from(entry.bodyCiphertext, 'base64') },
+    piiContext(entry.messageId, 'body'),
+  ).toString('utf8');
 
 /** Exactly one outcome, whatever the body: returns its quarantine reasons, or null for a row. */
 function outcomeReasons(message: ReceivedMessage): string[] | null {
@@ -55,8 +59,16 @@ describe('transformBatch over data/sample.json', () => {
 
   it('keeps the PII recoverable: each row’s ciphertexts open to the sample’s values', () => {
     for (const [i, row] of batch.rows.entries()) {
-      const ip = open(keyring, { keyId: row.piiKeyId, blob: Buffer.from(row.ipCiphertext, 'base64') }, piiContext(row.messageId, 'ip'));
-      const deviceId = open(keyring, { keyId: row.piiKeyId, blob: Buffer.from(row.deviceIdCiphertext, 'base64') }, piiContext(row.messageId, 'device_id'));
+      const ip = open(
+        keyring,
+        { keyId: row.piiKeyId, blob: Buffer.from(row.ipCiphertext, 'base64') },
+        piiContext(row.messageId, 'ip'),
+      );
+      const deviceId = open(
+        keyring,
+        { keyId: row.piiKeyId, blob: Buffer.from(row.deviceIdCiphertext, 'base64') },
+        piiContext(row.messageId, 'device_id'),
+      );
       expect(ip.toString()).toBe(loginEvents[i].ip);
       expect(deviceId.toString()).toBe(loginEvents[i].device_id);
     }
@@ -86,7 +98,11 @@ describe('transformBatch over data/sample.json', () => {
     });
     // Bound to its message: another message's context does not open it.
     expect(() =>
-      open(keyring, { keyId: entry.piiKeyId, blob: Buffer.from(entry.bodyCiphertext, 'base64') }, piiContext('another-message', 'body')),
+      open(
+        keyring,
+        { keyId: entry.piiKeyId, blob: Buffer.from(entry.bodyCiphertext, 'base64') },
+        piiContext('another-message', 'body'),
+      ),
     ).toThrow();
   });
 });
@@ -130,7 +146,10 @@ describe('transformMessage: message-level failures', () => {
   });
 
   it('prefers a valid create_date in the event over the SentTimestamp', () => {
-    const outcome = transformMessage(keyring, receivedMessage(JSON.stringify(validEvent({ create_date: '2024-02-03T04:05:06Z' }))));
+    const outcome = transformMessage(
+      keyring,
+      receivedMessage(JSON.stringify(validEvent({ create_date: '2024-02-03T04:05:06Z' }))),
+    );
     expect(outcome.kind === 'row' && outcome.row.createDate).toBe('2024-02-03T04:05:06.000Z');
   });
 });

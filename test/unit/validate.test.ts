@@ -10,7 +10,8 @@ const reasonsOf = (event: FlatEvent): string[] => {
 
 const eventOf = (event: FlatEvent): LoginEvent => {
   const result = validate(event);
-  if (!result.ok) throw new Error(`expected validate to accept ${JSON.stringify(event)}, got reasons ${result.reasons.join(', ')}`);
+  if (!result.ok)
+    throw new Error(`expected validate to accept ${JSON.stringify(event)}, got reasons ${result.reasons.join(', ')}`);
   return result.event;
 };
 
@@ -79,10 +80,13 @@ describe('validate: presence and types', () => {
     expect(reasonsOf(validEvent({ [field]: value }))).toEqual([`wrong_type:${field}`]);
   });
 
-  it.each(['user_id', 'device_type', 'device_id', 'locale', 'app_version'])('reports empty:%s for empty and blank strings', (field) => {
-    expect(reasonsOf(validEvent({ [field]: '' }))).toEqual([`empty:${field}`]);
-    expect(reasonsOf(validEvent({ [field]: ' \t ' }))).toEqual([`empty:${field}`]);
-  });
+  it.each(['user_id', 'device_type', 'device_id', 'locale', 'app_version'])(
+    'reports empty:%s for empty and blank strings',
+    (field) => {
+      expect(reasonsOf(validEvent({ [field]: '' }))).toEqual([`empty:${field}`]);
+      expect(reasonsOf(validEvent({ [field]: ' \t ' }))).toEqual([`empty:${field}`]);
+    },
+  );
 
   it('reports too_long:user_id for 129 characters and accepts 128', () => {
     expect(reasonsOf(validEvent({ user_id: 'a'.repeat(129) }))).toEqual(['too_long:user_id']);
@@ -118,7 +122,8 @@ describe('validate: presence and types', () => {
     const accepted: string[] = [];
     for (let code = 0x80; code <= 0x9f; code++) {
       const result = validate(validEvent({ user_id: `abc${String.fromCharCode(code)}def` }));
-      if (result.ok || result.reasons.join() !== 'invalid_characters:user_id') accepted.push(`U+${code.toString(16).toUpperCase().padStart(4, '0')}`);
+      if (result.ok || result.reasons.join() !== 'invalid_characters:user_id')
+        accepted.push(`U+${code.toString(16).toUpperCase().padStart(4, '0')}`);
     }
     expect(accepted).toEqual([]);
   });
@@ -212,9 +217,12 @@ describe('validate: app_version', () => {
     expect(event.appVersion).toBe(version.trim());
   });
 
-  it.each(['v2', '1.2.3.4', '1..2', '1.', '.1', '1.2.x', '-1', '1.2.3-beta', '١.٢', '1234567890.0'])('rejects %j as invalid_app_version', (version) => {
-    expect(reasonsOf(validEvent({ app_version: version }))).toEqual(['invalid_app_version']);
-  });
+  it.each(['v2', '1.2.3.4', '1..2', '1.', '.1', '1.2.x', '-1', '1.2.3-beta', '١.٢', '1234567890.0'])(
+    'rejects %j as invalid_app_version',
+    (version) => {
+      expect(reasonsOf(validEvent({ app_version: version }))).toEqual(['invalid_app_version']);
+    },
+  );
 
   it('reports an empty app_version as empty, not as unparsable', () => {
     expect(reasonsOf(validEvent({ app_version: '' }))).toEqual(['empty:app_version']);
@@ -284,7 +292,9 @@ describe('parseCreateDate', () => {
   });
 
   it('is what validate uses for create_date, falling back to null', () => {
-    expect(eventOf(validEvent({ create_date: '2024-05-01T12:34:56Z' })).createDate?.toISOString()).toBe('2024-05-01T12:34:56.000Z');
+    expect(eventOf(validEvent({ create_date: '2024-05-01T12:34:56Z' })).createDate?.toISOString()).toBe(
+      '2024-05-01T12:34:56.000Z',
+    );
     expect(eventOf(validEvent({ create_date: 'not a date' })).createDate).toBeNull();
   });
 });
@@ -314,13 +324,15 @@ describe('canonicalIp: the plain IPv4 fast path agrees with ipaddr.js', () => {
     const slow = (v: string) => (ipaddr.IPv4.isValidFourPartDecimal(v) ? ipaddr.IPv4.parse(v).toString() : null);
     const parts = ['0', '1', '9', '10', '99', '100', '199', '200', '249', '250', '255', '256', '300', '01', '00', '-1', 'a', ''];
     let checked = 0;
-    for (const a of parts) for (const b of ['0', '255', '01', '256']) for (const c of parts) {
-      const v = `${a}.${b}.${c}.${c === '' ? '1' : '7'}`;
-      const expected = slow(v) ?? (ipaddr.IPv6.isValid(v) ? 'ipv6' : null);
-      if (expected === 'ipv6') continue;
-      expect([v, canonicalIp(v)]).toEqual([v, expected]);
-      checked++;
-    }
+    for (const a of parts)
+      for (const b of ['0', '255', '01', '256'])
+        for (const c of parts) {
+          const v = `${a}.${b}.${c}.${c === '' ? '1' : '7'}`;
+          const expected = slow(v) ?? (ipaddr.IPv6.isValid(v) ? 'ipv6' : null);
+          if (expected === 'ipv6') continue;
+          expect([v, canonicalIp(v)]).toEqual([v, expected]);
+          checked++;
+        }
     expect(checked).toBeGreaterThan(1000);
   });
 });

@@ -20,8 +20,12 @@ export async function startTestEnv(): Promise<TestWorkflowEnvironment> {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
-  const serverPath = await findOrInstallTestServer({ configuredPath: process.env.TEMPORAL_TEST_SERVER_PATH, installDir: path.join(root, '.data', 'bin') });
-  const start = () => TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: serverPath } } });
+  const serverPath = await findOrInstallTestServer({
+    configuredPath: process.env.TEMPORAL_TEST_SERVER_PATH,
+    installDir: path.join(root, '.data', 'bin'),
+  });
+  const start = () =>
+    TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: serverPath } } });
   let env: TestWorkflowEnvironment;
   try {
     env = await start();
@@ -34,7 +38,12 @@ export async function startTestEnv(): Promise<TestWorkflowEnvironment> {
   const { IndexedValueType } = temporal.api.enums.v1;
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(INGEST_SEARCH_ATTRIBUTES.map((k) => [k.name, k.type === 'INT' ? IndexedValueType.INDEXED_VALUE_TYPE_INT : IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    searchAttributes: Object.fromEntries(
+      INGEST_SEARCH_ATTRIBUTES.map((k) => [
+        k.name,
+        k.type === 'INT' ? IndexedValueType.INDEXED_VALUE_TYPE_INT : IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+      ]),
+    ),
   });
   return env;
 }
@@ -45,7 +54,12 @@ let queues = 0;
  * Runs `fn` with a worker on a task queue of its own that serves the real workflows with
  * `activities`. The workflow bundle is built once per test file.
  */
-export async function withWorker<T>(env: TestWorkflowEnvironment, activities: object, fn: (taskQueue: string) => Promise<T>, opts: { taskQueue?: string } = {}): Promise<T> {
+export async function withWorker<T>(
+  env: TestWorkflowEnvironment,
+  activities: object,
+  fn: (taskQueue: string) => Promise<T>,
+  opts: { taskQueue?: string } = {},
+): Promise<T> {
   bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') });
   const taskQueue = opts.taskQueue ?? `wf-test-${process.pid}-${++queues}`;
   const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await bundle, activities });

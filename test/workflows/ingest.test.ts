@@ -74,10 +74,21 @@ test('stops with queue_empty only once every drain of a round ended empty and SQ
       () => drained(5, 'empty'),
       () => drained(0, 'empty'), // round 3: both empty and SQS counts nothing: done
     ],
-    [{ visible: 205, inFlight: 0 }, { visible: 5, inFlight: 0 }, { visible: 0, inFlight: 0 }],
+    [
+      { visible: 205, inFlight: 0 },
+      { visible: 5, inFlight: 0 },
+      { visible: 0, inFlight: 0 },
+    ],
   );
   const summary = await withWorker(env, activities, (tq) => run(tq, [{ concurrency: 2 }]));
-  expect(summary).toMatchObject({ stopReason: 'queue_empty', slices: 6, runs: 1, received: 205, queueDepthAtStart: 205, leftInQueue: null });
+  expect(summary).toMatchObject({
+    stopReason: 'queue_empty',
+    slices: 6,
+    runs: 1,
+    received: 205,
+    queueDepthAtStart: 205,
+    leftInQueue: null,
+  });
   expect(calls.drains).toHaveLength(6);
   // A depth check at the start and after each round whose drains all ended empty: not after round 1.
   expect(calls.depths).toBe(3);
@@ -87,12 +98,16 @@ test('waits in 2 s rounds for messages in flight elsewhere, a visibility timeout
   const { calls, activities } = scripted([() => drained(0, 'empty')], [{ visible: 0, inFlight: 10 }]);
   const workflowId = `ingest-in-flight-${Date.now()}`;
   const started = Date.now();
-  const summary = await withWorker(env, activities, (tq) => run(tq, [{ concurrency: 1, visibilityTimeoutSeconds: 30 }], workflowId));
+  const summary = await withWorker(env, activities, (tq) =>
+    run(tq, [{ concurrency: 1, visibilityTimeoutSeconds: 30 }], workflowId),
+  );
   const realMs = Date.now() - started;
   expect(summary).toMatchObject({ stopReason: 'messages_unavailable', leftInQueue: { visible: 0, inFlight: 10 }, received: 0 });
   // 30 s visibility + 30 s = 60 s of patience: 30 sleeps of 2 s, each followed by a drain and a depth check.
   const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-  const timers = events.filter((e) => e.timerStartedEventAttributes).map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
+  const timers = events
+    .filter((e) => e.timerStartedEventAttributes)
+    .map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
   expect(timers).toEqual(Array(30).fill(2));
   expect(calls.drains).toHaveLength(31);
   expect(calls.depths).toBe(1 + 31);
@@ -112,7 +127,9 @@ test('the patience for messages in flight is carried across continue-as-new, so 
     ],
     [{ visible: 0, inFlight: 10 }],
   );
-  const summary = await withWorker(env, activities, (tq) => run(tq, [{ concurrency: 1, visibilityTimeoutSeconds: 30, slicesPerRun: 2 }]));
+  const summary = await withWorker(env, activities, (tq) =>
+    run(tq, [{ concurrency: 1, visibilityTimeoutSeconds: 30, slicesPerRun: 2 }]),
+  );
   expect(summary).toMatchObject({ stopReason: 'messages_unavailable', leftInQueue: { visible: 0, inFlight: 10 } });
   expect(calls.drains).toHaveLength(31);
   expect(summary.runs).toBe(16); // 2 drains a run: 15 runs continued as new, the 16th stopped
@@ -120,7 +137,12 @@ test('the patience for messages in flight is carried across continue-as-new, so 
 
 test('messages that come back within the patience are drained, and the run ends queue_empty', async () => {
   // Held elsewhere for five depth checks (10 s), then visible again: the next drain gets them.
-  const depths: QueueDepth[] = [{ visible: 0, inFlight: 10 }, ...Array(5).fill({ visible: 0, inFlight: 10 }), { visible: 10, inFlight: 0 }, { visible: 0, inFlight: 0 }];
+  const depths: QueueDepth[] = [
+    { visible: 0, inFlight: 10 },
+    ...Array(5).fill({ visible: 0, inFlight: 10 }),
+    { visible: 10, inFlight: 0 },
+    { visible: 0, inFlight: 0 },
+  ];
   const drains = [...Array(6).fill(() => drained(0, 'empty')), () => drained(10, 'empty')];
   const { activities } = scripted(drains, depths);
   const summary = await withWorker(env, activities, (tq) => run(tq, [{ concurrency: 1 }]));
@@ -128,7 +150,10 @@ test('messages that come back within the patience are drained, and the run ends 
 });
 
 test('stops at maxMessages, splitting what is left of the budget over the drains in flight', async () => {
-  const { calls, activities } = scripted([(input) => drained(Math.min(100, input.maxMessages), input.maxMessages <= 100 ? 'budget' : 'time')], [{ visible: 1000, inFlight: 0 }]);
+  const { calls, activities } = scripted(
+    [(input) => drained(Math.min(100, input.maxMessages), input.maxMessages <= 100 ? 'budget' : 'time')],
+    [{ visible: 1000, inFlight: 0 }],
+  );
   const summary = await withWorker(env, activities, (tq) => run(tq, [{ concurrency: 2, maxMessages: 250 }]));
   expect(summary).toMatchObject({ stopReason: 'max_messages', received: 250, slices: 4 });
   expect(calls.drains.map((d) => d.maxMessages)).toEqual([125, 125, 25, 25]);
@@ -137,7 +162,10 @@ test('stops at maxMessages, splitting what is left of the budget over the drains
 test('continues as new after slicesPerRun drains, carrying every total over exactly', async () => {
   // Seven drains that ran out of time, then one that found the queue empty; SQS then counts nothing.
   const drains = [...Array(7).fill(() => drained(10, 'time')), () => drained(0, 'empty')];
-  const { calls, activities } = scripted(drains, [{ visible: 70, inFlight: 0 }, { visible: 0, inFlight: 0 }]);
+  const { calls, activities } = scripted(drains, [
+    { visible: 70, inFlight: 0 },
+    { visible: 0, inFlight: 0 },
+  ]);
   const summary = await withWorker(env, activities, (tq) => run(tq, [{ concurrency: 1, slicesPerRun: 3 }]));
   expect(summary).toMatchObject({
     stopReason: 'queue_empty',
@@ -153,7 +181,9 @@ test('continues as new after slicesPerRun drains, carrying every total over exac
     queueDepthAtStart: 70, // from the first run's check; a continued run does not check again
   });
   // Three drains in each of the first two runs, two in the last.
-  const perRun = [...new Set(calls.drains.map((d) => d.runId))].map((runId) => calls.drains.filter((d) => d.runId === runId).length);
+  const perRun = [...new Set(calls.drains.map((d) => d.runId))].map(
+    (runId) => calls.drains.filter((d) => d.runId === runId).length,
+  );
   expect(perRun).toEqual([3, 3, 2]);
   expect(calls.depths).toBe(2);
 });
@@ -162,13 +192,25 @@ test('refuses invalid options at once, non-retryably, without touching SQS', asy
   const { calls, activities } = scripted([() => drained(0, 'empty')], [{ visible: 0, inFlight: 0 }]);
   const failure = await withWorker(env, activities, (tq) =>
     env.client.workflow
-      .execute('ingestWorkflow', { taskQueue: tq, workflowId: `ingest-bad-${Date.now()}`, args: [{ batchSize: 0 }], retry: { maximumAttempts: 3, initialInterval: '1s' } })
-      .then(() => null, (err: unknown) => err),
+      .execute('ingestWorkflow', {
+        taskQueue: tq,
+        workflowId: `ingest-bad-${Date.now()}`,
+        args: [{ batchSize: 0 }],
+        retry: { maximumAttempts: 3, initialInterval: '1s' },
+      })
+      .then(
+        () => null,
+        (err: unknown) => err,
+      ),
   );
   expect(failure).toBeInstanceOf(WorkflowFailedError);
   const cause = (failure as WorkflowFailedError).cause;
   expect(cause).toBeInstanceOf(ApplicationFailure);
-  expect(cause).toMatchObject({ type: 'InvalidIngestOptions', nonRetryable: true, message: 'Ingest option batchSize=0 must be a whole number from 1 to 5000' });
+  expect(cause).toMatchObject({
+    type: 'InvalidIngestOptions',
+    nonRetryable: true,
+    message: 'Ingest option batchSize=0 must be a whole number from 1 to 5000',
+  });
   expect(calls).toEqual({ drains: [], depths: 0 });
 });
 

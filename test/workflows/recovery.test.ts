@@ -23,15 +23,26 @@ afterAll(async () => {
 const APPROVAL_TIMEOUT_MS = 60 * 60_000; // what the recovery policy gives the approver
 
 /** The workflow only carries these to the activities; the activities (mocked here) are what verify them. */
-const signedRequest = (requestId: string) => ({ body: { type: 'pii-recovery-request', requestId, operator: 'alice' }, signature: 'c2lnbmF0dXJl' });
-const signedDecision = (requestId: string, decision: 'approve' | 'deny') => ({ body: { type: 'pii-recovery-approval', requestId, operator: 'bob', decision }, signature: 'c2lnbmF0dXJl' });
+const signedRequest = (requestId: string) => ({
+  body: { type: 'pii-recovery-request', requestId, operator: 'alice' },
+  signature: 'c2lnbmF0dXJl',
+});
+const signedDecision = (requestId: string, decision: 'approve' | 'deny') => ({
+  body: { type: 'pii-recovery-approval', requestId, operator: 'bob', decision },
+  signature: 'c2lnbmF0dXJl',
+});
 
 /** Recovery activities that authorise with a deadline `APPROVAL_TIMEOUT_MS` after authorisation, and record every call. */
 function recordingActivities() {
   const calls: { activity: string; args: unknown[]; workflowId: string; at: number }[] = [];
   /** Each call with the test server's clock when it came (workflow time, which skips ahead). */
   const record = async (activity: string, args: unknown[]) =>
-    calls.push({ activity, args, workflowId: Context.current().info.workflowExecution!.workflowId, at: await env.currentTimeMs() });
+    calls.push({
+      activity,
+      args,
+      workflowId: Context.current().info.workflowExecution!.workflowId,
+      at: await env.currentTimeMs(),
+    });
   let expiresAt = '';
   return {
     calls,
@@ -112,7 +123,11 @@ test('a decision that arrives before the deadline is what the recovery runs on; 
     const { handle, requestId } = await startRecovery(taskQueue);
     await env.sleep(APPROVAL_TIMEOUT_MS - 60_000); // 59 of the 60 minutes pass
     const approval = signedDecision(requestId, 'approve');
-    expect(await handle.executeUpdate('decision', { args: [approval] })).toEqual({ ok: true, approver: 'bob', decision: 'approve' });
+    expect(await handle.executeUpdate('decision', { args: [approval] })).toEqual({
+      ok: true,
+      approver: 'bob',
+      decision: 'approve',
+    });
     const result = (await handle.result()) as RecoveryResult;
     expect(result).toMatchObject({ status: 'completed', requestId, records: 1 });
     expect(calls.map((c) => c.activity)).toEqual(['authoriseRequest', 'verifyApproval', 'recoverRecords']);

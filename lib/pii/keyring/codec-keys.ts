@@ -37,7 +37,9 @@ function codecKeysFrom(entries: Record<string, string>, activeKeyId: string | un
   const ids = [...keys.keys()];
   const active = activeKeyId ?? (ids.length === 1 ? ids[0] : undefined);
   if (!active || !keys.has(active)) {
-    throw new KeyringError(`${source}: the active codec key ${JSON.stringify(active ?? null)} is not one of the keys (${ids.join(', ') || 'none'})`);
+    throw new KeyringError(
+      `${source}: the active codec key ${JSON.stringify(active ?? null)} is not one of the keys (${ids.join(', ') || 'none'})`,
+    );
   }
   return Object.freeze({ kind: 'codec-keys' as const, activeKeyId: active, keys, source });
 }
@@ -48,7 +50,9 @@ function readCodecKeyFile(file: string, name: string): CodecKeys {
     content = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     // Never JSON.parse's message: it quotes key material.
-    throw new KeyringError(`${name} cannot be read as JSON: ${err instanceof SyntaxError ? 'not valid JSON' : errorMessage(err)}`);
+    throw new KeyringError(
+      `${name} cannot be read as JSON: ${err instanceof SyntaxError ? 'not valid JSON' : errorMessage(err)}`,
+    );
   }
   if (!isRecord(content) || !isRecord(content.keys) || typeof content.activeKeyId !== 'string') {
     throw new KeyringError(`${name}: expected {"activeKeyId", "keys": {id: base64}}`);
@@ -85,7 +89,9 @@ export function loadCodecKeys(config: CodecKeysConfig, log: (msg: string) => voi
   if (!fs.existsSync(dev)) {
     try {
       createExclusive(dev, JSON.stringify(newCodecKeyFile(), null, 2) + '\n');
-      log(`Generated a development payload codec key in ${dev} (local only, git-ignored; production needs TEMPORAL_CODEC_KEY_FILE).`);
+      log(
+        `Generated a development payload codec key in ${dev} (local only, git-ignored; production needs TEMPORAL_CODEC_KEY_FILE).`,
+      );
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another process made it first
     }
@@ -100,7 +106,10 @@ const codecKeysOfKeyring = new WeakMap<Keyring, () => CodecKeys>();
 export function assertSeparateKeys(codec: CodecKeys, keyring: Keyring): void {
   for (const [id, key] of codec.keys) {
     const clash = [...keyring.keys.values(), keyring.fingerprintKey].some((k) => k.equals(key));
-    if (clash) throw new KeyringError(`${codec.source}: codec key ${id} is also a PII key; the payload codec needs a key of its own (make one with: openssl rand -base64 32)`);
+    if (clash)
+      throw new KeyringError(
+        `${codec.source}: codec key ${id} is also a PII key; the payload codec needs a key of its own (make one with: openssl rand -base64 32)`,
+      );
   }
 }
 
@@ -111,7 +120,10 @@ export function assertSeparateKeys(codec: CodecKeys, keyring: Keyring): void {
 export function codecKeysOf(keys: Keyring | CodecKeys): CodecKeys {
   if ((keys as CodecKeys).kind === 'codec-keys') return keys as CodecKeys;
   const get = codecKeysOfKeyring.get(keys as Keyring);
-  if (!get) throw new KeyringError('This keyring has no payload codec keys (it was not made by loadKeyring): pass CodecKeys from loadCodecKeys');
+  if (!get)
+    throw new KeyringError(
+      'This keyring has no payload codec keys (it was not made by loadKeyring): pass CodecKeys from loadCodecKeys',
+    );
   return get();
 }
 

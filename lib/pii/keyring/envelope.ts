@@ -55,13 +55,19 @@ async function unwrapKey(wrapper: KeyWrapper, wrapped: string, context: string, 
   return key;
 }
 
-export async function unwrapV2(file: CheckedV2, source: string, getWrapper: () => KeyWrapper, previous?: Loaded): Promise<Loaded> {
+export async function unwrapV2(
+  file: CheckedV2,
+  source: string,
+  getWrapper: () => KeyWrapper,
+  previous?: Loaded,
+): Promise<Loaded> {
   const wrapper = configuredWrapper(file.kek, source, getWrapper);
   const reuse = previous && previous.kek === file.kek ? previous : undefined;
   const unchanged = (id: string, wrapped: string) => (reuse?.wrapped.get(id) === wrapped ? reuse.keys.get(id) : undefined);
   const keys = await Promise.all(
     file.entries.map(
-      async ([id, { wrapped }]) => [id, unchanged(id, wrapped) ?? (await unwrapKey(wrapper, wrapped, dataKeyContext(id), `${source}: key ${id}`))] as const,
+      async ([id, { wrapped }]) =>
+        [id, unchanged(id, wrapped) ?? (await unwrapKey(wrapper, wrapped, dataKeyContext(id), `${source}: key ${id}`))] as const,
     ),
   );
   const fingerprintKey =
@@ -79,13 +85,21 @@ export async function unwrapV2(file: CheckedV2, source: string, getWrapper: () =
 }
 
 /** Either format, told apart by "version" (absent or 1: plain; 2: envelope). */
-export async function decodeContent(content: unknown, source: string, getWrapper: () => KeyWrapper, previous?: Loaded): Promise<Loaded> {
+export async function decodeContent(
+  content: unknown,
+  source: string,
+  getWrapper: () => KeyWrapper,
+  previous?: Loaded,
+): Promise<Loaded> {
   const version = isRecord(content) ? content.version : undefined;
   if (version === undefined || version === 1) {
     const plain = keyringFromFile(content as KeyringFile, source);
     return { ...plain, keys: new Map(plain.keys), kek: null, wrapped: new Map(), fingerprintWrapped: null };
   }
-  if (version !== 2) throw new KeyringError(`${source}: unsupported key file version ${JSON.stringify(version)} (this program reads versions 1 and 2)`);
+  if (version !== 2)
+    throw new KeyringError(
+      `${source}: unsupported key file version ${JSON.stringify(version)} (this program reads versions 1 and 2)`,
+    );
   return unwrapV2(checkV2(content as Record<string, unknown>, source), source, getWrapper, previous);
 }
 
@@ -94,7 +108,10 @@ export async function wrapKeyringFile(plain: KeyringFile, wrapper: KeyWrapper, n
   const keyring = keyringFromFile(plain, 'keyring to wrap');
   const createdAt = now.toISOString();
   const entries = await Promise.all(
-    [...keyring.keys].map(async ([id, key]) => [id, { wrapped: (await wrapper.wrap(key, dataKeyContext(id))).toString('base64'), createdAt }] as const),
+    [...keyring.keys].map(
+      async ([id, key]) =>
+        [id, { wrapped: (await wrapper.wrap(key, dataKeyContext(id))).toString('base64'), createdAt }] as const,
+    ),
   );
   return {
     version: 2,

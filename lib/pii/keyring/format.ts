@@ -76,9 +76,15 @@ export function keyringFromFile(file: KeyringFile, source: string): Keyring {
     keys.set(id, decodeKey(String(value), `${source}: key ${id}`));
   }
   if (!keys.has(file.activeKeyId)) {
-    throw new KeyringError(`${source}: activeKeyId ${JSON.stringify(file.activeKeyId)} is not one of the keys (${[...keys.keys()].join(', ') || 'none'})`);
+    throw new KeyringError(
+      `${source}: activeKeyId ${JSON.stringify(file.activeKeyId)} is not one of the keys (${[...keys.keys()].join(', ') || 'none'})`,
+    );
   }
-  return { activeKeyId: file.activeKeyId, keys, fingerprintKey: decodeKey(String(file.fingerprintKey), `${source}: fingerprintKey`) };
+  return {
+    activeKeyId: file.activeKeyId,
+    keys,
+    fingerprintKey: decodeKey(String(file.fingerprintKey), `${source}: fingerprintKey`),
+  };
 }
 
 // Version 2
@@ -90,7 +96,8 @@ export interface CheckedV2 {
   fingerprintWrapped: string;
 }
 
-const V2_SHAPE = 'expected {"version": 2, "kek", "activeKeyId", "keys": {id: {"wrapped", "createdAt"}}, "fingerprintKey": {"wrapped"}}';
+const V2_SHAPE =
+  'expected {"version": 2, "kek", "activeKeyId", "keys": {id: {"wrapped", "createdAt"}}, "fingerprintKey": {"wrapped"}}';
 
 export function checkV2(content: Record<string, unknown>, source: string): CheckedV2 {
   const { kek, activeKeyId, keys, fingerprintKey } = content;
@@ -100,16 +107,24 @@ export function checkV2(content: Record<string, unknown>, source: string): Check
   const entries: CheckedV2['entries'] = [];
   for (const [id, entry] of Object.entries(keys)) {
     if (!KEY_ID.test(id)) throw new KeyringError(`${source}: key ID ${JSON.stringify(id)} must match ${KEY_ID}`);
-    if (!isRecord(entry) || typeof entry.wrapped !== 'string' || typeof entry.createdAt !== 'string' || Number.isNaN(Date.parse(entry.createdAt))) {
+    if (
+      !isRecord(entry) ||
+      typeof entry.wrapped !== 'string' ||
+      typeof entry.createdAt !== 'string' ||
+      Number.isNaN(Date.parse(entry.createdAt))
+    ) {
       throw new KeyringError(`${source}: key ${id}: expected {"wrapped": base64, "createdAt": ISO date}`);
     }
     checkBase64(entry.wrapped, `${source}: key ${id}: wrapped`);
     entries.push([id, { wrapped: entry.wrapped, createdAt: entry.createdAt }]);
   }
   if (!entries.some(([id]) => id === activeKeyId)) {
-    throw new KeyringError(`${source}: activeKeyId ${JSON.stringify(activeKeyId)} is not one of the keys (${entries.map(([id]) => id).join(', ') || 'none'})`);
+    throw new KeyringError(
+      `${source}: activeKeyId ${JSON.stringify(activeKeyId)} is not one of the keys (${entries.map(([id]) => id).join(', ') || 'none'})`,
+    );
   }
-  if (typeof fingerprintKey.wrapped !== 'string') throw new KeyringError(`${source}: fingerprintKey: expected {"wrapped": base64}`);
+  if (typeof fingerprintKey.wrapped !== 'string')
+    throw new KeyringError(`${source}: fingerprintKey: expected {"wrapped": base64}`);
   checkBase64(fingerprintKey.wrapped, `${source}: fingerprintKey: wrapped`);
   return { kek, activeKeyId, entries, fingerprintWrapped: fingerprintKey.wrapped };
 }
@@ -141,4 +156,3 @@ export function newKeyringFile(now = new Date()): KeyringFile {
     fingerprintKey: crypto.randomBytes(32).toString('base64'),
   };
 }
-

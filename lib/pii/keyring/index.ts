@@ -7,9 +7,27 @@
 // make and rotate them (rotation.ts), and every process follows its file through a rotation
 // within a second (refresh.ts). The payload codec has keys of its own, never a PII key
 // (codec-keys.ts). This file is the folder's public API; import from here.
-export { assertSeparateKeys, attachCodecKeys, codecKeysOf, devCodecKeysPath, loadCodecKeys, newCodecKeyFile, type CodecKeys, type CodecKeysConfig } from './codec-keys';
+export {
+  assertSeparateKeys,
+  attachCodecKeys,
+  codecKeysOf,
+  devCodecKeysPath,
+  loadCodecKeys,
+  newCodecKeyFile,
+  type CodecKeys,
+  type CodecKeysConfig,
+} from './codec-keys';
 export { wrapKeyringFile } from './envelope';
-export { dataKeyContext, FINGERPRINT_KEY_CONTEXT, KeyringError, keyringFromFile, newKeyringFile, type Keyring, type KeyringFile, type KeyringFileV2 } from './format';
+export {
+  dataKeyContext,
+  FINGERPRINT_KEY_CONTEXT,
+  KeyringError,
+  keyringFromFile,
+  newKeyringFile,
+  type Keyring,
+  type KeyringFile,
+  type KeyringFileV2,
+} from './format';
 export { devKeyringPath, devMasterKeyPath, loadKeyring, masterKeyWrapper, type KeyringConfig } from './load';
 export { keyringStatus, loadKeyringFile, refreshKeyring, type KeyringFileOptions, type KeyringRefreshOptions } from './refresh';
 export { initKeyringFile, rotateKeyring } from './rotation';

@@ -30,7 +30,8 @@ function keyringFromEnv(keys: Config['keys']): Keyring {
   }
   const ids = Object.keys(entries);
   const activeKeyId = keys.activeKeyId ?? (ids.length === 1 ? ids[0] : undefined);
-  if (!activeKeyId) throw new KeyringError('PII_ACTIVE_KEY_ID must name one of the keys in PII_ENCRYPTION_KEYS when there are several');
+  if (!activeKeyId)
+    throw new KeyringError('PII_ACTIVE_KEY_ID must name one of the keys in PII_ENCRYPTION_KEYS when there are several');
   return keyringFromFile({ activeKeyId, keys: entries, fingerprintKey: keys.fingerprintKey }, 'PII_ENCRYPTION_KEYS');
 }
 
@@ -58,7 +59,10 @@ function readMasterKeyFile(file: string, name: string): Buffer {
  * master key <DATA_DIR>/keys/master.key, generated (mode 600) when `create` is set and it
  * does not exist yet. Throws a KeyringError naming PII_MASTER_KEY when there is none.
  */
-export function masterKeyWrapper(config: KeyringConfig, options: { create?: boolean; log?: (msg: string) => void } = {}): LocalKeyWrapper {
+export function masterKeyWrapper(
+  config: KeyringConfig,
+  options: { create?: boolean; log?: (msg: string) => void } = {},
+): LocalKeyWrapper {
   const { masterKey, masterKeyFile } = config.keys;
   if (masterKey && masterKeyFile) throw new KeyringError('Set only one of PII_MASTER_KEY and PII_MASTER_KEY_FILE');
   if (masterKey) return new LocalKeyWrapper(decodeKey(masterKey, 'PII_MASTER_KEY'));
@@ -70,10 +74,15 @@ export function masterKeyWrapper(config: KeyringConfig, options: { create?: bool
   }
   const file = devMasterKeyPath(config.dataDir);
   if (!fs.existsSync(file)) {
-    if (!options.create) throw new KeyringError(`no master key: set PII_MASTER_KEY or PII_MASTER_KEY_FILE (the development master key ${file} does not exist)`);
+    if (!options.create)
+      throw new KeyringError(
+        `no master key: set PII_MASTER_KEY or PII_MASTER_KEY_FILE (the development master key ${file} does not exist)`,
+      );
     try {
       createExclusive(file, crypto.randomBytes(32).toString('base64') + '\n');
-      (options.log ?? console.log)(`Generated a development master key in ${file} (local only, git-ignored; production needs PII_MASTER_KEY).`);
+      (options.log ?? console.log)(
+        `Generated a development master key in ${file} (local only, git-ignored; production needs PII_MASTER_KEY).`,
+      );
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another process made it first
     }
@@ -95,15 +104,26 @@ export async function loadKeyring(
 ): Promise<Keyring> {
   const keyring = await loadPiiKeyring(config, log, wrapper, options);
   const { codecKeys } = config;
-  if (codecKeys) attachCodecKeys(keyring, () => loadCodecKeys({ codecKeys, dataDir: config.dataDir, production: config.production }, log));
+  if (codecKeys)
+    attachCodecKeys(keyring, () => loadCodecKeys({ codecKeys, dataDir: config.dataDir, production: config.production }, log));
   return keyring;
 }
 
-async function loadPiiKeyring(config: KeyringConfig, log: (msg: string) => void, wrapper: KeyWrapper | undefined, options: KeyringRefreshOptions): Promise<Keyring> {
+async function loadPiiKeyring(
+  config: KeyringConfig,
+  log: (msg: string) => void,
+  wrapper: KeyWrapper | undefined,
+  options: KeyringRefreshOptions,
+): Promise<Keyring> {
   const { keys } = config;
   const configured = () => wrapper ?? masterKeyWrapper(config);
   if (keys.keyringFile) {
-    return loadKeyringFile(keys.keyringFile, { ...options, wrapper: configured, log, name: `PII_KEYRING_FILE=${keys.keyringFile}` });
+    return loadKeyringFile(keys.keyringFile, {
+      ...options,
+      wrapper: configured,
+      log,
+      name: `PII_KEYRING_FILE=${keys.keyringFile}`,
+    });
   }
   if (keys.encryptionKeys || keys.fingerprintKey) {
     const keyring = keyringFromEnv(keys);
@@ -121,7 +141,9 @@ async function loadPiiKeyring(config: KeyringConfig, log: (msg: string) => void,
     const kek = wrapper ?? masterKeyWrapper(config, { create: true, log });
     try {
       writeKeyringFile(file, await wrapKeyringFile(newKeyringFile(), kek));
-      log(`Generated development PII keys in ${file}, wrapped by ${kek.id} (local only, git-ignored; production refuses to start without real keys).`);
+      log(
+        `Generated development PII keys in ${file}, wrapped by ${kek.id} (local only, git-ignored; production refuses to start without real keys).`,
+      );
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another process made them first
     }

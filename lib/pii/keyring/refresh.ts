@@ -136,7 +136,9 @@ async function reload(keyring: Keyring, source: FileSource): Promise<boolean> {
   }
   for (const [id, key] of next.keys) {
     if (keyring.keys.get(id)?.equals(key) === false) {
-      throw new KeyringError(`${source.name}: key ${id} now holds other key material; a key ID must never be reused (this process keeps the old key)`);
+      throw new KeyringError(
+        `${source.name}: key ${id} now holds other key material; a key ID must never be reused (this process keeps the old key)`,
+      );
     }
   }
   const keys = new Map(next.keys);

@@ -7,7 +7,17 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { KeyWrapper } from '../kek';
 import { unwrapV2, wrapKeyringFile } from './envelope';
-import { checkV2, dataKeyContext, errorMessage, KeyringError, newKeyId, newKeyringFile, toV2Json, type CheckedV2, type Keyring } from './format';
+import {
+  checkV2,
+  dataKeyContext,
+  errorMessage,
+  KeyringError,
+  newKeyId,
+  newKeyringFile,
+  toV2Json,
+  type CheckedV2,
+  type Keyring,
+} from './format';
 import { keyringSource, keyringStatus, refreshKeyring, type FileSource } from './refresh';
 import { acquireLock, readKeyFileText, replaceAtomically, writeKeyringFile } from './store';
 import { isRecord } from '../../platform/guards';
@@ -17,8 +27,13 @@ export const ENV_ROTATION_HINT =
   '(keep every old id:key, older ciphertext needs them), set PII_ACTIVE_KEY_ID=new-id, leave PII_FINGERPRINT_KEY as it is, and restart the workers and clients.';
 
 /** `client.ts keys init`: a new version 2 key file wrapped by `wrapper`, mode 600; never overwrites one. */
-export async function initKeyringFile(file: string, wrapper: KeyWrapper, now = new Date()): Promise<{ activeKeyId: string; kek: string }> {
-  const exists = () => new KeyringError(`${file} already exists: a key file is never overwritten (rotate its keys, or write to another path)`);
+export async function initKeyringFile(
+  file: string,
+  wrapper: KeyWrapper,
+  now = new Date(),
+): Promise<{ activeKeyId: string; kek: string }> {
+  const exists = () =>
+    new KeyringError(`${file} already exists: a key file is never overwritten (rotate its keys, or write to another path)`);
   if (fs.existsSync(file)) throw exists();
   const content = await wrapKeyringFile(newKeyringFile(now), wrapper, now);
   try {
@@ -48,7 +63,10 @@ export async function rotateKeyring(
   const inMemory = typeof target === 'string' ? undefined : target;
   if (inMemory) {
     const source = keyringSource(inMemory);
-    if (source?.kind !== 'file') throw new KeyringError(`This keyring does not come from a key file (${keyringStatus(inMemory).source}). ${ENV_ROTATION_HINT}`);
+    if (source?.kind !== 'file')
+      throw new KeyringError(
+        `This keyring does not come from a key file (${keyringStatus(inMemory).source}). ${ENV_ROTATION_HINT}`,
+      );
     file = source.file;
   } else {
     file = target as string;

@@ -9,7 +9,7 @@ import { quiet } from './helpers';
 afterAll(removeTempDirs);
 afterEach(() => jest.restoreAllMocks());
 
-describe('loadCodecKeys: the payload codec\'s own keys', () => {
+describe("loadCodecKeys: the payload codec's own keys", () => {
   it('outside production generates one development key file into DATA_DIR, apart from the PII keys, and reads it again', async () => {
     const dataDir = makeTempDir();
     const config = { codecKeys: {}, dataDir, production: false };
@@ -30,8 +30,12 @@ describe('loadCodecKeys: the payload codec\'s own keys', () => {
     expect(fromEnv.activeKeyId).toBe('c-a');
     const file = path.join(makeTempDir(), 'codec.json');
     fs.writeFileSync(file, JSON.stringify({ activeKeyId: 'c-b', keys: { 'c-b': key } }));
-    expect(loadCodecKeys({ codecKeys: { file }, dataDir: makeTempDir(), production: true }, quiet).keys.get('c-b')).toEqual(Buffer.from(key, 'base64'));
-    expect(() => loadCodecKeys({ codecKeys: {}, dataDir: makeTempDir(), production: true }, quiet)).toThrow(/no payload codec key is configured: set TEMPORAL_CODEC_KEY_FILE/);
+    expect(loadCodecKeys({ codecKeys: { file }, dataDir: makeTempDir(), production: true }, quiet).keys.get('c-b')).toEqual(
+      Buffer.from(key, 'base64'),
+    );
+    expect(() => loadCodecKeys({ codecKeys: {}, dataDir: makeTempDir(), production: true }, quiet)).toThrow(
+      /no payload codec key is configured: set TEMPORAL_CODEC_KEY_FILE/,
+    );
     fs.writeFileSync(file, `{"activeKeyId": "c-b", "keys": {"c-b": "${key}"`);
     const err = (() => {
       try {

@@ -1,7 +1,17 @@
 // Key file formats and writing key files (lib/pii/keyring/format.ts, store.ts)
 import fs from 'node:fs';
 import path from 'node:path';
-import { dataKeyContext, FINGERPRINT_KEY_CONTEXT, initKeyringFile, keyringFromFile, loadKeyringFile, newKeyringFile, wrapKeyringFile, writeKeyringFile, type KeyringFile } from '../../../lib/pii/keyring';
+import {
+  dataKeyContext,
+  FINGERPRINT_KEY_CONTEXT,
+  initKeyringFile,
+  keyringFromFile,
+  loadKeyringFile,
+  newKeyringFile,
+  wrapKeyringFile,
+  writeKeyringFile,
+  type KeyringFile,
+} from '../../../lib/pii/keyring';
 import { makeTempDir, removeTempDirs, testKeyringFile } from '../helpers';
 import { quiet, b64, readJson, mode, keyringError, masterKey } from './helpers';
 
@@ -16,10 +26,22 @@ describe('keyringFromFile: malformed keys', () => {
     ['a 33-byte key', (f) => ({ ...f, keys: { 'k-1': b64(33) } }), /key k-1 must be 32 bytes/],
     ['a key that is not base64', (f) => ({ ...f, keys: { 'k-1': '*'.repeat(44) } }), /key k-1 must be 32 bytes, base64-encoded/],
     ['an empty key', (f) => ({ ...f, keys: { 'k-1': '' } }), /key k-1 must be 32 bytes/],
-    ['a base64url key', (f) => ({ ...f, keys: { 'k-1': Buffer.alloc(32, 0xfb).toString('base64url') } }), /key k-1 must be 32 bytes/],
+    [
+      'a base64url key',
+      (f) => ({ ...f, keys: { 'k-1': Buffer.alloc(32, 0xfb).toString('base64url') } }),
+      /key k-1 must be 32 bytes/,
+    ],
     ['a short fingerprint key', (f) => ({ ...f, fingerprintKey: b64(31) }), /fingerprintKey must be 32 bytes/],
-    ['a missing fingerprint key', (f) => ({ ...f, fingerprintKey: undefined as unknown as string }), /fingerprintKey must be 32 bytes/],
-    ['an active key that is not in the keys', (f) => ({ ...f, activeKeyId: 'k-9' }), /activeKeyId "k-9" is not one of the keys \(k-1\)/],
+    [
+      'a missing fingerprint key',
+      (f) => ({ ...f, fingerprintKey: undefined as unknown as string }),
+      /fingerprintKey must be 32 bytes/,
+    ],
+    [
+      'an active key that is not in the keys',
+      (f) => ({ ...f, activeKeyId: 'k-9' }),
+      /activeKeyId "k-9" is not one of the keys \(k-1\)/,
+    ],
     ['no keys at all', (f) => ({ ...f, keys: {} }), /is not one of the keys \(none\)/],
     ['a key ID with a space', (f) => ({ ...f, keys: { 'bad id': b64(32) } }), /key ID "bad id" must match/],
     ['a key ID of 65 characters', (f) => ({ ...f, keys: { ['k'.repeat(65)]: b64(32) } }), /must match/],
@@ -32,7 +54,9 @@ describe('keyringFromFile: malformed keys', () => {
 
   it('rejects a file that is not an object', async () => {
     for (const content of [null, 'keys', 42, []]) {
-      expect((await keyringError(() => keyringFromFile(content as unknown as KeyringFile, 'src'))).message).toContain('src: expected');
+      expect((await keyringError(() => keyringFromFile(content as unknown as KeyringFile, 'src'))).message).toContain(
+        'src: expected',
+      );
     }
   });
 
@@ -70,8 +94,12 @@ describe('newKeyringFile / writeKeyringFile / wrapKeyringFile / initKeyringFile'
     const wrapped = await wrapKeyringFile(plain, wrapper, new Date('2026-01-01T00:00:00Z'));
     expect(wrapped).toMatchObject({ version: 2, kek: wrapper.id, activeKeyId: 'k-b' });
     expect(wrapped.keys['k-a'].createdAt).toBe('2026-01-01T00:00:00.000Z');
-    expect((await wrapper.unwrap(Buffer.from(wrapped.keys['k-a'].wrapped, 'base64'), dataKeyContext('k-a'))).toString('base64')).toBe(plain.keys['k-a']);
-    expect((await wrapper.unwrap(Buffer.from(wrapped.fingerprintKey.wrapped, 'base64'), FINGERPRINT_KEY_CONTEXT)).toString('base64')).toBe(plain.fingerprintKey);
+    expect(
+      (await wrapper.unwrap(Buffer.from(wrapped.keys['k-a'].wrapped, 'base64'), dataKeyContext('k-a'))).toString('base64'),
+    ).toBe(plain.keys['k-a']);
+    expect(
+      (await wrapper.unwrap(Buffer.from(wrapped.fingerprintKey.wrapped, 'base64'), FINGERPRINT_KEY_CONTEXT)).toString('base64'),
+    ).toBe(plain.fingerprintKey);
     await expect(wrapKeyringFile({ ...plain, keys: { 'k-b': b64(16) } }, wrapper)).rejects.toThrow(/must be 32 bytes/);
   });
 

@@ -4,7 +4,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { LocalKeyWrapper } from '../../../lib/pii/kek';
-import { KeyringError, wrapKeyringFile, writeKeyringFile, type Keyring, type KeyringConfig, type KeyringFile } from '../../../lib/pii/keyring';
+import {
+  KeyringError,
+  wrapKeyringFile,
+  writeKeyringFile,
+  type Keyring,
+  type KeyringConfig,
+  type KeyringFile,
+} from '../../../lib/pii/keyring';
 import { makeTempDir, randomKey, testKeyringFile } from '../helpers';
 
 export const quiet = () => undefined;
@@ -26,7 +33,8 @@ export async function keyringError(run: () => unknown): Promise<KeyringError> {
 export function expectKeyringMatches(keyring: Keyring, file: KeyringFile): void {
   expect(keyring.activeKeyId).toBe(file.activeKeyId);
   expect([...keyring.keys.keys()].sort()).toEqual(Object.keys(file.keys).sort());
-  for (const [id, value] of Object.entries(file.keys)) expect(keyring.keys.get(id)!.equals(Buffer.from(value, 'base64'))).toBe(true);
+  for (const [id, value] of Object.entries(file.keys))
+    expect(keyring.keys.get(id)!.equals(Buffer.from(value, 'base64'))).toBe(true);
   expect(keyring.fingerprintKey.equals(Buffer.from(file.fingerprintKey, 'base64'))).toBe(true);
 }
 

@@ -21,27 +21,35 @@ describe('loadKeyring from PII_KEYRING_FILE (version 1, plain)', () => {
     expectKeyringMatches(keyring, content);
     // A second load (another process) reads what the first one wrote.
     expect(open(await loadKeyring(config, quiet), seal(keyring, 'x', 'ctx'), 'ctx').toString()).toBe('x');
-    expect(keyringStatus(keyring)).toEqual({ activeKeyId: 'k-2025', keyIds: ['k-2024', 'k-2025'], kek: null, source: `file:${file}` });
+    expect(keyringStatus(keyring)).toEqual({
+      activeKeyId: 'k-2025',
+      keyIds: ['k-2024', 'k-2025'],
+      kek: null,
+      source: `file:${file}`,
+    });
   });
 
   it('takes precedence over the PII_* variables', async () => {
     const dir = makeTempDir();
     const content = testKeyringFile(['k-file']);
     const file = writeJson(dir, 'keyring.json', content);
-    const keyring = await loadKeyring({ keys: { keyringFile: file, encryptionKeys: 'garbage', fingerprintKey: 'garbage' }, dataDir: dir, production: true }, quiet);
+    const keyring = await loadKeyring(
+      { keys: { keyringFile: file, encryptionKeys: 'garbage', fingerprintKey: 'garbage' }, dataDir: dir, production: true },
+      quiet,
+    );
     expectKeyringMatches(keyring, content);
   });
 
   it('names PII_KEYRING_FILE when the file is missing or not JSON', async () => {
     const dir = makeTempDir();
     const missing = path.join(dir, 'nope.json');
-    expect((await keyringError(() => loadKeyring({ keys: { keyringFile: missing }, dataDir: dir, production: true }, quiet))).message).toContain(
-      `PII_KEYRING_FILE=${missing}`,
-    );
+    expect(
+      (await keyringError(() => loadKeyring({ keys: { keyringFile: missing }, dataDir: dir, production: true }, quiet))).message,
+    ).toContain(`PII_KEYRING_FILE=${missing}`);
     const broken = writeJson(dir, 'broken.json', '{"activeKeyId": ');
-    expect((await keyringError(() => loadKeyring({ keys: { keyringFile: broken }, dataDir: dir, production: true }, quiet))).message).toMatch(
-      /PII_KEYRING_FILE=.*broken\.json cannot be read as JSON/,
-    );
+    expect(
+      (await keyringError(() => loadKeyring({ keys: { keyringFile: broken }, dataDir: dir, production: true }, quiet))).message,
+    ).toMatch(/PII_KEYRING_FILE=.*broken\.json cannot be read as JSON/);
   });
 
   it('does not quote the file in a JSON error (it may hold keys)', async () => {
@@ -68,9 +76,9 @@ describe('loadKeyring from PII_KEYRING_FILE (version 1, plain)', () => {
     const v1 = writeJson(dir, 'v1.json', { version: 1, ...content });
     expectKeyringMatches(await loadKeyring({ keys: { keyringFile: v1 }, dataDir: dir, production: true }, quiet), content);
     const v3 = writeJson(dir, 'v3.json', { version: 3, ...content });
-    expect((await keyringError(() => loadKeyring({ keys: { keyringFile: v3 }, dataDir: dir, production: true }, quiet))).message).toMatch(
-      /unsupported key file version 3/,
-    );
+    expect(
+      (await keyringError(() => loadKeyring({ keys: { keyringFile: v3 }, dataDir: dir, production: true }, quiet))).message,
+    ).toMatch(/unsupported key file version 3/);
   });
 });
 
@@ -98,8 +106,14 @@ describe('version 2 (wrapped) key files', () => {
     const { dir, file, plain, master } = await v2File();
     const keyFile = path.join(dir, 'master.key');
     fs.writeFileSync(keyFile, `${master.base64}\n`, { mode: 0o600 });
-    expectKeyringMatches(await loadKeyring({ keys: { keyringFile: file, masterKeyFile: keyFile }, dataDir: dir, production: true }, quiet), plain);
-    expectKeyringMatches(await loadKeyring({ keys: { keyringFile: file }, dataDir: dir, production: true }, quiet, master.wrapper), plain);
+    expectKeyringMatches(
+      await loadKeyring({ keys: { keyringFile: file, masterKeyFile: keyFile }, dataDir: dir, production: true }, quiet),
+      plain,
+    );
+    expectKeyringMatches(
+      await loadKeyring({ keys: { keyringFile: file }, dataDir: dir, production: true }, quiet, master.wrapper),
+      plain,
+    );
   });
 
   it('holds no key in plain form: neither the base64 nor the hex text nor the raw bytes', async () => {
@@ -140,16 +154,24 @@ describe('version 2 (wrapped) key files', () => {
     expect(err.message).toContain(master.wrapper.id);
     // Outside production, a development master key that does not exist is not invented either.
     const dataDir = makeTempDir();
-    expect((await keyringError(() => loadKeyring({ keys: { keyringFile: config.keys.keyringFile }, dataDir, production: false }, quiet))).message).toContain(
-      'PII_MASTER_KEY',
-    );
+    expect(
+      (
+        await keyringError(() =>
+          loadKeyring({ keys: { keyringFile: config.keys.keyringFile }, dataDir, production: false }, quiet),
+        )
+      ).message,
+    ).toContain('PII_MASTER_KEY');
     expect(fs.existsSync(devMasterKeyPath(dataDir))).toBe(false);
   });
 
   it('refuses a wrapper with the right ID that cannot unwrap (altered file or impostor KEK), naming the key and PII_MASTER_KEY', async () => {
     const { config, master } = await v2File(['k-1']);
     const impostor = new LocalKeyWrapper(randomKey());
-    const sameId: KeyWrapper = { id: master.wrapper.id, wrap: (k, c) => impostor.wrap(k, c), unwrap: (w, c) => impostor.unwrap(w, c) };
+    const sameId: KeyWrapper = {
+      id: master.wrapper.id,
+      wrap: (k, c) => impostor.wrap(k, c),
+      unwrap: (w, c) => impostor.unwrap(w, c),
+    };
     const err = await keyringError(() => loadKeyring(config, quiet, sameId));
     expect(err.message).toMatch(/key k-1 cannot be unwrapped/);
     expect(err.message).toContain('PII_MASTER_KEY');
@@ -172,8 +194,16 @@ describe('version 2 (wrapped) key files', () => {
   it.each<[string, (f: KeyringFileV2) => unknown, RegExp]>([
     ['no kek', (f) => ({ ...f, kek: undefined }), /expected \{"version": 2, "kek"/],
     ['no keys object', (f) => ({ ...f, keys: [] }), /expected \{"version": 2/],
-    ['a key without createdAt', (f) => ({ ...f, keys: { [f.activeKeyId]: { wrapped: f.keys[f.activeKeyId].wrapped } } }), /createdAt/],
-    ['a wrapped key that is not base64', (f) => ({ ...f, keys: { [f.activeKeyId]: { ...f.keys[f.activeKeyId], wrapped: '***' } } }), /wrapped must be non-empty base64/],
+    [
+      'a key without createdAt',
+      (f) => ({ ...f, keys: { [f.activeKeyId]: { wrapped: f.keys[f.activeKeyId].wrapped } } }),
+      /createdAt/,
+    ],
+    [
+      'a wrapped key that is not base64',
+      (f) => ({ ...f, keys: { [f.activeKeyId]: { ...f.keys[f.activeKeyId], wrapped: '***' } } }),
+      /wrapped must be non-empty base64/,
+    ],
     ['an active key that is not in the keys', (f) => ({ ...f, activeKeyId: 'k-9' }), /activeKeyId "k-9" is not one of the keys/],
     ['a bad key ID', (f) => ({ ...f, keys: { 'bad id': f.keys[f.activeKeyId] } }), /key ID "bad id" must match/],
     ['no fingerprint key', (f) => ({ ...f, fingerprintKey: {} }), /fingerprintKey: expected/],
@@ -205,7 +235,11 @@ describe('key files written before the keyring was split into lib/pii/keyring/',
   it('still loads: the same key-encryption key ID, data key and fingerprint key', async () => {
     const dir = makeTempDir();
     const file = writeJson(dir, 'keyring.json', OLD_V2_FILE);
-    const config: KeyringConfig = { keys: { keyringFile: file, masterKey: Buffer.alloc(32, 7).toString('base64') }, dataDir: dir, production: true };
+    const config: KeyringConfig = {
+      keys: { keyringFile: file, masterKey: Buffer.alloc(32, 7).toString('base64') },
+      dataDir: dir,
+      production: true,
+    };
     const keyring = await loadKeyring(config, quiet);
     expect(keyringStatus(keyring)).toMatchObject({ activeKeyId: 'k-20260101-aaaaaa', kek: 'local:4bb06f8e' });
     expect(keyring.keys.get('k-20260101-aaaaaa')!.equals(Buffer.alloc(32, 1))).toBe(true);

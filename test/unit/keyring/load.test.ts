@@ -2,7 +2,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LocalKeyWrapper } from '../../../lib/pii/kek';
-import { devKeyringPath, devMasterKeyPath, keyringStatus, loadKeyring, masterKeyWrapper, newKeyringFile, writeKeyringFile, type KeyringFileV2 } from '../../../lib/pii/keyring';
+import {
+  devKeyringPath,
+  devMasterKeyPath,
+  keyringStatus,
+  loadKeyring,
+  masterKeyWrapper,
+  newKeyringFile,
+  writeKeyringFile,
+  type KeyringFileV2,
+} from '../../../lib/pii/keyring';
 import { makeTempDir, removeTempDirs } from '../helpers';
 import { quiet, b64, readJson, mode, keyringError, expectKeyringMatches, masterKey } from './helpers';
 
@@ -25,35 +34,49 @@ describe('loadKeyring from the PII_* variables', () => {
 
   it('makes a single key active without PII_ACTIVE_KEY_ID', async () => {
     const key = b64(32);
-    const keyring = await loadKeyring({ keys: { encryptionKeys: `only:${key}`, fingerprintKey: b64(32) }, dataDir, production: true }, quiet);
+    const keyring = await loadKeyring(
+      { keys: { encryptionKeys: `only:${key}`, fingerprintKey: b64(32) }, dataDir, production: true },
+      quiet,
+    );
     expect(keyring.activeKeyId).toBe('only');
   });
 
   it('requires PII_ACTIVE_KEY_ID with several keys', async () => {
     const err = await keyringError(() =>
-      loadKeyring({ keys: { encryptionKeys: `a:${b64(32)},b:${b64(32)}`, fingerprintKey: b64(32) }, dataDir, production: true }, quiet),
+      loadKeyring(
+        { keys: { encryptionKeys: `a:${b64(32)},b:${b64(32)}`, fingerprintKey: b64(32) }, dataDir, production: true },
+        quiet,
+      ),
     );
     expect(err.message).toContain('PII_ACTIVE_KEY_ID');
   });
 
   it('requires the encryption keys and the fingerprint key together', async () => {
-    expect((await keyringError(() => loadKeyring({ keys: { fingerprintKey: b64(32) }, dataDir, production: true }, quiet))).message).toMatch(
-      /PII_ENCRYPTION_KEYS and PII_FINGERPRINT_KEY must be set together/,
-    );
-    expect((await keyringError(() => loadKeyring({ keys: { encryptionKeys: `a:${b64(32)}` }, dataDir, production: false }, quiet))).message).toMatch(
-      /must be set together/,
-    );
+    expect(
+      (await keyringError(() => loadKeyring({ keys: { fingerprintKey: b64(32) }, dataDir, production: true }, quiet))).message,
+    ).toMatch(/PII_ENCRYPTION_KEYS and PII_FINGERPRINT_KEY must be set together/);
+    expect(
+      (await keyringError(() => loadKeyring({ keys: { encryptionKeys: `a:${b64(32)}` }, dataDir, production: false }, quiet)))
+        .message,
+    ).toMatch(/must be set together/);
   });
 
   it('rejects a list that is not id:key pairs', async () => {
     expect(
-      (await keyringError(() => loadKeyring({ keys: { encryptionKeys: b64(32), fingerprintKey: b64(32) }, dataDir, production: true }, quiet))).message,
+      (
+        await keyringError(() =>
+          loadKeyring({ keys: { encryptionKeys: b64(32), fingerprintKey: b64(32) }, dataDir, production: true }, quiet),
+        )
+      ).message,
     ).toMatch(/comma-separated list of id:base64key/);
   });
 
   it('names an active key ID that is not among the keys', async () => {
     const err = await keyringError(() =>
-      loadKeyring({ keys: { encryptionKeys: `a:${b64(32)}`, activeKeyId: 'zzz', fingerprintKey: b64(32) }, dataDir, production: true }, quiet),
+      loadKeyring(
+        { keys: { encryptionKeys: `a:${b64(32)}`, activeKeyId: 'zzz', fingerprintKey: b64(32) }, dataDir, production: true },
+        quiet,
+      ),
     );
     expect(err.message).toContain('"zzz" is not one of the keys (a)');
   });
@@ -122,7 +145,9 @@ describe('loadKeyring: development keys', () => {
     const dataDir = makeTempDir();
     await loadKeyring({ keys: {}, dataDir, production: false }, quiet);
     fs.rmSync(devMasterKeyPath(dataDir));
-    expect((await keyringError(() => loadKeyring({ keys: {}, dataDir, production: false }, quiet))).message).toContain('PII_MASTER_KEY');
+    expect((await keyringError(() => loadKeyring({ keys: {}, dataDir, production: false }, quiet))).message).toContain(
+      'PII_MASTER_KEY',
+    );
     expect(fs.existsSync(devMasterKeyPath(dataDir))).toBe(false);
   });
 
@@ -152,23 +177,29 @@ describe('masterKeyWrapper', () => {
     expect(err.message).toMatch(/PII_MASTER_KEY must be 32 bytes/);
     expect(err.message).not.toContain(short);
     const missing = path.join(dir, 'none');
-    expect((await keyringError(() => masterKeyWrapper({ keys: { masterKeyFile: missing }, dataDir: dir, production: true }))).message).toContain(
-      `PII_MASTER_KEY_FILE=${missing}`,
-    );
     expect(
-      (await keyringError(() => masterKeyWrapper({ keys: { masterKey: masterKey().base64, masterKeyFile: missing }, dataDir: dir, production: true }))).message,
+      (await keyringError(() => masterKeyWrapper({ keys: { masterKeyFile: missing }, dataDir: dir, production: true }))).message,
+    ).toContain(`PII_MASTER_KEY_FILE=${missing}`);
+    expect(
+      (
+        await keyringError(() =>
+          masterKeyWrapper({ keys: { masterKey: masterKey().base64, masterKeyFile: missing }, dataDir: dir, production: true }),
+        )
+      ).message,
     ).toMatch(/only one of PII_MASTER_KEY and PII_MASTER_KEY_FILE/);
   });
 
   it('uses the development master key only outside production, and generates it only when asked', async () => {
     const dataDir = makeTempDir();
-    expect((await keyringError(() => masterKeyWrapper({ keys: {}, dataDir, production: false }))).message).toContain('PII_MASTER_KEY');
+    expect((await keyringError(() => masterKeyWrapper({ keys: {}, dataDir, production: false }))).message).toContain(
+      'PII_MASTER_KEY',
+    );
     expect(fs.existsSync(devMasterKeyPath(dataDir))).toBe(false);
     const made = masterKeyWrapper({ keys: {}, dataDir, production: false }, { create: true, log: quiet });
     expect(mode(devMasterKeyPath(dataDir))).toBe(0o600);
     expect(masterKeyWrapper({ keys: {}, dataDir, production: false }).id).toBe(made.id);
-    expect((await keyringError(() => masterKeyWrapper({ keys: {}, dataDir, production: true }, { create: true }))).message).toMatch(
-      /production.*PII_MASTER_KEY/,
-    );
+    expect(
+      (await keyringError(() => masterKeyWrapper({ keys: {}, dataDir, production: true }, { create: true }))).message,
+    ).toMatch(/production.*PII_MASTER_KEY/);
   });
 });

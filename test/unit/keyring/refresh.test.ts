@@ -69,7 +69,9 @@ describe('refreshKeyring', () => {
     const content = testKeyringFile(['k-1']);
     const file = writeJson(dir, 'keyring.json', content);
     const clock = manualClock();
-    const keyring = await loadKeyring({ keys: { keyringFile: file }, dataDir: dir, production: true }, quiet, undefined, { now: clock.now });
+    const keyring = await loadKeyring({ keys: { keyringFile: file }, dataDir: dir, production: true }, quiet, undefined, {
+      now: clock.now,
+    });
     const next = { ...content, activeKeyId: 'k-2', keys: { ...content.keys, 'k-2': randomKey().toString('base64') } };
     rewriteInPlace(file, next);
     clock.advance(1000);
@@ -96,7 +98,11 @@ describe('refreshKeyring', () => {
 
     // Another change to the file: the key is still kept, and not reported again.
     const k3 = randomKey().toString('base64');
-    rewriteInPlace(file, await wrapKeyringFile({ ...plain, keys: { ...rest, 'k-3': k3 }, activeKeyId: 'k-3' }, master.wrapper), 20);
+    rewriteInPlace(
+      file,
+      await wrapKeyringFile({ ...plain, keys: { ...rest, 'k-3': k3 }, activeKeyId: 'k-3' }, master.wrapper),
+      20,
+    );
     clock.advance(1000);
     expect(await refreshKeyring(keyring)).toBe(true);
     expect([...keyring.keys.keys()].sort()).toEqual(['k-1', 'k-2', 'k-3']);
@@ -114,7 +120,11 @@ describe('refreshKeyring', () => {
     expect((await keyringError(() => refreshKeyring(keyring))).message).toMatch(/fingerprint key changed/);
     expect(keyring.keys).toBe(original.keys);
 
-    rewriteInPlace(file, await wrapKeyringFile({ ...plain, keys: { 'k-1': randomKey().toString('base64') } }, master.wrapper), 20);
+    rewriteInPlace(
+      file,
+      await wrapKeyringFile({ ...plain, keys: { 'k-1': randomKey().toString('base64') } }, master.wrapper),
+      20,
+    );
     clock.advance(1000);
     expect((await keyringError(() => refreshKeyring(keyring))).message).toMatch(/key k-1 now holds other key material/);
     expect(keyring.keys).toBe(original.keys);
@@ -132,7 +142,10 @@ describe('refreshKeyring', () => {
   });
 
   it('does nothing for keys from the environment or made in memory', async () => {
-    const env = await loadKeyring({ keys: { encryptionKeys: `k1:${b64(32)}`, fingerprintKey: b64(32) }, dataDir: '/nonexistent', production: true }, quiet);
+    const env = await loadKeyring(
+      { keys: { encryptionKeys: `k1:${b64(32)}`, fingerprintKey: b64(32) }, dataDir: '/nonexistent', production: true },
+      quiet,
+    );
     const stat = jest.spyOn(fs.promises, 'stat');
     expect(await refreshKeyring(env, { force: true })).toBe(false);
     expect(await refreshKeyring(testKeyring(), { force: true })).toBe(false);

@@ -49,8 +49,11 @@ describe('rotateKeyring', () => {
     const ids = new Set<string>(['k-1']);
     let previous = 'k-1';
     // Only 16 possible suffixes: the generator must keep drawing until it finds an unused one.
-    const spy = jest.spyOn(crypto, 'randomBytes').mockImplementation(((n: number) =>
-      n === 3 ? Buffer.from([0, 0, Math.floor(Math.random() * 16)]) : crypto.webcrypto.getRandomValues(Buffer.alloc(n))));
+    const spy = jest
+      .spyOn(crypto, 'randomBytes')
+      .mockImplementation((n: number) =>
+        n === 3 ? Buffer.from([0, 0, Math.floor(Math.random() * 16)]) : crypto.webcrypto.getRandomValues(Buffer.alloc(n)),
+      );
     for (let i = 0; i < 12; i++) {
       const result = await rotateKeyring(file, master.wrapper, now);
       expect(result.previousKeyId).toBe(previous);
@@ -98,7 +101,9 @@ describe('rotateKeyring', () => {
     attachCodecKeys(fresh, codecKeys);
     expect(open(fresh, sealedAfter, 'c').toString()).toBe('x');
     expect(open(fresh, sealedBefore, 'msg-1:ip').toString()).toBe('199.172.111.135');
-    expect(defaultPayloadConverter.fromPayload((await new EncryptionCodec(fresh).decode(encodedBefore))[0])).toEqual({ ip: '199.172.111.135' });
+    expect(defaultPayloadConverter.fromPayload((await new EncryptionCodec(fresh).decode(encodedBefore))[0])).toEqual({
+      ip: '199.172.111.135',
+    });
   });
 
   it('refreshes a keyring passed instead of the file at once', async () => {
@@ -122,16 +127,21 @@ describe('rotateKeyring', () => {
   });
 
   it('refuses a keyring from the environment (or made in memory) with how to rotate environment keys by hand', async () => {
-    const env = await loadKeyring({ keys: { encryptionKeys: `k1:${b64(32)}`, fingerprintKey: b64(32) }, dataDir: '/nonexistent', production: true }, quiet);
+    const env = await loadKeyring(
+      { keys: { encryptionKeys: `k1:${b64(32)}`, fingerprintKey: b64(32) }, dataDir: '/nonexistent', production: true },
+      quiet,
+    );
     const err = await keyringError(() => rotateKeyring(env, masterKey().wrapper));
     expect(err.message).toContain('env:PII_ENCRYPTION_KEYS');
     expect(err.message).toMatch(/add it as new-id:key to PII_ENCRYPTION_KEYS/);
     expect(err.message).toMatch(/PII_ACTIVE_KEY_ID=new-id/);
     expect(err.message).toMatch(/PII_FINGERPRINT_KEY as it is/);
-    expect((await keyringError(() => rotateKeyring(testKeyring(), masterKey().wrapper))).message).toContain('PII_ENCRYPTION_KEYS');
+    expect((await keyringError(() => rotateKeyring(testKeyring(), masterKey().wrapper))).message).toContain(
+      'PII_ENCRYPTION_KEYS',
+    );
   });
 
-  it('refuses a wrapper other than the file\'s key-encryption key and writes nothing', async () => {
+  it("refuses a wrapper other than the file's key-encryption key and writes nothing", async () => {
     const { dir, file } = await v2File(['k-1']);
     const before = fs.readFileSync(file, 'utf8');
     const err = await keyringError(() => rotateKeyring(file, masterKey().wrapper));
@@ -159,7 +169,9 @@ describe('rotateKeyring', () => {
     const { file, master } = await v2File(['k-1']);
     const before = fs.readFileSync(file, 'utf8');
     fs.writeFileSync(`${file}.lock`, '12345\n');
-    expect((await keyringError(() => rotateKeyring(file, master.wrapper))).message).toMatch(/being rotated by another process.*\.lock exists/);
+    expect((await keyringError(() => rotateKeyring(file, master.wrapper))).message).toMatch(
+      /being rotated by another process.*\.lock exists/,
+    );
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
     fs.rmSync(`${file}.lock`);
     await rotateKeyring(file, master.wrapper);
