@@ -16,34 +16,15 @@ import { initKeyringFile, loadKeyring, type Keyring } from '../../lib/pii/keyrin
 import { random } from '../../lib/ingest/load';
 import { createSqsClient, getApproximateCounts, sendMessages } from '../../lib/ingest/sqs';
 import { connectClient } from '../../lib/platform/temporal';
-import type { QueueDepth } from '../../lib/contract/types';
-import type { IngestSummary } from '../../lib/contract/types';
-import { balance, createQueue, freshDatabase, startWorkerProcess, type Balance } from '../harness';
+import type { IngestSummary, QueueDepth } from '../../lib/contract/types';
+import { balance, createQueue, freshDatabase, startWorkerProcess } from '../harness';
 import { round, sleep, type Log } from './common';
-import { strikeFaults, type RunWorkers, type Strike } from './faults';
+import { strikeFaults, type RunWorkers } from './faults';
 import { chaosMessages, type Messages } from './messages';
 import type { ChaosOptions, Fault } from './options';
-import { startSqsProxy, type SqsProxy } from './proxy';
+import { startSqsProxy } from './proxy';
 import { startChaosServices, type ChaosServices } from './services';
-import { judge, type ChaosReport } from './verdict';
-
-export interface RunResult {
-  drainSeconds: number;
-  summary: IngestSummary | null;
-  error: string | null;
-  balance: Balance;
-  strikes: Strike[];
-  /** (seconds since start, share of the queue gone), sampled. */
-  progress: [number, number][];
-  hostile: { total: number; wrong: { kind: string; reason: string; got: string[] | null }[] };
-  proxy: ReturnType<SqsProxy['stats']>;
-  workerStarts: number;
-  workerKills: number;
-  /** Failed starts of replacement workers (each retried, as a process supervisor would). */
-  startFailures: string[];
-  /** Replacement workers that never started. */
-  neverStarted: string[];
-}
+import { judge, type ChaosReport, type RunResult } from './verdict';
 
 interface RunInput {
   tag: string;

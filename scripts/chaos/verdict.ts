@@ -4,7 +4,29 @@
 // cost in seconds against the baseline run.
 import { round } from './common';
 import type { ChaosOptions, Fault } from './options';
-import type { RunResult } from './scenario';
+import type { IngestSummary } from '../../lib/contract/types';
+import type { Balance } from '../harness';
+import type { Strike } from './faults';
+import type { SqsProxy } from './proxy';
+
+/** What one run of the scenario saw: what the verdict judges. */
+export interface RunResult {
+  drainSeconds: number;
+  summary: IngestSummary | null;
+  error: string | null;
+  balance: Balance;
+  strikes: Strike[];
+  /** (seconds since start, share of the queue gone), sampled. */
+  progress: [number, number][];
+  hostile: { total: number; wrong: { kind: string; reason: string; got: string[] | null }[] };
+  proxy: ReturnType<SqsProxy['stats']>;
+  workerStarts: number;
+  workerKills: number;
+  /** Failed starts of replacement workers (each retried, as a process supervisor would). */
+  startFailures: string[];
+  /** Replacement workers that never started. */
+  neverStarted: string[];
+}
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
 

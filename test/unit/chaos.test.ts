@@ -4,7 +4,7 @@
 import { DEFAULTS, parseChaosArgs, spread, type ChaosOptions } from '../../scripts/chaos/options';
 import { HOSTILE_KINDS, hostileBodies } from '../../scripts/chaos/hostile';
 import { chaosMessages } from '../../scripts/chaos/messages';
-import type { RunResult } from '../../scripts/chaos/scenario';
+import type { RunResult } from '../../scripts/chaos/verdict';
 import { judge } from '../../scripts/chaos/verdict';
 import { parseBody } from '../../lib/pipeline/transform';
 import { flatten } from '../../lib/pipeline/flatten';
