@@ -4,7 +4,8 @@
 //   --ephemeral          temporary data and free ports (tests)
 //   --ready-file PATH    write the addresses there as JSON once everything is up
 import fs from 'node:fs';
-import { loadConfig, redactUrl } from '../lib/platform/config';
+import { loadConfig } from '../lib/platform/config';
+import { redactUrl } from '../lib/platform/env-schema';
 import { migrate } from '../lib/platform/migrate';
 import { startServices } from '../services';
 

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError, loadConfig, redactUrl, regionFromQueueUrl, type Service } from '../../lib/platform/config';
+import { ConfigError, loadConfig, regionFromQueueUrl, type Service } from '../../lib/platform/config';
+import { redactUrl } from '../../lib/platform/env-schema';
 import { servicesFile, type EmbeddedServices } from '../../lib/platform/embedded-services';
 import { makeTempDir, removeTempDirs } from './helpers';
 

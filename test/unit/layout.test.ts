@@ -142,7 +142,7 @@ describe('import rules', () => {
       ]),
     );
     const config = importsOf('lib/platform/config.ts').map((i) => i.specifier);
-    expect(config).toEqual(expect.arrayContaining(['zod', 'node:path', '../contract/ingest-options']));
+    expect(config).toEqual(expect.arrayContaining(['node:path', './env-schema', '../contract/ingest-options']));
     expect(importsOf('workflows/ingest.ts').find((i) => i.specifier === '../activities/ingest')).toMatchObject({
       typeOnly: true,
     });
