@@ -5,11 +5,14 @@
 import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { auditRequestId } from '../lib/recovery/audit';
 import { isPermanentDbError, sqlState } from '../lib/platform/db';
 import { canonicalJson, keyFingerprint, loadRegistry, type Operator, type OperatorRegistry, type Signed } from '../lib/recovery';
 import { requestIdOfRecoveryWorkflow } from '../lib/contract/names';
-import type { RecoveryRefusal } from '../lib/contract/recovery';
+import type { RecoveryPolicy, RecoveryRefusal } from '../lib/contract/recovery';
+import { appendAudit, auditRequestId, type AuditEntry } from '../lib/recovery/audit';
+import type { Db } from '../lib/platform/db';
+import type { Keyring } from '../lib/pii/keyring';
+import { verifySigned, type VerifyResult } from '../lib/recovery';
 
 /** The request ID of something that claims to be a request, for the audit trail: a UUID, or `unknown`. */
 export function claimedRequestId(signed: unknown): string {
@@ -57,4 +60,24 @@ export function sameJson(a: unknown, b: unknown): boolean {
   } catch {
     return false;
   }
+}
+
+export interface RecoveryDeps {
+  db: Db;
+  keyring: Keyring;
+  /** The operator registry file; read at every check, so a new operator needs no restart. */
+  operatorsFile: string;
+  policy: RecoveryPolicy;
+}
+
+/** The two steps every recovery activity takes: append to the audit trail, verify a signed document against the registry (read afresh). */
+export function recoveryContext({ db, operatorsFile, policy }: RecoveryDeps) {
+  const audit = (...entries: AuditEntry[]) => appendAudit(db, entries);
+  const verify = <T extends { operator: string; issuedAt: string; type: string }>(
+    signed: unknown,
+    type: T['type'],
+    validateBody: (b: unknown) => string | null,
+    maxAgeSeconds = policy.signatureMaxAgeSeconds,
+  ): VerifyResult<T> => verifySigned<T>(signed, type, registry(operatorsFile), new Date(), maxAgeSeconds * 1000, validateBody);
+  return { audit, verify };
 }
