@@ -21,6 +21,7 @@ import { refreshKeyring, type Keyring } from '../pii/keyring';
 import { insertChunkIsolatingRejects } from './persist';
 import { changeVisibility, deleteMessages, isPermanentSqsError, MAX_PER_CALL, receiveOnce } from './sqs';
 import { transformMessage } from '../pipeline/transform';
+import { HeldMessages } from './held';
 import {
   addPersistResults,
   emptyDrainResult,
@@ -51,12 +52,6 @@ export class PermanentDrainError extends Error {
     super(message);
     this.name = 'PermanentDrainError';
   }
-}
-
-interface Held {
-  receiptHandle: string;
-  /** When its visibility was last set (received or extended), ms. */
-  visibleUntil: number;
 }
 
 interface Chunk extends TransformedBatch {
@@ -103,12 +98,11 @@ export async function drain(
   const visibilityMs = opts.visibilityTimeoutSeconds * 1000;
   const maxHeld = opts.chunkSize * (opts.commitsInFlight + 1);
 
-  const held = new Map<string, Held>();
+  const held = new HeldMessages(visibilityMs);
   let buffer: Chunk = { rows: [], quarantine: [], ids: [] };
   let bufferSince = 0;
   let reserved = 0; // messages asked for by receives under way
   let emptyInARow = 0;
-  let earliestVisibleUntil = Infinity; // no held message expires before this
   let stopReason: DrainResult['endedBy'] | null = null;
   let fatal = null as Error | null; // set by fail() in callbacks: not narrowed to null
 
@@ -198,10 +192,7 @@ export async function drain(
     acking++;
     const started = performance.now();
     try {
-      const messages = chunk.ids.flatMap((messageId) => {
-        const h = held.get(messageId);
-        return h ? [{ messageId, receiptHandle: h.receiptHandle }] : [];
-      });
+      const messages = held.handles(chunk.ids);
       for (let attempt = 0; ; attempt++) {
         try {
           const acked = await deleteMessages(sqs, queueUrl, messages);
@@ -217,7 +208,7 @@ export async function drain(
         }
       }
     } finally {
-      for (const id of chunk.ids) held.delete(id);
+      held.release(chunk.ids);
       result.stageMs.acknowledge += performance.now() - started;
       acking--;
     }
@@ -227,18 +218,13 @@ export async function drain(
   function take(messages: ReceivedMessage[]): void {
     const started = performance.now();
     const now = Date.now();
-    earliestVisibleUntil = Math.min(earliestVisibleUntil, now + visibilityMs);
     for (const m of messages) {
-      const known = held.get(m.messageId);
-      if (known) {
+      if (!held.hold(m.messageId, m.receiptHandle, now)) {
         // Redelivered while we still hold it: one outcome, deleted with the newest handle, and
         // counted as already seen (received = persisted + quarantined + already seen).
-        known.receiptHandle = m.receiptHandle;
-        known.visibleUntil = now + visibilityMs;
         result.alreadySeen++;
         continue;
       }
-      held.set(m.messageId, { receiptHandle: m.receiptHandle, visibleUntil: now + visibilityMs });
       const outcome = transformMessage(keyring, m);
       if (outcome.kind === 'row') buffer.rows.push(outcome.row);
       else buffer.quarantine.push(outcome.entry);
@@ -302,26 +288,10 @@ export async function drain(
   // commit runs long get their visibility extended before it ends.
   const ticker = setInterval(() => {
     if (buffer.ids.length && Date.now() - bufferSince >= LINGER_MS) flush();
-    const soon = Date.now() + visibilityMs / 2;
-    // No held message can expire before earliestVisibleUntil (messages only join later, and
-    // extensions only push it out): most ticks need no scan of the held set.
-    if (soon < earliestVisibleUntil) return;
-    const expiring: [string, Held][] = [];
-    earliestVisibleUntil = Infinity;
-    for (const entry of held) {
-      if (entry[1].visibleUntil < soon) expiring.push(entry);
-      else earliestVisibleUntil = Math.min(earliestVisibleUntil, entry[1].visibleUntil);
-    }
+    const expiring = held.takeExpiring(Date.now());
     if (expiring.length === 0) return;
-    earliestVisibleUntil = Math.min(earliestVisibleUntil, Date.now() + visibilityMs);
-    for (const [, h] of expiring) h.visibleUntil = Date.now() + visibilityMs;
     result.visibilityExtended += expiring.length;
-    changeVisibility(
-      sqs,
-      queueUrl,
-      expiring.map(([messageId, h]) => ({ messageId, receiptHandle: h.receiptHandle })),
-      opts.visibilityTimeoutSeconds,
-    ).catch(() => {
+    changeVisibility(sqs, queueUrl, expiring, opts.visibilityTimeoutSeconds).catch(() => {
       // Not extended: at worst the message comes back to someone and is deduplicated.
     });
   }, LINGER_MS);
