@@ -135,7 +135,8 @@ async function findOnPath(name: string): Promise<string | null> {
   return null;
 }
 
-async function isExecutableFile(file: string): Promise<boolean> {
+/** An existing file this process may execute. */
+export async function isExecutableFile(file: string): Promise<boolean> {
   try {
     await fsp.access(file, fsConstants.X_OK);
     return (await fsp.stat(file)).isFile();

@@ -30,10 +30,11 @@
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { isExecutableFile } from './temporal-cli';
 import manifest from './temporal-test-server.manifest.json';
 
 const execFileAsync = promisify(execFile);
@@ -232,12 +233,3 @@ const exists = (file: string) =>
     () => true,
     () => false,
   );
-
-async function isExecutableFile(file: string): Promise<boolean> {
-  try {
-    await fsp.access(file, fsConstants.X_OK);
-    return (await fsp.stat(file)).isFile();
-  } catch {
-    return false;
-  }
-}

@@ -13,7 +13,7 @@
 //
 // No label carries a message ID, a user ID or any other value from a message.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DrainResult, PersistResult, QueueDepth } from '../contract/types';
+import { emptyDrainResult, type DrainResult, type PersistResult, type QueueDepth } from '../contract/types';
 
 export const registry = new Registry();
 
@@ -127,16 +127,7 @@ export type DrainTotals = Pick<
  * nothing is counted twice.
  */
 export function drainRecorder(start?: DrainTotals): (totals: DrainTotals) => void {
-  let last: DrainTotals = start ?? {
-    received: 0,
-    persisted: 0,
-    quarantined: 0,
-    quarantinedByReason: {},
-    alreadySeen: 0,
-    duplicateLogins: 0,
-    ackFailed: 0,
-    stageMs: { receive: 0, transform: 0, persist: 0, acknowledge: 0 },
-  };
+  let last: DrainTotals = start ?? emptyDrainResult();
   return (t) => {
     const d = (k: 'received' | 'persisted' | 'quarantined' | 'alreadySeen' | 'duplicateLogins' | 'ackFailed') =>
       Math.max(0, t[k] - last[k]);
