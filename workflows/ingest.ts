@@ -15,7 +15,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common';
 import type { IngestActivities } from '../activities/ingest';
-import { checkIngestOptions, drainInput, withDefaults, type IngestOptions } from '../lib/contract/ingest-options';
+import { checkIngestOptions, drainInput, shares, withDefaults, type IngestOptions } from '../lib/contract/ingest-options';
 import {
   addDrainResults,
   emptyDrainResult,
@@ -114,9 +114,7 @@ export async function ingestWorkflow(input: IngestInput = {}): Promise<IngestSum
     }
     // The budget left, split over the drains in flight (each gets at least one message).
     const lanes = Math.min(o.concurrency, left);
-    const drains = await Promise.all(
-      Array.from({ length: lanes }, (_, i) => drainQueue(drainInput(o, Math.floor(left / lanes) + (i < left % lanes ? 1 : 0)))),
-    );
+    const drains = await Promise.all(shares(left, lanes).map((budget) => drainQueue(drainInput(o, budget))));
     slicesThisRun += lanes;
     for (const d of drains) addDrain(summary, d);
     attributes.update(summary); // issue 12: at most every 5 s of workflow time

@@ -73,6 +73,11 @@ export interface DrainInput {
   commitsInFlight: number;
 }
 
+/** Splits a budget into n whole shares that add up to it (the drains of a round, the threads of a drain). */
+export function shares(total: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
+}
+
 export function drainInput(o: ResolvedIngestOptions, maxMessages: number): DrainInput {
   return {
     maxMessages,

@@ -7,6 +7,7 @@ import type { Config } from '../platform/config';
 import { drain, PermanentDrainError, type DrainDeps, type DrainOptions } from './drain';
 import type { FromThread, ThreadData, ToThread } from './drain-thread';
 import { addDrainResults, emptyDrainResult, type DrainResult } from '../contract/types';
+import { shares } from '../contract/ingest-options';
 
 interface Part {
   resolve(result: DrainResult): void;
@@ -86,11 +87,6 @@ export function combineResults(parts: DrainResult[], budget: number): DrainResul
         ? 'empty'
         : 'time';
   return sum;
-}
-
-/** Splits a budget into n whole shares that add up to it. */
-export function shares(total: number, n: number): number[] {
-  return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
 }
 
 export class DrainPool {

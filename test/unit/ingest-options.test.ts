@@ -1,7 +1,14 @@
 // The ingest's option ranges (one home for config, CLI, workflow and activity) and how a
 // drain's parts add up.
-import { combineResults, shares } from '../../lib/ingest/drain-pool';
-import { checkDrainInput, checkIngestOptions, drainInput, INGEST_LIMITS, withDefaults } from '../../lib/contract/ingest-options';
+import { combineResults } from '../../lib/ingest/drain-pool';
+import {
+  checkDrainInput,
+  checkIngestOptions,
+  drainInput,
+  INGEST_LIMITS,
+  shares,
+  withDefaults,
+} from '../../lib/contract/ingest-options';
 import { emptyDrainResult, type DrainResult } from '../../lib/contract/types';
 
 describe('ingest options', () => {
