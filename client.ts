@@ -10,6 +10,7 @@ import { INGEST_LIMITS } from './lib/contract/ingest-options';
 import { EXIT, ingestExitCode } from './cli/exit-codes';
 import { formatSummary, optionsFromConfig, runIngest } from './cli/ingest-run';
 import { fileBodies, generateBodies, sampleBodies } from './lib/ingest/load';
+import { errorMessage } from './lib/platform/guards';
 import { logFormat, logger, noteNodeVersion, silenceAwsNodeVersionWarning } from './lib/platform/log';
 import { ProgressReporter } from './cli/progress';
 import { formatRuns, listRuns } from './cli/runs';
@@ -236,6 +237,6 @@ registerRecoveryCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage); // commander printed it already
-  logger.error(err instanceof Error ? err.message : String(err));
+  logger.error(errorMessage(err));
   process.exit(EXIT.failure);
 });

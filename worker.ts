@@ -10,6 +10,7 @@ import { loadConfig, type Config } from './lib/platform/config';
 import { createDb } from './lib/platform/db';
 import { DrainPool } from './lib/ingest/drain-pool';
 import { loadKeyring, type Keyring } from './lib/pii/keyring';
+import { errorMessage } from './lib/platform/guards';
 import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from './lib/platform/log';
 import { installWorkerRuntime } from './lib/platform/logging';
 import { startMetricsServer, type RunningMetricsServer } from './lib/platform/metrics-server';
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err) => {
-    logger.error(err instanceof Error ? err.message : String(err));
+    logger.error(errorMessage(err));
     process.exit(1);
   });
 }

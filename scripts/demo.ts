@@ -11,6 +11,7 @@ import { EXIT } from '../cli/exit-codes';
 import { formatSummary, optionsFromConfig, runIngest } from '../cli/ingest-run';
 import { loadKeyring } from '../lib/pii/keyring';
 import { sampleBodies } from '../lib/ingest/load';
+import { errorMessage } from '../lib/platform/guards';
 import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from '../lib/platform/log';
 import { migrate } from '../lib/platform/migrate';
 import { ProgressReporter } from '../cli/progress';
@@ -110,6 +111,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  logger.error(err instanceof Error ? err.message : String(err)); // e.g. a configuration error, before anything started
+  logger.error(errorMessage(err)); // e.g. a configuration error, before anything started
   process.exit(EXIT.failure);
 });

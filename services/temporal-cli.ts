@@ -22,7 +22,8 @@ import { execFile } from 'node:child_process';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { errorMessage, lastLines } from './process-output';
+import { errorMessage } from '../lib/platform/guards';
+import { lastLines } from './process-output';
 
 const execFileAsync = promisify(execFile);
 

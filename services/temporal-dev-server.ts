@@ -17,7 +17,8 @@ import { closeSync, openSync, promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { errorMessage, lastLines } from './process-output';
+import { errorMessage } from '../lib/platform/guards';
+import { lastLines } from './process-output';
 
 export interface TemporalDevServer {
   /** gRPC address for `Connection.connect` / `NativeConnection.connect`, e.g. "127.0.0.1:7233". */

@@ -42,3 +42,6 @@ export const isCleanText = (s: string): boolean => !hasControlCharacters(s) && s
  * PostgreSQL refuses) become U+FFFD; everything else, other control characters included, stays.
  */
 export const storableText = (s: string): string => s.toWellFormed().replaceAll('\u0000', '\uFFFD');
+
+/** What was thrown, in words: an Error's message, anything else as a string. */
+export const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));

@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../platform/config';
 import { isRecord } from '../../platform/guards';
-import { decodeKey, errorMessage, KEY_ID, KeyringError, newKeyId, type Keyring } from './format';
+import { decodeKey, KEY_ID, KeyringError, newKeyId, type Keyring } from './format';
+import { errorMessage } from '../../platform/guards';
 import { createExclusive } from './store';
 
 export interface CodecKeys {

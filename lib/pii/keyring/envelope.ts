@@ -6,7 +6,6 @@ import type { KeyWrapper } from '../kek';
 import {
   checkV2,
   dataKeyContext,
-  errorMessage,
   FINGERPRINT_KEY_CONTEXT,
   KeyringError,
   keyringFromFile,
@@ -14,6 +13,7 @@ import {
   type KeyringFile,
   type KeyringFileV2,
 } from './format';
+import { errorMessage } from '../../platform/guards';
 import { isRecord } from '../../platform/guards';
 
 /** What a key file gave: the keys, and (version 2) the wrapped forms, to skip unwrapping unchanged keys on a reload. */

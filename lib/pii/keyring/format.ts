@@ -52,8 +52,6 @@ export class KeyringError extends Error {
   }
 }
 
-export const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
 /** A 32-byte key in canonical base64 (whitespace around or inside is ignored), or a KeyringError naming `where`. */
 export function decodeKey(value: string, where: string): Buffer {
   const key = decodeStrictBase64(value.replace(/\s/g, ''), 32);

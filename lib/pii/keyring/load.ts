@@ -10,7 +10,8 @@ import type { Config } from '../../platform/config';
 import { LocalKeyWrapper, type KeyWrapper } from '../kek';
 import { attachCodecKeys, loadCodecKeys } from './codec-keys';
 import { wrapKeyringFile } from './envelope';
-import { decodeKey, errorMessage, KeyringError, keyringFromFile, newKeyringFile, type Keyring } from './format';
+import { decodeKey, KeyringError, keyringFromFile, newKeyringFile, type Keyring } from './format';
+import { errorMessage } from '../../platform/guards';
 import { loadKeyringFile, markFromEnvironment, type KeyringRefreshOptions } from './refresh';
 import { createExclusive, writeKeyringFile } from './store';
 

@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import type { KeyWrapper } from '../kek';
 import { decodeContent, type Loaded } from './envelope';
-import { errorMessage, KeyringError, type Keyring } from './format';
+import { KeyringError, type Keyring } from './format';
+import { errorMessage } from '../../platform/guards';
 import { readKeyFileText, stampOf } from './store';
 
 /** For tests and tools: the clock and interval of refreshKeyring's throttle. */

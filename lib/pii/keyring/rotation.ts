@@ -10,7 +10,6 @@ import { unwrapV2, wrapKeyringFile } from './envelope';
 import {
   checkV2,
   dataKeyContext,
-  errorMessage,
   KeyringError,
   newKeyId,
   newKeyringFile,
@@ -18,6 +17,7 @@ import {
   type CheckedV2,
   type Keyring,
 } from './format';
+import { errorMessage } from '../../platform/guards';
 import { keyringSource, keyringStatus, refreshKeyring, type FileSource } from './refresh';
 import { acquireLock, readKeyFileText, replaceAtomically, writeKeyringFile } from './store';
 import { isRecord } from '../../platform/guards';

@@ -5,7 +5,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { errorMessage, KeyringError, type KeyringFile, type KeyringFileV2 } from './format';
+import { KeyringError, type KeyringFile, type KeyringFileV2 } from './format';
+import { errorMessage } from '../../platform/guards';
 
 /** inode:size:mtime: a file rewritten by anyone gets another stamp. */
 export const stampOf = (stat: fs.Stats) => `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
