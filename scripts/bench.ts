@@ -57,22 +57,11 @@ async function main() {
     const keyring = await loadKeyring(loadConfig({ ...common, DATABASE_URL: services.databaseUrl }, ['database']), () => {});
     const bodies = generateBodies(messages, { malformedShare: 0.01, duplicateShare: 0.05, seed: 42 });
     const figures: Record<string, unknown>[] = [];
+    const bench: Bench = { messages, bodies, services, common, admin, keyring };
 
     for (let run = 1; run <= runs; run++) {
       for (const workers of workerCounts)
-        figures.push(
-          await measureRun({
-            run,
-            workers,
-            firstWorkers: workers === workerCounts[0],
-            messages,
-            bodies,
-            services,
-            common,
-            admin,
-            keyring,
-          }),
-        );
+        figures.push(await measureRun(bench, { run, workers, firstWorkers: workers === workerCounts[0] }));
     }
 
     const summary = summarize(figures, workerCounts, runs);
@@ -93,28 +82,21 @@ async function main() {
   }
 }
 
-/** One run at one worker count: the raw drain before and after, the pipeline end to end with its balance, and (at the first worker count) persist against plain SQL. */
-async function measureRun({
-  run,
-  workers,
-  firstWorkers,
-  messages,
-  bodies,
-  services,
-  common,
-  admin,
-  keyring,
-}: {
-  run: number;
-  workers: number;
-  firstWorkers: boolean;
+/** What every run of one benchmark shares: the messages, the services, the environment, an SQS admin client, the keys. */
+interface Bench {
   messages: number;
   bodies: string[];
   services: RunningServices;
   common: NodeJS.ProcessEnv;
   admin: ReturnType<typeof createSqsClient>;
   keyring: Keyring;
-}): Promise<Record<string, unknown>> {
+}
+
+/** One run at one worker count: the raw drain before and after, the pipeline end to end with its balance, and (at the first worker count) persist against plain SQL. */
+async function measureRun(
+  { messages, bodies, services, common, admin, keyring }: Bench,
+  { run, workers, firstWorkers }: { run: number; workers: number; firstWorkers: boolean },
+): Promise<Record<string, unknown>> {
   const tag = `b${run}w${workers}_${crypto.randomBytes(3).toString('hex')}`;
   const queueUrl = await createQueue(admin, tag);
   const database = await freshDatabase(services, tag);
