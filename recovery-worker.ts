@@ -4,6 +4,7 @@
 // that alone hold the PII data keys, and its codec refuses any payload that is not
 // encrypted with the project's codec keys. The activities check their own authority all
 // the same (activities/recovery.ts): anyone with access to the namespace can schedule them.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createRecoveryActivities } from './activities/recovery';
@@ -44,7 +45,7 @@ async function checkAuditRoleWhenReachable(
       if (!said)
         warn(`PostgreSQL (DATABASE_URL) is not reachable yet (SQLSTATE ${sqlState(err) ?? 'none'}); retrying every 2 s.`);
       said = true;
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
     }
   }
 }

@@ -1,5 +1,6 @@
 // Start (or attach to) the ingest workflow, show its progress, return its summary. Used by
 // `client.ts ingest` and by the demo.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Config } from '../lib/platform/config';
@@ -28,7 +29,7 @@ async function hasWorkers(client: Client, config: Config): Promise<boolean> {
       taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     });
     if ((res.pollers?.length ?? 0) > 0) return true;
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
   }
   return false;
 }

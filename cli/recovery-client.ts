@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { recoveryWorkflowId } from '../lib/contract/names';
 import type { Config } from '../lib/platform/config';
@@ -139,7 +140,7 @@ export async function decide(
   let now = await handle.query(statusQuery);
   // An approval sets the recovery going: wait (20 s at most) for its end state.
   for (let i = 0; i < 100 && !refused && ['verifying', 'awaiting_approval', 'recovering'].includes(now.state); i++) {
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     now = await handle.query(statusQuery);
   }
   return { status: now, refused };

@@ -17,6 +17,7 @@ import { closeSync, openSync, promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../lib/platform/guards';
 import { lastLines } from './process-output';
 
@@ -228,10 +229,6 @@ async function assertPortFree(port: number, what: string): Promise<void> {
     );
     server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function describeExit(exit: Exit): string {

@@ -33,6 +33,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { isExecutableFile } from './temporal-cli';
 import manifest from './temporal-test-server.manifest.json';
@@ -201,7 +202,7 @@ async function listening(port: number, child: ChildProcess, timeoutMs: number): 
       socket.once('error', () => resolve(false));
     });
     if (open) return true;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   return false;
 }
