@@ -14,9 +14,9 @@ import type { Keyring } from './lib/pii/keyring';
 import { dataConverter } from './lib/platform/temporal';
 
 /**
- * The audit trail holds only if the application cannot alter its table: refuses (in
- * production) or warns (elsewhere) when DATABASE_URL's role owns pii_audit_log or can act
- * as its owner, or can write it directly.
+ * The audit trail holds only if no writer can alter its table: refuses (in production) or
+ * warns (elsewhere) when the recovery worker's role (RECOVERY_DATABASE_URL) owns
+ * pii_audit_log or can act as its owner, or can write it directly.
  */
 export async function checkAuditRole(db: Db, production: boolean, warn: (msg: string) => void = console.error): Promise<void> {
   const [row] = await db.$queryRaw<{ role: string; owns: boolean; writes: boolean }[]>`
@@ -25,8 +25,8 @@ export async function checkAuditRole(db: Db, production: boolean, warn: (msg: st
     FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'pii_audit_log'`;
   if (!row || (!row.owns && !row.writes)) return;
   const problem =
-    `DATABASE_URL connects as ${row.role}, which ${row.owns ? 'owns pii_audit_log (it could disable its triggers)' : 'can write pii_audit_log directly'}: ` +
-    'the application must use its own role (login_ingest_app) and the migrations the owner role (DATABASE_OWNER_URL); see the README, "The audit trail in the database: two roles"';
+    `RECOVERY_DATABASE_URL connects as ${row.role}, which ${row.owns ? 'owns pii_audit_log (it could disable its triggers)' : 'can write pii_audit_log directly'}: ` +
+    'the recovery worker must use its own role (login_ingest_recovery) and the migrations the owner role (DATABASE_OWNER_URL); see the README, "Database roles"';
   if (production) throw new Error(problem);
   warn(`Warning: ${problem}`);
 }
@@ -43,7 +43,9 @@ async function checkAuditRoleWhenReachable(
     } catch (err) {
       if (isPermanentDbError(err) || !isUnreachable(err)) throw err;
       if (!said)
-        warn(`PostgreSQL (DATABASE_URL) is not reachable yet (SQLSTATE ${sqlState(err) ?? 'none'}); retrying every 2 s.`);
+        warn(
+          `PostgreSQL (RECOVERY_DATABASE_URL) is not reachable yet (SQLSTATE ${sqlState(err) ?? 'none'}); retrying every 2 s.`,
+        );
       said = true;
       await sleep(2000);
     }

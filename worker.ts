@@ -48,11 +48,13 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
   await pool.start();
   let connection: NativeConnection | null = null;
   let metrics: RunningMetricsServer | null = null;
+  let recoveryDb: ReturnType<typeof createDb> | null = null;
   const closeAll = async () => {
     await metrics?.close();
     await pool.close();
     await connection?.close();
     await db.$disconnect();
+    await recoveryDb?.$disconnect();
     sqs.destroy();
   };
   try {
@@ -76,8 +78,17 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
       maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
       shutdownGraceTime: `${config.worker.shutdownGraceSeconds}s`,
     });
-    const recovery = await createRecoveryWorker({ connection, config, keyring, db });
-    const workers = [worker, recovery];
+    // The recovery activities run only with the recovery worker's own database role; a worker
+    // without it drains and stores, and recovery requests wait for one that has it.
+    const workers = [worker];
+    if (config.recoveryDatabaseUrl) {
+      recoveryDb = createDb(config.recoveryDatabaseUrl, { maxConnections: 4 });
+      workers.push(await createRecoveryWorker({ connection, config, keyring, db: recoveryDb }));
+    } else {
+      logger.warn(
+        'RECOVERY_DATABASE_URL is not set: this worker does not run the PII recovery activities (recovery requests wait for a worker that has the recovery role; README, "Database roles").',
+      );
+    }
     if (config.worker.metricsAddress) {
       metrics = await startMetricsServer({
         address: config.worker.metricsAddress,

@@ -23,6 +23,8 @@ export interface RunningServices extends EmbeddedServices {
   started: string[];
   /** The SQS emulator's own process, when it runs in one (opts.sqsProcess). */
   sqsPid?: number;
+  /** The embedded PostgreSQL's superuser, for ephemeral (test) services only: never written to services.json. */
+  adminDatabaseUrl?: string;
   stop: () => Promise<void>;
 }
 
@@ -88,6 +90,9 @@ export async function startServices(
 
     let databaseUrl = config.databaseUrl;
     let ownerDatabaseUrl = config.databaseOwnerUrl;
+    let recoveryDatabaseUrl = config.recoveryDatabaseUrl;
+    let operatorDatabaseUrl = config.operatorDatabaseUrl;
+    let adminDatabaseUrl: string | undefined;
     if (!fromEnv.database) {
       const pg = await startEmbeddedPostgres({
         dir: path.join(scratch, 'postgres'),
@@ -99,6 +104,9 @@ export async function startServices(
       started.push('PostgreSQL (embedded)');
       databaseUrl = pg.databaseUrl;
       ownerDatabaseUrl = pg.ownerDatabaseUrl;
+      recoveryDatabaseUrl = pg.recoveryDatabaseUrl;
+      operatorDatabaseUrl = pg.operatorDatabaseUrl;
+      if (ephemeral) adminDatabaseUrl = pg.adminDatabaseUrl;
       // As the owner: the application role can neither create nor alter tables.
       await migrate(ownerDatabaseUrl, log);
     }
@@ -124,11 +132,13 @@ export async function startServices(
       temporalUiUrl,
       databaseUrl,
       ownerDatabaseUrl,
+      recoveryDatabaseUrl,
+      operatorDatabaseUrl,
       sqsQueueUrl,
       sqsEndpoint,
     };
     if (!ephemeral) fs.writeFileSync(servicesFile(dataDir), JSON.stringify(services, null, 2), { mode: 0o600 });
-    return { ...services, started, sqsPid, stop: stopAll };
+    return { ...services, started, sqsPid, adminDatabaseUrl, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -6,10 +6,16 @@ import path from 'node:path';
 import { importEsm } from './esm';
 
 export interface EmbeddedPostgresHandle {
-  /** As the application role (login_ingest_app): what the worker and the CLI use. */
+  /** As the ingest worker's role (login_ingest_app). */
   databaseUrl: string;
+  /** As the recovery worker's role (login_ingest_recovery): the only one that reads ciphertexts for a recovery. */
+  recoveryDatabaseUrl: string;
+  /** As the operators' role (login_ingest_operator): the CLI's requests, approve, deny, audit verify. */
+  operatorDatabaseUrl: string;
   /** As the owner role (login_ingest_owner): runs the migrations, owns the tables. */
   ownerDatabaseUrl: string;
+  /** As the superuser: for the test services only (they make logins of their own to try the roles). */
+  adminDatabaseUrl: string;
   stop: () => Promise<void>;
   /** Stop the server and keep its data (a persistent data directory only), and start it again: an outage, for the chaos suite. */
   pause(): Promise<void>;
@@ -20,8 +26,12 @@ const DATABASE = 'logins';
 const USER = 'postgres';
 /** Owns the database and its tables, runs the migrations; may create databases (the tests make one per file). */
 export const OWNER_ROLE = 'login_ingest_owner';
-/** The application: data tables, and the audit trail only through pii_audit_append (migration 0003). */
+/** The ingest worker: data tables; appends only `reencrypt_skipped` to the audit trail (migrations 0003, 0006). */
 export const APP_ROLE = 'login_ingest_app';
+/** The recovery worker: reads the records a request names, appends the recovery's own audit entries (migration 0006). */
+export const RECOVERY_ROLE = 'login_ingest_recovery';
+/** The operators' CLIs: read the trail, append only signed decisions (migration 0006). */
+export const OPERATOR_ROLE = 'login_ingest_operator';
 
 function readOrCreatePassword(file: string): string {
   if (!fs.existsSync(file)) fs.writeFileSync(file, crypto.randomBytes(18).toString('base64url'), { mode: 0o600 });
@@ -29,14 +39,19 @@ function readOrCreatePassword(file: string): string {
 }
 
 /**
- * The two roles and the database, as the superuser: created when missing, passwords set
+ * The roles and the database, as the superuser: created when missing, passwords set
  * from their files at every start. A database made before the roles existed (owned by
  * the superuser) is handed to the owner role with its tables, sequences and functions.
  */
-async function ensureRoles(pg: import('pg').Client, passwords: { owner: string; app: string }): Promise<void> {
+async function ensureRoles(
+  pg: import('pg').Client,
+  passwords: { owner: string; app: string; recovery: string; operator: string },
+): Promise<void> {
   for (const [role, password, extra] of [
     [OWNER_ROLE, passwords.owner, 'CREATEDB'],
     [APP_ROLE, passwords.app, 'NOCREATEDB'],
+    [RECOVERY_ROLE, passwords.recovery, 'NOCREATEDB'],
+    [OPERATOR_ROLE, passwords.operator, 'NOCREATEDB'],
   ] as const) {
     const exists = await pg.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
     const literal = (await pg.query<{ q: string }>('SELECT quote_literal($1) AS q', [password])).rows[0].q;
@@ -110,6 +125,8 @@ export async function startEmbeddedPostgres(opts: {
   const roles = {
     owner: readOrCreatePassword(`${opts.dir}.owner.password`),
     app: readOrCreatePassword(`${opts.dir}.app.password`),
+    recovery: readOrCreatePassword(`${opts.dir}.recovery.password`),
+    operator: readOrCreatePassword(`${opts.dir}.operator.password`),
   };
 
   const pg = new EmbeddedPostgres({
@@ -155,7 +172,10 @@ export async function startEmbeddedPostgres(opts: {
   }
   return {
     databaseUrl: url(APP_ROLE, roles.app),
+    recoveryDatabaseUrl: url(RECOVERY_ROLE, roles.recovery),
+    operatorDatabaseUrl: url(OPERATOR_ROLE, roles.operator),
     ownerDatabaseUrl: url(OWNER_ROLE, roles.owner),
+    adminDatabaseUrl: url(USER, password),
     stop: () => pg.stop(),
     async pause() {
       // A non-persistent instance deletes its data directory when it stops.

@@ -43,8 +43,12 @@ export interface Config {
   };
   /** The payload codec's keys: never the PII data keys or the fingerprint key (lib/pii/keyring.ts loadCodecKeys). */
   codecKeys: { file?: string; keys?: string; activeKeyId?: string };
-  /** The application's role (DATABASE_URL). */
+  /** The ingest worker's role (DATABASE_URL, login_ingest_app). */
   databaseUrl: string;
+  /** The recovery worker's role (RECOVERY_DATABASE_URL, login_ingest_recovery); empty when neither set nor embedded. */
+  recoveryDatabaseUrl: string;
+  /** The operators' CLI role (OPERATOR_DATABASE_URL, login_ingest_operator): requests, approve, deny, audit verify. */
+  operatorDatabaseUrl: string;
   /** The owner role that runs the migrations (DATABASE_OWNER_URL; default DATABASE_URL, or the embedded owner). */
   databaseOwnerUrl: string;
   sqs: { queueUrl: string; region: string; endpoint?: string; embedded: boolean };
@@ -140,6 +144,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       uiUrl: e.TEMPORAL_ADDRESS ? null : (embedded?.temporalUiUrl ?? null),
     },
     databaseUrl: databaseUrl ?? '',
+    // The writer roles come from the same place as DATABASE_URL: never mixed with the embedded ones.
+    recoveryDatabaseUrl: e.RECOVERY_DATABASE_URL ?? (e.DATABASE_URL ? '' : (embedded?.recoveryDatabaseUrl ?? '')),
+    operatorDatabaseUrl: e.OPERATOR_DATABASE_URL ?? (e.DATABASE_URL ? '' : (embedded?.operatorDatabaseUrl ?? '')),
     databaseOwnerUrl: e.DATABASE_OWNER_URL ?? (e.DATABASE_URL ? e.DATABASE_URL : embedded?.ownerDatabaseUrl) ?? databaseUrl ?? '',
     sqs: {
       queueUrl: queueUrl ?? '',

@@ -9,8 +9,12 @@ export interface EmbeddedServices {
   pid: number;
   temporalAddress: string;
   temporalUiUrl: string | null;
-  /** As the application role. */
+  /** As the ingest worker's role. */
   databaseUrl: string;
+  /** As the recovery worker's role (absent in files written before there were writer roles). */
+  recoveryDatabaseUrl?: string;
+  /** As the operators' role (likewise). */
+  operatorDatabaseUrl?: string;
   /** As the owner role, which runs the migrations (absent in files written before there were two roles). */
   ownerDatabaseUrl?: string;
   sqsQueueUrl: string;

@@ -65,6 +65,8 @@ export const envSchema = z.object({
 
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   DATABASE_OWNER_URL: url(['postgres:', 'postgresql:']).optional(),
+  RECOVERY_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  OPERATOR_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
 
   SQS_QUEUE_URL: url(['http:', 'https:']).optional(),
   AWS_REGION: z.string().min(1).optional(),

@@ -24,7 +24,7 @@ import { createDatabase as createDatabaseAs } from '../../scripts/harness';
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
 
-export function testServices(): Omit<EmbeddedServices, 'pid'> {
+export function testServices(): Omit<EmbeddedServices, 'pid'> & { adminDatabaseUrl?: string } {
   const file = process.env.TEST_SERVICES_FILE;
   if (!file) throw new Error('TEST_SERVICES_FILE is not set: run the integration tests through jest (global-setup.ts)');
   return JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -53,14 +53,22 @@ export async function createDatabase(name: string): Promise<string> {
   return createDatabaseAs(ownerUrl(), name);
 }
 
-/** The same database as `url`, as the application role (login_ingest_app): what the worker and the CLI use. */
-export function asAppRole(url: string): string {
-  const app = new URL(testServices().databaseUrl);
+/** The same database as `url`, as one of the writer roles (services/postgres.ts, migration 0006). */
+export function asRole(url: string, role: 'app' | 'recovery' | 'operator'): string {
+  const services = testServices();
+  const base = { app: services.databaseUrl, recovery: services.recoveryDatabaseUrl, operator: services.operatorDatabaseUrl }[
+    role
+  ];
+  if (!base) throw new Error(`The test services publish no URL for the ${role} role: services/postgres.ts should create it`);
+  const login = new URL(base);
   const out = new URL(url);
-  out.username = app.username;
-  out.password = app.password;
+  out.username = login.username;
+  out.password = login.password;
   return out.toString();
 }
+
+/** The same database as `url`, as the ingest worker's role (login_ingest_app). */
+export const asAppRole = (url: string): string => asRole(url, 'app');
 
 export async function createQueue(sqs: SQSClient, name: string): Promise<string> {
   const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name }));
@@ -127,8 +135,10 @@ export async function startPipeline(
   await migrate(ownerDatabaseUrl, () => {});
   const baseEnv = {
     TEMPORAL_ADDRESS: services.temporalAddress,
-    // Two roles, as in production: the application's, and the owner's for migrations.
+    // A role per writer, as in production (migration 0006), and the owner's for migrations.
     DATABASE_URL: asAppRole(ownerDatabaseUrl),
+    RECOVERY_DATABASE_URL: asRole(ownerDatabaseUrl, 'recovery'),
+    OPERATOR_DATABASE_URL: asRole(ownerDatabaseUrl, 'operator'),
     DATABASE_OWNER_URL: ownerDatabaseUrl,
     AWS_REGION: 'us-east-1',
     AWS_ENDPOINT_URL_SQS: services.sqsEndpoint,
