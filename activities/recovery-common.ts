@@ -9,7 +9,8 @@ import { isPermanentDbError, sqlState } from '../lib/platform/db';
 import { canonicalJson, keyFingerprint, loadRegistry, type Operator, type OperatorRegistry, type Signed } from '../lib/recovery';
 import { requestIdOfRecoveryWorkflow } from '../lib/contract/names';
 import type { RecoveryPolicy, RecoveryRefusal } from '../lib/contract/recovery';
-import { appendAudit, auditRequestId, type AuditEntry } from '../lib/recovery/audit';
+import { appendAudit, auditEntriesFor, auditRequestId, type AuditEntry } from '../lib/recovery/audit';
+import { readRequest, type TrailRead } from '../lib/recovery/trail';
 import type { Db } from '../lib/platform/db';
 import type { Keyring } from '../lib/pii/keyring';
 import { verifySigned, type VerifyResult } from '../lib/recovery';
@@ -51,6 +52,9 @@ export async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T>
   }
 }
 
+/** Anything that can run a query: the client or an interactive transaction. */
+type Queryable = Pick<Db, '$queryRaw'>;
+
 export const refusal = (code: RecoveryRefusal, detail: string) => ApplicationFailure.nonRetryable(detail, code);
 
 /** Equal as JSON values (jsonb does not keep key order). */
@@ -63,21 +67,47 @@ export function sameJson(a: unknown, b: unknown): boolean {
 }
 
 export interface RecoveryDeps {
+  /** As the recovery worker's role (login_ingest_recovery): the only writer of the recovery's audit entries. */
   db: Db;
   keyring: Keyring;
   /** The operator registry file; read at every check, so a new operator needs no restart. */
   operatorsFile: string;
   policy: RecoveryPolicy;
+  /** This worker's clock (tests set one that is behind); default Date.now. */
+  now?: () => number;
+}
+
+/** The database's clock, which stamps every audit entry. */
+export async function databaseNow(db: Queryable): Promise<number> {
+  const [{ now }] = await db.$queryRaw<{ now: Date }[]>`SELECT clock_timestamp() AS now`;
+  return now.getTime();
+}
+
+/** The ID up to which the trail's entries predate a role per writer (migration 0006): none of them is trusted. */
+export async function writersTrustedAfter(db: Queryable): Promise<bigint> {
+  const [{ id }] = await db.$queryRaw<{ id: bigint }[]>`SELECT pii_audit_writers_trusted_after() AS id`;
+  return BigInt(id);
+}
+
+/** A request as the trail holds it, verified against the registry (lib/recovery/trail.ts readRequest). */
+export async function readTrail(
+  db: Queryable,
+  requestId: string,
+  reg: OperatorRegistry,
+  policy: RecoveryPolicy,
+): Promise<TrailRead> {
+  return readRequest(await auditEntriesFor(db, requestId), requestId, reg, policy, await writersTrustedAfter(db));
 }
 
 /** The two steps every recovery activity takes: append to the audit trail, verify a signed document against the registry (read afresh). */
-export function recoveryContext({ db, operatorsFile, policy }: RecoveryDeps) {
+export function recoveryContext({ db, operatorsFile, policy, now = Date.now }: RecoveryDeps) {
   const audit = (...entries: AuditEntry[]) => appendAudit(db, entries);
   const verify = <T extends { operator: string; issuedAt: string; type: string }>(
     signed: unknown,
     type: T['type'],
     validateBody: (b: unknown) => string | null,
     maxAgeSeconds = policy.signatureMaxAgeSeconds,
-  ): VerifyResult<T> => verifySigned<T>(signed, type, registry(operatorsFile), new Date(), maxAgeSeconds * 1000, validateBody);
-  return { audit, verify };
+  ): VerifyResult<T> =>
+    verifySigned<T>(signed, type, registry(operatorsFile), new Date(now()), maxAgeSeconds * 1000, validateBody);
+  return { audit, verify, registry: () => registry(operatorsFile), now };
 }

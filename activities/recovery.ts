@@ -1,26 +1,40 @@
 // The recovery activities: every check and every side effect of a PII recovery. They run
-// on a task queue of their own (recovery-worker.ts), and each one treats its input as
-// untrusted: anyone with access to the namespace can schedule them from a workflow of
-// their own. So nothing here believes the caller. The request ID comes from the workflow
-// ID the server reports; the requester, the frozen record set and the expiry come from the
-// audit trail; the decrypting activity verifies the signed request and the signed approval
-// itself against the operator registry, reads exactly the record set the approver signed,
-// and consumes its single-use grant in the same transaction that writes the `record_read`
-// entries (activities/recovery-read.ts). Values leave only sealed to the requester's one-time key.
+// on a task queue of their own (recovery-worker.ts), with a database role of their own
+// (login_ingest_recovery, migration 0006), and each one treats its input as untrusted:
+// anyone with access to the namespace can schedule them from a workflow of their own. So
+// nothing here believes the caller. The request ID comes from the workflow ID the server
+// reports; the request, the frozen record set, the expiry and the decision come from the
+// audit trail (lib/recovery/trail.ts), read and verified afresh by each activity. Approvers
+// write their signed decisions to the trail themselves, so a workflow can neither invent
+// nor drop one; the decrypting activity is in activities/recovery-read.ts.
 import { log } from '@temporalio/activity';
-import { auditEntriesFor, type StoredAuditEntry } from '../lib/recovery/audit';
-import { hasRole, validateApprovalBody, validateRequestBody, type ApprovalBody, type RecoveryRequestBody } from '../lib/recovery';
+import { ApplicationFailure } from '@temporalio/common';
+import { appendAudit, auditEntriesFor, type AuditEntry, type StoredAuditEntry } from '../lib/recovery/audit';
+import { hasRole, requestDigest, validateRequestBody, type RecoveryRequestBody } from '../lib/recovery';
 import { findRecords, recordSetHash, type RecordRef } from '../lib/recovery/records';
-import { authorisationOf } from '../lib/recovery/grant';
+import { decisionOf, type Decision, type TrailRequest } from '../lib/recovery/trail';
 import { recoveryWorkflowId } from '../lib/contract/names';
-import { caller, claimedRequestId, guarded, recoveryContext, refusal, signatureOf, type RecoveryDeps } from './recovery-common';
+import {
+  caller,
+  claimedRequestId,
+  databaseNow,
+  guarded,
+  readTrail,
+  recoveryContext,
+  refusal,
+  signatureOf,
+  type RecoveryDeps,
+} from './recovery-common';
 import { createRecoverRecords } from './recovery-read';
 
 export type { RecoveryPolicy } from '../lib/contract/recovery';
 
 export type { RecoveryDeps } from './recovery-common';
 
-/** What the workflow (and through its status, the approver) learns from an authorisation. */
+/**
+ * What the workflow learns from an authorisation. Its status shows it, but approvers never
+ * rely on that: they read and verify the request in the trail (cli/recovery-trail.ts).
+ */
 export interface Authorised {
   ok: true;
   requestId: string;
@@ -31,31 +45,90 @@ export interface Authorised {
   fields: RecoveryRequestBody['fields'];
   records: RecordRef[];
   recordSetHash: string;
+  /** SHA-256 of the signed request (lib/recovery/documents.ts requestDigest): what an approval signs with the record set. */
+  requestDigest: string;
   approvalRequired: boolean;
   expiresAt: string;
 }
 export type Authorisation = Authorised | { ok: false; requestId: string; code: string; detail: string };
 
-export type ApprovalVerdict =
-  { ok: true; approver: string; decision: 'approve' | 'deny' } | { ok: false; code: string; detail: string };
+/** The decision the trail holds for the calling workflow's request, as judged by the recovery side. */
+export type DecisionVerdict =
+  { decided: true; decision: 'approve' | 'deny'; approver: string } | { decided: false; code: string; detail: string };
+
+/** What expireRequest found: the request expired, or a decision reached the trail in time after all. */
+export type ExpiryOutcome = { expired: true } | { expired: false; verdict: DecisionVerdict & { decided: true } };
+
+const authorisedFrom = (trail: TrailRequest, approvalRequired: boolean): Authorised => ({
+  ok: true,
+  requestId: trail.requestId,
+  requester: trail.request.operator,
+  reason: trail.request.reason,
+  ticket: trail.request.ticket,
+  selector: trail.request.selector,
+  fields: trail.request.fields,
+  records: trail.authorised!.records,
+  recordSetHash: trail.authorised!.recordSetHash,
+  requestDigest: trail.digest,
+  approvalRequired,
+  expiresAt: trail.authorised!.expiresAt,
+});
+
+/** Verdicts already in the trail for these decision entries (judged before, by another call). */
+const judgedEntries = (entries: StoredAuditEntry[]) =>
+  new Set(
+    entries
+      .filter((e) => ['approved', 'denied', 'approval_refused'].includes(e.event) && typeof e.details.decisionEntry === 'string')
+      .map((e) => e.details.decisionEntry as string),
+  );
 
 export function createRecoveryActivities(deps: RecoveryDeps) {
   const { db, policy } = deps;
-  const { audit, verify } = recoveryContext(deps);
+  const { audit, verify, registry, now } = recoveryContext(deps);
 
-  const authorised = (request: RecoveryRequestBody, entry: StoredAuditEntry): Authorised => ({
-    ok: true,
-    requestId: request.requestId,
-    requester: request.operator,
-    reason: request.reason,
-    ticket: request.ticket,
-    selector: request.selector,
-    fields: request.fields,
-    records: entry.details.records as RecordRef[],
-    recordSetHash: entry.details.recordSetHash as string,
-    approvalRequired: entry.details.approvalRequired as boolean,
-    expiresAt: entry.details.expiresAt as string,
-  });
+  /**
+   * Judges the trail's decisions for a request and records the verdicts (once each, under
+   * the chain's lock, so two calls at once write one verdict).
+   */
+  const judge = async (requestId: string, runId: string): Promise<{ trail: TrailRequest; decision: Decision }> =>
+    db.$transaction(async (tx) => {
+      await tx.$queryRaw`SELECT pg_advisory_xact_lock(7233002)::text AS locked`;
+      const read = await readTrail(tx, requestId, registry(), policy);
+      if (!read.ok) throw refusal(read.code, read.detail);
+      const entries = await auditEntriesFor(tx, requestId);
+      const decision = decisionOf(entries, read.trail, registry(), policy);
+      const judged = judgedEntries(entries);
+      const verdicts: AuditEntry[] = decision.refused
+        .filter((r) => !judged.has(r.entryId))
+        .map((r) => ({
+          requestId,
+          event: 'approval_refused',
+          actor: null,
+          details: { decisionEntry: r.entryId, code: r.code, detail: r.detail, runId },
+        }));
+      if (decision.decided && !judged.has(decision.entry.id)) {
+        verdicts.push({
+          requestId,
+          event: decision.decision === 'approve' ? 'approved' : 'denied',
+          actor: decision.approver,
+          details: { decisionEntry: decision.entry.id, runId },
+        });
+        log.info('Recovery decided', { requestId, decision: decision.decision });
+      }
+      if (verdicts.length) await appendAudit(tx, verdicts);
+      return { trail: read.trail, decision };
+    });
+
+  const verdictOf = (decision: Decision): DecisionVerdict =>
+    decision.decided
+      ? { decided: true, decision: decision.decision, approver: decision.approver }
+      : {
+          decided: false,
+          code: decision.refused.length ? decision.refused[decision.refused.length - 1].code : 'no_decision',
+          detail: decision.refused.length
+            ? `${decision.refused.length} decision(s) in the trail do not count; the last: ${decision.refused[decision.refused.length - 1].detail}`
+            : 'the trail holds no decision for this request yet',
+        };
 
   return {
     /**
@@ -84,12 +157,16 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
         const earlier = entries.find((e) => e.event === 'request_received' && e.details.runId !== ctx.runId);
         if (earlier)
           return refuse('replayed', `request ${requestId} was already received (audit entry ${earlier.id})`, request.operator);
-        // A retry of this activity in the same run: what was decided then stands.
-        const before = entries.find((e) => e.event === 'authorised' && e.details.runId === ctx.runId);
-        if (before) return authorised(request, before);
         const refusedBefore = entries.find((e) => e.event === 'request_refused' && e.details.runId === ctx.runId);
         if (refusedBefore)
           return { ok: false, requestId, code: String(refusedBefore.details.code), detail: String(refusedBefore.details.detail) };
+        // A retry of this activity in the same run: what was decided then stands, as the trail holds it, verified.
+        if (entries.some((e) => e.event === 'authorised')) {
+          const read = await readTrail(db, requestId, registry(), policy);
+          if (!read.ok || !read.trail.authorised)
+            throw refusal(read.ok ? 'not_authorised' : read.code, read.ok ? '' : read.detail);
+          return authorisedFrom(read.trail, policy.requireApproval);
+        }
         if (!entries.some((e) => e.event === 'request_received')) {
           await audit({
             requestId,
@@ -106,95 +183,71 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
         if (records.length > policy.maxRecords)
           return refuse('too_many_records', `the selector matches more than ${policy.maxRecords} records`, request.operator);
         const hash = recordSetHash({ requestId, selector: request.selector, fields: request.fields, records });
-        const expiresAt = new Date(Date.now() + policy.approvalTimeoutSeconds * 1000).toISOString();
-        const [entry] = await audit({
+        // By the database's clock, which stamps every entry: the trail checks the expiry against the entry's own time.
+        const expiresAt = new Date((await databaseNow(db)) + policy.approvalTimeoutSeconds * 1000).toISOString();
+        await audit({
           requestId,
           event: 'authorised',
           actor: null,
-          details: { records, recordSetHash: hash, approvalRequired: policy.requireApproval, expiresAt, ...where },
+          details: {
+            records,
+            recordSetHash: hash,
+            requestDigest: requestDigest(request),
+            approvalRequired: policy.requireApproval,
+            expiresAt,
+            ...where,
+          },
         });
-        return authorised(request, entry);
+        const read = await readTrail(db, requestId, registry(), policy);
+        if (!read.ok || !read.trail.authorised) throw refusal(read.ok ? 'not_authorised' : read.code, read.ok ? '' : read.detail);
+        return authorisedFrom(read.trail, policy.requireApproval);
       });
     },
 
     /**
-     * Judges a signed approval or denial for the request of the calling workflow (the
-     * request ID comes from its workflow ID, the requester and record set from the trail).
+     * Judges the decisions approvers wrote to the trail for the calling workflow's request:
+     * the first that verifies counts (lib/recovery/trail.ts decisionOf). A workflow calls it
+     * when an approver's CLI tells it a decision is there; what it is told carries nothing.
      */
-    async verifyApproval(signed: unknown): Promise<ApprovalVerdict> {
-      return guarded('verifyApproval', async () => {
+    async judgeDecision(): Promise<DecisionVerdict> {
+      return guarded('judgeDecision', async () => {
         const ctx = caller();
-        const requestId = ctx.requestId ?? 'unknown';
-        const result = verify<ApprovalBody>(signed, 'pii-recovery-approval', validateApprovalBody);
-        const entries = ctx.requestId ? await auditEntriesFor(db, ctx.requestId) : [];
-        const received = entries.find((e) => e.event === 'request_received');
-        const request = received?.details.document as RecoveryRequestBody | undefined;
-        const grant = request ? authorisationOf(entries, request) : undefined;
-        let verdict: ApprovalVerdict;
-        if (!result.ok) verdict = { ok: false, code: result.code, detail: result.detail };
-        else if (!request || !grant)
-          verdict = { ok: false, code: 'not_authorised', detail: 'no authorised request runs under this workflow' };
-        else if (result.body.requestId !== requestId)
-          verdict = { ok: false, code: 'wrong_request', detail: `signed for request ${result.body.requestId}` };
-        else if (result.body.operator === request.operator)
-          verdict = { ok: false, code: 'self_approval', detail: 'the requester cannot decide on their own request' };
-        else if (!hasRole(result.operator, 'pii-approver'))
-          verdict = { ok: false, code: 'not_an_approver', detail: `${result.body.operator} does not hold pii-approver` };
-        else if (result.body.decision === 'approve' && result.body.recordSetHash !== grant.details.recordSetHash) {
-          verdict = {
-            ok: false,
-            code: 'wrong_record_set',
-            detail: 'the approval signs another record set than the one frozen for this request',
-          };
-        } else if (Date.parse(result.body.issuedAt) > Date.parse(String(grant.details.expiresAt)))
-          verdict = { ok: false, code: 'expired', detail: 'the request expired before this decision' };
-        else verdict = { ok: true, approver: result.body.operator, decision: result.body.decision };
-
-        const actor = result.ok ? result.body.operator : null;
-        if (verdict.ok) {
-          await audit({
-            requestId,
-            event: verdict.decision === 'approve' ? 'approved' : 'denied',
-            actor,
-            details: {
-              by: 'approver',
-              document: result.ok ? result.body : null,
-              ...(result.ok ? signatureOf(signed, result.operator) : {}),
-              runId: ctx.runId,
-            },
-          });
-        } else {
-          await audit({
-            requestId,
-            event: 'approval_refused',
-            actor,
-            details: { code: verdict.code, detail: verdict.detail, runId: ctx.runId },
-          });
-          log.warn('Approval refused', { requestId, code: verdict.code });
-        }
-        return verdict;
+        if (!ctx.requestId) throw refusal('not_a_recovery', 'not called by a recovery workflow');
+        return verdictOf((await judge(ctx.requestId, ctx.runId)).decision);
       });
     },
 
-    /** Audits the expiry of the calling workflow's request, once its time has really passed and nothing was read. */
-    async expireRequest(): Promise<void> {
+    /**
+     * Audits the expiry of the calling workflow's request, once its time has really passed,
+     * nothing was read and no decision reached the trail in time (one that did is returned
+     * instead). A worker whose clock is behind the workflow's timer retries until its own
+     * clock agrees, so the run still ends.
+     */
+    async expireRequest(): Promise<ExpiryOutcome> {
       return guarded('expireRequest', async () => {
-        const { requestId } = caller();
+        const { requestId, runId } = caller();
         if (!requestId) throw refusal('not_a_recovery', 'not called by a recovery workflow');
+        const { trail, decision } = await judge(requestId, runId);
+        if (decision.decided)
+          return { expired: false, verdict: { decided: true, decision: decision.decision, approver: decision.approver } };
         const entries = await auditEntriesFor(db, requestId);
-        if (entries.some((e) => e.event === 'expired')) return;
-        const grant = entries.find((e) => e.event === 'authorised');
-        if (!grant) throw refusal('not_authorised', `request ${requestId} was never authorised`);
-        if (Date.now() < Date.parse(String(grant.details.expiresAt)) - 5000)
-          throw refusal('not_authorised', `request ${requestId} expires only at ${String(grant.details.expiresAt)}`);
+        if (entries.some((e) => e.event === 'expired')) return { expired: true };
+        if (!trail.authorised) throw refusal('not_authorised', `request ${requestId} was never authorised`);
         if (entries.some((e) => e.event === 'grant_consumed'))
           throw refusal('grant_consumed', `request ${requestId} was already carried out`);
+        const waitMs = Date.parse(trail.authorised.expiresAt) - now();
+        if (waitMs > 0)
+          throw ApplicationFailure.retryable(
+            `request ${requestId} expires at ${trail.authorised.expiresAt}, ${Math.ceil(waitMs / 1000)} s from now by this worker's clock (behind the workflow's timer?); retrying`,
+            'not_yet_expired',
+          );
         await audit({
           requestId,
           event: 'expired',
           actor: null,
-          details: { code: 'expired', detail: `no valid decision by ${String(grant.details.expiresAt)}` },
+          details: { code: 'expired', detail: `no valid decision by ${trail.authorised.expiresAt}` },
         });
+        return { expired: true };
       });
     },
 

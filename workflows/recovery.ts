@@ -1,9 +1,12 @@
 // The recovery workflow: the one door through which PII comes back. A signed request is
-// verified and authorised (role, record limit) and its exact record set frozen; a second
-// operator approves or denies it with a signed decision sent as a Workflow Update (the
-// verdict goes back to the caller), with expiry; and only then are the values decrypted,
-// sealed to the requester's one-time key. The workflow only orchestrates: every check that
-// matters is made again by the activities, on the recovery task queue, which trust no input.
+// verified and authorised (role, record limit) and its exact record set frozen in the audit
+// trail; a second operator writes a signed approval or denial to the trail and then nudges
+// this workflow with the `decision` update, which has the recovery side judge the trail and
+// returns its verdict; the request expires when nobody decides in time; and only then are
+// the values decrypted, sealed to the requester's one-time key. The workflow only
+// orchestrates and carries no evidence: the activities read the request, the record set and
+// the decision from the trail themselves, so a workflow that drops an update, or lies in
+// its status, changes nothing they decide.
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import {
   allHandlersFinished,
@@ -14,7 +17,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ApprovalVerdict, RecoveryActivities } from '../activities/recovery';
+import type { DecisionVerdict, RecoveryActivities } from '../activities/recovery';
 import type { RecordRef } from '../lib/recovery/records';
 import type { SealedBox } from '../lib/pii/sealed';
 import { recoveryTaskQueue } from '../lib/contract/names';
@@ -32,10 +35,11 @@ export interface RecoveryStatus {
   fields: string[] | null;
   recordSet: RecordRef[] | null;
   recordSetHash: string | null;
+  requestDigest: string | null;
   records: number | null;
   state: RecoveryState;
   expiresAt: string | null;
-  /** Decisions that arrived but were refused (unsigned, forged, stale, self-approval …), by code. */
+  /** Decisions in the trail that were refused (unsigned, forged, stale, self-approval …), by code. */
   refusedApprovals: string[];
 }
 
@@ -48,13 +52,21 @@ export interface RecoveryOptions {
   activityTaskQueue?: string;
 }
 
-/** Carries a signed approval or denial (Signed<ApprovalBody>); returns the verdict. Refused unless the request awaits a decision. */
-export const decisionUpdate = defineUpdate<ApprovalVerdict, [unknown]>('decision');
+/** Tells the request that an approver wrote a decision to the trail; returns the recovery side's verdict on the trail. */
+export const decisionUpdate = defineUpdate<DecisionVerdict, []>('decision');
 export const statusQuery = defineQuery<RecoveryStatus>('status');
+
+/** A refusal of an activity (an ApplicationFailure whose type is a refusal code), or null. */
+function refusalOf(err: unknown): { code: string; detail: string } | null {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  return cause instanceof ApplicationFailure && isRecoveryRefusal(cause.type)
+    ? { code: cause.type, detail: cause.message }
+    : null;
+}
 
 export async function recoveryWorkflow(signed: unknown, options: RecoveryOptions = {}): Promise<RecoveryResult> {
   const taskQueue = options.activityTaskQueue ?? recoveryTaskQueue(workflowInfo().taskQueue);
-  const { authoriseRequest, verifyApproval, expireRequest } = proxyActivities<RecoveryActivities>({
+  const { authoriseRequest, judgeDecision, expireRequest } = proxyActivities<RecoveryActivities>({
     taskQueue,
     startToCloseTimeout: '30s',
     retry: { initialInterval: '1s', maximumInterval: '30s' },
@@ -74,26 +86,26 @@ export async function recoveryWorkflow(signed: unknown, options: RecoveryOptions
     fields: null,
     recordSet: null,
     recordSetHash: null,
+    requestDigest: null,
     records: null,
     state: 'verifying',
     expiresAt: null,
     refusedApprovals: [],
   };
   setHandler(statusQuery, () => status);
-  const made: { value: { decision: 'approve' | 'deny'; approver: string; signed: unknown } | null } = { value: null };
+  let decided: (DecisionVerdict & { decided: true }) | null = null;
   setHandler(
     decisionUpdate,
-    async (approval: unknown): Promise<ApprovalVerdict> => {
-      const verdict = await verifyApproval(approval);
-      if (!verdict.ok) status.refusedApprovals.push(verdict.code);
-      else if (made.value) return { ok: false, code: 'already_decided', detail: `${made.value.approver} decided first` };
-      else made.value = { decision: verdict.decision, approver: verdict.approver, signed: approval };
+    async (): Promise<DecisionVerdict> => {
+      const verdict = await judgeDecision();
+      if (verdict.decided) decided ??= verdict;
+      else status.refusedApprovals.push(verdict.code);
       return verdict;
     },
     {
-      validator: (_approval: unknown) => {
-        if (status.state !== 'awaiting_approval' || made.value)
-          throw new Error(`request is ${made.value ? 'decided' : status.state}, not awaiting a decision`);
+      validator: () => {
+        if (status.state !== 'awaiting_approval' || decided)
+          throw new Error(`request is ${decided ? 'decided' : status.state}, not awaiting a decision`);
       },
     },
   );
@@ -102,8 +114,17 @@ export async function recoveryWorkflow(signed: unknown, options: RecoveryOptions
     await condition(allHandlersFinished);
     return result;
   };
+  const refused = (requestId: string, r: { code: string; detail: string }) =>
+    finish({ status: r.code === 'denied' ? 'denied' : 'refused', requestId, ...r }, r.code === 'denied' ? 'denied' : 'refused');
 
-  const auth = await authoriseRequest(signed);
+  let auth;
+  try {
+    auth = await authoriseRequest(signed);
+  } catch (err) {
+    const r = refusalOf(err);
+    if (!r) throw err;
+    return refused('unknown', r);
+  }
   if (!auth.ok) return finish({ status: 'refused', requestId: auth.requestId, code: auth.code, detail: auth.detail }, 'refused');
   Object.assign(status, {
     requestId: auth.requestId,
@@ -114,34 +135,36 @@ export async function recoveryWorkflow(signed: unknown, options: RecoveryOptions
     fields: auth.fields,
     recordSet: auth.records,
     recordSetHash: auth.recordSetHash,
+    requestDigest: auth.requestDigest,
     records: auth.records.length,
     expiresAt: auth.expiresAt,
   });
   const { requestId } = auth;
 
-  if (auth.approvalRequired) {
-    status.state = 'awaiting_approval';
-    if (!(await condition(() => made.value !== null, Math.max(0, Date.parse(auth.expiresAt) - Date.now())))) {
-      status.state = 'expired';
-      await expireRequest();
-      return finish(
-        { status: 'expired', requestId, code: 'expired', detail: `no valid decision by ${auth.expiresAt}` },
-        'expired',
-      );
-    }
-    if (made.value!.decision === 'deny')
-      return finish({ status: 'denied', requestId, code: 'denied', detail: `denied by ${made.value!.approver}` }, 'denied');
-  }
-
-  status.state = 'recovering';
   try {
-    const result = await recoverRecords({ signedRequest: signed, signedApproval: made.value?.signed ?? null });
+    if (auth.approvalRequired) {
+      status.state = 'awaiting_approval';
+      if (!(await condition(() => decided !== null, Math.max(0, Date.parse(auth.expiresAt) - Date.now())))) {
+        // The deadline passed with no nudge: the trail may still hold a decision made in time.
+        const outcome = await expireRequest();
+        if (outcome.expired) {
+          status.state = 'expired';
+          return finish(
+            { status: 'expired', requestId, code: 'expired', detail: `no valid decision by ${auth.expiresAt}` },
+            'expired',
+          );
+        }
+        decided ??= outcome.verdict;
+      }
+      if (decided!.decision === 'deny')
+        return finish({ status: 'denied', requestId, code: 'denied', detail: `denied by ${decided!.approver}` }, 'denied');
+    }
+    status.state = 'recovering';
+    const result = await recoverRecords();
     return finish({ status: 'completed', requestId, records: result.records, sealed: result.sealed }, 'completed');
   } catch (err) {
-    const cause = err instanceof ActivityFailure ? err.cause : undefined;
-    if (cause instanceof ApplicationFailure && isRecoveryRefusal(cause.type)) {
-      return finish({ status: 'refused', requestId, code: cause.type, detail: cause.message }, 'refused');
-    }
-    throw err;
+    const r = refusalOf(err);
+    if (!r) throw err;
+    return refused(requestId, r);
   }
 }

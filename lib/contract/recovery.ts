@@ -14,12 +14,16 @@ export interface RecoveryPolicy {
   signatureMaxAgeSeconds: number;
 }
 
-/** Refusals of recoverRecords, as ApplicationFailure types: the workflow reports them as refused. */
+/** Refusals of the recovery activities, as ApplicationFailure types: the workflow reports them as refused. */
 export const RECOVERY_REFUSALS = [
   'not_a_recovery',
   'bad_request',
   'bad_approval',
   'not_authorised',
+  /** The trail's entries for the request do not verify: a forged or foreign entry (lib/recovery/trail.ts). */
+  'forged',
+  /** The trail holds a signed denial that counts. */
+  'denied',
   'expired',
   'grant_consumed',
 ] as const;

@@ -26,7 +26,9 @@ export type AuditEvent =
   | 'completed'
   | 'failed'
   | 'keys_rotated'
-  | 'reencrypted';
+  | 'reencrypted'
+  /** An approver's signed approve or deny, appended by their CLI (the operators' role); judged by the recovery side. */
+  | 'decision_signed';
 
 export interface AuditEntry {
   /** A lower-case UUID; anything else is recorded as `unknown` (see auditRequestId). */

@@ -2,10 +2,12 @@
 // fields, sealed to which one-time key) and the approval or denial of a second operator.
 // validateRequestBody / validateApprovalBody say what is wrong with a body received from
 // outside (the first problem found, in a sentence), or null; they never throw for JSON input.
+import crypto from 'node:crypto';
 import { isPlainObject, isCleanText, hasControlCharactersBesidesTabAndNewline, kindOf } from '../platform/guards';
 import { parseInstant } from '../platform/iso-date';
 import { parseRecipientPublicKey } from '../pii/sealed';
 import { nameProblem } from './registry';
+import { canonicalJson } from './canonical-json';
 
 export interface RecoveryRequestBody {
   type: 'pii-recovery-request';
@@ -31,6 +33,12 @@ export interface ApprovalBody {
   /** Who approves or denies. */
   operator: string;
   decision: 'approve' | 'deny';
+  /**
+   * SHA-256 of the canonical JSON of the signed request body (requestDigest): who asked,
+   * why, the ticket, the selector, the fields and the key the result is sealed to.
+   * Required to approve: an approval covers that request as it was signed and no other.
+   */
+  requestDigest?: string;
   /**
    * The hash of the exact record set frozen at authorisation (lib/recovery/records.ts
    * recordSetHash: request ID, selector, fields and every record's table and message ID).
@@ -121,6 +129,14 @@ const REQUEST_FIELDS = [
   'issuedAt',
 ];
 
+/**
+ * What an approval signs of the request: SHA-256 over its canonical JSON, so requester,
+ * reason, ticket, selector, fields and the recipient key are all covered.
+ */
+export function requestDigest(body: RecoveryRequestBody): string {
+  return crypto.createHash('sha256').update(canonicalJson(body), 'utf8').digest('hex');
+}
+
 /** What is wrong with a recovery request body, or null when it is valid. Never throws for JSON input. */
 export function validateRequestBody(b: unknown): string | null {
   if (!isPlainObject(b)) return `request body must be an object, got ${kindOf(b)}`;
@@ -153,7 +169,7 @@ const APPROVAL_FIELDS = ['type', 'requestId', 'operator', 'decision', 'issuedAt'
 /** What is wrong with an approval body, or null when it is valid. Never throws for JSON input. */
 export function validateApprovalBody(b: unknown): string | null {
   if (!isPlainObject(b)) return `approval body must be an object, got ${kindOf(b)}`;
-  const shape = fieldsProblem(b, APPROVAL_FIELDS, ['comment', 'recordSetHash']);
+  const shape = fieldsProblem(b, APPROVAL_FIELDS, ['comment', 'recordSetHash', 'requestDigest']);
   if (shape) return shape;
   if (b.type !== 'pii-recovery-approval') return 'type must be pii-recovery-approval';
   if (typeof b.requestId !== 'string' || !UUID_V4.test(b.requestId)) return 'requestId must be a lower-case UUID v4';
@@ -162,8 +178,12 @@ export function validateApprovalBody(b: unknown): string | null {
   if (b.decision !== 'approve' && b.decision !== 'deny') return 'decision must be approve or deny';
   if (Object.hasOwn(b, 'recordSetHash') && (typeof b.recordSetHash !== 'string' || !FINGERPRINT.test(b.recordSetHash)))
     return 'recordSetHash must be 64 lower-case hex digits';
+  if (Object.hasOwn(b, 'requestDigest') && (typeof b.requestDigest !== 'string' || !FINGERPRINT.test(b.requestDigest)))
+    return 'requestDigest must be 64 lower-case hex digits';
   if (b.decision === 'approve' && !Object.hasOwn(b, 'recordSetHash'))
     return 'an approval must carry the recordSetHash of the records it approves';
+  if (b.decision === 'approve' && !Object.hasOwn(b, 'requestDigest'))
+    return 'an approval must carry the requestDigest of the signed request it approves';
   if (Object.hasOwn(b, 'comment')) {
     const comment = freeTextProblem(b.comment, 'comment', 1, 1000);
     if (comment) return comment;

@@ -1,31 +1,10 @@
-// A recovery request's grant, as the audit trail holds it: finding the authorisation whose
-// frozen record set is the one claimed (and, with an approval, the one the approver
-// signed), and consuming the grant, once, in the same transaction that writes the
-// `record_read` entries, before a single value is decrypted. Used by the decrypting
-// activity (activities/recovery.ts recoverRecords), which has verified the request itself.
+// A recovery request's grant: consumed once, in the same transaction that writes the
+// `record_read` entries and under the chain's lock, before a single value is decrypted.
+// Used by the decrypting activity (activities/recovery-read.ts), which has read and
+// verified the request, its record set and its decision from the trail (trail.ts).
 import type { Db } from '../platform/db';
-import { appendAudit, type AuditEntry, type StoredAuditEntry } from './audit';
-import type { RecoveryRequestBody } from './documents';
-import { recordSetHash, type Field, type RecordRef, type RecordSet } from './records';
-
-/** The `authorised` entry whose frozen set hashes to what it claims (and to `hash`, when given). */
-export function authorisationOf(
-  entries: StoredAuditEntry[],
-  request: Pick<RecoveryRequestBody, 'requestId' | 'selector' | 'fields'>,
-  hash?: string,
-): StoredAuditEntry | undefined {
-  return entries.find((e) => {
-    if (e.event !== 'authorised' || typeof e.details.recordSetHash !== 'string' || !Array.isArray(e.details.records))
-      return false;
-    const set: RecordSet = {
-      requestId: request.requestId,
-      selector: request.selector,
-      fields: request.fields,
-      records: e.details.records as RecordRef[],
-    };
-    return recordSetHash(set) === e.details.recordSetHash && (hash === undefined || hash === e.details.recordSetHash);
-  });
-}
+import { appendAudit, auditEntriesFor, type AuditEntry, type StoredAuditEntry } from './audit';
+import type { Field, RecordRef } from './records';
 
 export interface Grant {
   requestId: string;
@@ -35,19 +14,25 @@ export interface Grant {
   fields: Field[];
   /** More for the `grant_consumed` entry: the approval and its signature, the run. */
   details: Record<string, unknown>;
+  /**
+   * Checked under the chain's lock, on the request's entries as they are then: what ended
+   * the request meanwhile (a denial, an expiry), or null when the grant may still be used.
+   */
+  stillValid: (entries: StoredAuditEntry[]) => 'denied' | 'expired' | null;
 }
 
 /**
  * Consumes the grant and writes `grant_consumed` and one `record_read` per record, in one
- * transaction under the chain's lock; false (and nothing written) when the request's grant
- * was consumed before.
+ * transaction under the chain's lock. `spent` (and nothing written) when the request's
+ * grant was consumed before; `denied` or `expired` when stillValid says so.
  */
-export async function consumeGrant(db: Db, g: Grant): Promise<boolean> {
+export async function consumeGrant(db: Db, g: Grant): Promise<'consumed' | 'spent' | 'denied' | 'expired'> {
   return db.$transaction(async (tx) => {
     await tx.$queryRaw`SELECT pg_advisory_xact_lock(7233002)::text AS locked`; // the chain's lock: one consumer at a time
-    const [{ n }] = await tx.$queryRaw<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM pii_audit_log WHERE request_id = ${g.requestId} AND event IN ('grant_consumed', 'record_read')`;
-    if (n > 0) return false;
+    const entries = await auditEntriesFor(tx, g.requestId);
+    if (entries.some((e) => e.event === 'grant_consumed' || e.event === 'record_read')) return 'spent';
+    const ended = g.stillValid(entries);
+    if (ended) return ended;
     await appendAudit(tx, [
       {
         requestId: g.requestId,
@@ -62,6 +47,6 @@ export async function consumeGrant(db: Db, g: Grant): Promise<boolean> {
         details: { table: r.table, messageId: r.messageId, fields: g.fields },
       })),
     ]);
-    return true;
+    return 'consumed';
   });
 }

@@ -8,7 +8,13 @@
 // modules use node:crypto and node:fs: activities and tools only. This file is the public
 // API of the operators and their documents; import from here.
 export { canonicalJson } from './canonical-json';
-export { validateApprovalBody, validateRequestBody, type ApprovalBody, type RecoveryRequestBody } from './documents';
+export {
+  requestDigest,
+  validateApprovalBody,
+  validateRequestBody,
+  type ApprovalBody,
+  type RecoveryRequestBody,
+} from './documents';
 export {
   generateOperatorKeys,
   hasRole,

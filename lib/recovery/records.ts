@@ -102,3 +102,40 @@ export async function decryptRecords(
   }
   return out;
 }
+
+/**
+ * The records of a frozen set that the selector does not name (or that no longer exist):
+ * checked again at decryption, so a record set can only ever hold what the signed request
+ * selects. Reads only IDs, owners and masks (the operators' role may run it too).
+ */
+export async function recordsOutsideSelector(db: Db, selector: Selector, records: RecordRef[]): Promise<RecordRef[]> {
+  const ids = (table: RecordRef['table']) => records.filter((r) => r.table === table).map((r) => r.messageId);
+  let matching: { table: RecordRef['table']; messageId: string }[];
+  if ('messageIds' in selector) {
+    matching = await db.$queryRaw<RecordRef[]>`
+      SELECT 'user_logins' AS "table", message_id AS "messageId" FROM user_logins
+       WHERE message_id = ANY(${ids('user_logins')}::text[]) AND message_id = ANY(${selector.messageIds}::text[])
+      UNION ALL
+      SELECT 'quarantine', message_id FROM quarantine
+       WHERE message_id = ANY(${ids('quarantine')}::text[]) AND message_id = ANY(${selector.messageIds}::text[])`;
+  } else if ('userId' in selector) {
+    matching = await db.$queryRaw<RecordRef[]>`
+      SELECT 'user_logins' AS "table", message_id AS "messageId" FROM user_logins
+       WHERE message_id = ANY(${ids('user_logins')}::text[]) AND user_id = ${selector.userId}`;
+  } else {
+    matching = await db.$queryRaw<RecordRef[]>`
+      SELECT 'user_logins' AS "table", message_id AS "messageId" FROM user_logins
+       WHERE message_id = ANY(${ids('user_logins')}::text[])
+         AND (masked_ip = ${selector.fingerprint} OR masked_device_id = ${selector.fingerprint})`;
+  }
+  const found = new Set(matching.map((r) => `${r.table}:${r.messageId}`));
+  return records.filter((r) => !found.has(`${r.table}:${r.messageId}`));
+}
+
+/** Whose each record is: the user ID of every row (quarantine entries have none), for an approver to see. */
+export async function recordOwners(db: Db, records: RecordRef[]): Promise<Map<string, string>> {
+  const ids = records.filter((r) => r.table === 'user_logins').map((r) => r.messageId);
+  const rows = await db.$queryRaw<{ message_id: string; user_id: string }[]>`
+    SELECT message_id, user_id FROM user_logins WHERE message_id = ANY(${ids}::text[])`;
+  return new Map(rows.map((r) => [r.message_id, r.user_id]));
+}

@@ -81,6 +81,7 @@ function approvalBody(overrides: Record<string, unknown> = {}): ApprovalBody {
     operator: 'bob',
     decision: 'approve',
     recordSetHash: 'c'.repeat(64),
+    requestDigest: 'd'.repeat(64),
     comment: 'Checked the ticket',
     issuedAt: isoAgo(5_000),
     ...overrides,
@@ -424,6 +425,11 @@ describe('validateRequestBody / validateApprovalBody', () => {
     expect(validateRequestBody(requestBody())).toBeNull();
     expect(validateApprovalBody(approvalBody())).toBeNull();
     expect(validateApprovalBody(approvalBody({ decision: 'deny', comment: 'no ticket\nfor this' }))).toBeNull();
+    const { requestDigest: _digest, ...undigested } = approvalBody();
+    expect(validateApprovalBody(undigested)).toMatch(/must carry the requestDigest/);
+    expect(validateApprovalBody(approvalBody({ requestDigest: 'D'.repeat(64) }))).toMatch(
+      /requestDigest must be 64 lower-case hex/,
+    );
     expect(validateRequestBody(null)).toMatch(/must be an object, got null/);
     expect(validateRequestBody([requestBody()])).toMatch(/got an array/);
     expect(validateApprovalBody(approvalBody({ decision: 'yes' }))).toBe('decision must be approve or deny');

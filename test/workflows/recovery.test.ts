@@ -8,7 +8,7 @@
 import crypto from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { ApprovalVerdict, Authorisation } from '../../activities/recovery';
+import type { Authorisation, DecisionVerdict, ExpiryOutcome } from '../../activities/recovery';
 import type { RecoveryResult, RecoveryStatus } from '../../workflows/recovery';
 import { startTestEnv, withWorker } from './env';
 
@@ -27,13 +27,13 @@ const signedRequest = (requestId: string) => ({
   body: { type: 'pii-recovery-request', requestId, operator: 'alice' },
   signature: 'c2lnbmF0dXJl',
 });
-const signedDecision = (requestId: string, decision: 'approve' | 'deny') => ({
-  body: { type: 'pii-recovery-approval', requestId, operator: 'bob', decision },
-  signature: 'c2lnbmF0dXJl',
-});
 
-/** Recovery activities that authorise with a deadline `APPROVAL_TIMEOUT_MS` after authorisation, and record every call. */
-function recordingActivities() {
+/**
+ * Recovery activities that authorise with a deadline `APPROVAL_TIMEOUT_MS` after
+ * authorisation, and record every call; `trail.decision` is what the audit trail holds (the
+ * approvers write it there, not to the workflow).
+ */
+function recordingActivities(trail: { decision: 'approve' | 'deny' | null } = { decision: null }) {
   const calls: { activity: string; args: unknown[]; workflowId: string; at: number }[] = [];
   /** Each call with the test server's clock when it came (workflow time, which skips ahead). */
   const record = async (activity: string, args: unknown[]) =>
@@ -63,19 +63,25 @@ function recordingActivities() {
           fields: ['ip'],
           records: [{ table: 'user_logins', messageId: 'm-1' }],
           recordSetHash: 'a'.repeat(64),
+          requestDigest: 'b'.repeat(64),
           approvalRequired: true,
           expiresAt,
         };
       },
-      async verifyApproval(signed: unknown): Promise<ApprovalVerdict> {
-        await record('verifyApproval', [signed]);
-        return { ok: true, approver: 'bob', decision: (signed as { body: { decision: 'approve' | 'deny' } }).body.decision };
+      async judgeDecision(...args: unknown[]): Promise<DecisionVerdict> {
+        await record('judgeDecision', args);
+        return trail.decision
+          ? { decided: true, approver: 'bob', decision: trail.decision }
+          : { decided: false, code: 'no_decision', detail: 'none yet' };
       },
-      async expireRequest(...args: unknown[]): Promise<void> {
+      async expireRequest(...args: unknown[]): Promise<ExpiryOutcome> {
         await record('expireRequest', args);
+        return trail.decision
+          ? { expired: false, verdict: { decided: true, approver: 'bob', decision: trail.decision } }
+          : { expired: true };
       },
-      async recoverRecords(input: unknown) {
-        await record('recoverRecords', [input]);
+      async recoverRecords(...args: unknown[]) {
+        await record('recoverRecords', args);
         return { records: 1, sealed: { v: 1, ephemeralPublicKey: 'e', nonce: 'n', ciphertext: 'c' } };
       },
     },
@@ -117,31 +123,39 @@ test('a request nobody decides on expires at its deadline: the expiry is audited
   expect(Date.now() - started).toBeLessThan(30_000); // an hour of workflow time, skipped
 });
 
-test('a decision that arrives before the deadline is what the recovery runs on; the request does not expire', async () => {
-  const { calls, activities } = recordingActivities();
+test('a decision that reaches the trail before the deadline is what the recovery runs on; the request does not expire', async () => {
+  const trail: { decision: 'approve' | 'deny' | null } = { decision: null };
+  const { calls, activities } = recordingActivities(trail);
   await withWorker(env, activities, async (taskQueue) => {
     const { handle, requestId } = await startRecovery(taskQueue);
     await env.sleep(APPROVAL_TIMEOUT_MS - 60_000); // 59 of the 60 minutes pass
-    const approval = signedDecision(requestId, 'approve');
-    expect(await handle.executeUpdate('decision', { args: [approval] })).toEqual({
-      ok: true,
-      approver: 'bob',
-      decision: 'approve',
-    });
+    // A nudge with nothing in the trail changes nothing; whatever it carries is ignored.
+    expect(await handle.executeUpdate('decision', { args: [{ forged: true }] })).toMatchObject({ decided: false });
+    trail.decision = 'approve';
+    expect(await handle.executeUpdate('decision')).toEqual({ decided: true, approver: 'bob', decision: 'approve' });
     const result = (await handle.result()) as RecoveryResult;
     expect(result).toMatchObject({ status: 'completed', requestId, records: 1 });
-    expect(calls.map((c) => c.activity)).toEqual(['authoriseRequest', 'verifyApproval', 'recoverRecords']);
-    // The recovery gets the signed request and the signed approval as they came in, for its own checks.
-    expect(calls[2].args).toEqual([{ signedRequest: signedRequest(requestId), signedApproval: approval }]);
+    expect(calls.map((c) => c.activity)).toEqual(['authoriseRequest', 'judgeDecision', 'judgeDecision', 'recoverRecords']);
+    // The activities take nothing from the workflow: they read the trail of the calling workflow's request.
+    expect(calls.slice(1).map((c) => c.args)).toEqual([[], [], []]);
+  });
+});
+
+test('a decision in the trail that no nudge announced is found at the deadline and followed', async () => {
+  const { calls, activities } = recordingActivities({ decision: 'approve' });
+  await withWorker(env, activities, async (taskQueue) => {
+    const { handle, requestId } = await startRecovery(taskQueue);
+    expect(await handle.result()).toMatchObject({ status: 'completed', requestId });
+    expect(calls.map((c) => c.activity)).toEqual(['authoriseRequest', 'expireRequest', 'recoverRecords']);
   });
 });
 
 test('a denial in time ends the request as denied, without recovering anything', async () => {
-  const { calls, activities } = recordingActivities();
+  const { calls, activities } = recordingActivities({ decision: 'deny' });
   await withWorker(env, activities, async (taskQueue) => {
     const { handle, requestId } = await startRecovery(taskQueue);
-    await handle.executeUpdate('decision', { args: [signedDecision(requestId, 'deny')] });
+    await handle.executeUpdate('decision');
     expect(await handle.result()).toEqual({ status: 'denied', requestId, code: 'denied', detail: 'denied by bob' });
-    expect(calls.map((c) => c.activity)).toEqual(['authoriseRequest', 'verifyApproval']);
+    expect(calls.map((c) => c.activity)).toEqual(['authoriseRequest', 'judgeDecision']);
   });
 });
