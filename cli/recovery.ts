@@ -6,17 +6,10 @@ import { verifyAuditChain } from '../lib/recovery/audit';
 import { loadConfig } from '../lib/platform/config';
 import { createDb } from '../lib/platform/db';
 import { generateOperatorKeys, ROLES, writePrivateKey, type RecoveryRequestBody, type Role } from '../lib/recovery';
-import {
-  awaitRecovery,
-  decide,
-  operatorKeyFile,
-  pendingRequests,
-  recordSetToApprove,
-  recoveryStatus,
-  startRecovery,
-  type RecoveryOutcome,
-} from './recovery-client';
-import type { RecoveryStatus } from '../workflows/recovery';
+import type { Config } from '../lib/platform/config';
+import type { Db } from '../lib/platform/db';
+import { awaitRecovery, operatorKeyFile, recoveryStatus, startRecovery, type RecoveryOutcome } from './recovery-client';
+import { approvalProblem, awaitCarriedOut, decideOnTrail, describeShown, pendingRequests, showRequest } from './approval';
 import { log, output, withClient } from './common';
 
 const FIELDS = ['ip', 'device_id', 'body'] as const;
@@ -35,16 +28,18 @@ function rolesOption(value: string): Role[] {
 }
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** What a request asks for, as an approver must see it before signing. */
-function describeRequest(r: RecoveryStatus): string {
-  return [
-    `${r.requestId}  ${r.state}  by ${r.requester}  ticket ${r.ticket}  expires ${r.expiresAt ?? '-'}`,
-    `    reason:     ${r.reason}`,
-    `    selector:   ${JSON.stringify(r.selector)}`,
-    `    fields:     ${r.fields?.join(', ') ?? '?'}`,
-    `    records:    ${r.records ?? '?'}${r.recordSet ? ` (${r.recordSet.map((x) => `${x.table}:${x.messageId}`).join(', ')})` : ''}`,
-    `    record set: ${r.recordSetHash ?? '?'}`,
-  ].join('\n');
+/** Runs `fn` with the operators' database role (OPERATOR_DATABASE_URL): read the trail, append signed decisions only. */
+async function withOperatorDb<T>(config: Config, fn: (db: Db) => Promise<T>): Promise<T> {
+  if (!config.operatorDatabaseUrl)
+    throw new Error(
+      'OPERATOR_DATABASE_URL is not set: the operators\' commands (requests, approve, deny, audit verify) connect as the operators\' database role (login_ingest_operator; README, "Database roles"), or start the embedded services with `npm run services`',
+    );
+  const db = createDb(config.operatorDatabaseUrl, { maxConnections: 2 });
+  try {
+    return await fn(db);
+  } finally {
+    await db.$disconnect();
+  }
 }
 
 function printOutcome(outcome: RecoveryOutcome): void {
@@ -139,51 +134,105 @@ export function registerRecoveryCommands(program: Command): void {
     program
       .command(decision)
       .description(
-        `${decision === 'approve' ? 'Approve' : 'Deny'} a pending recovery request, signed with your key (you cannot decide on your own).`,
+        `${decision === 'approve' ? 'Approve' : 'Deny'} a pending recovery request: verified from the audit trail on this machine, signed with your key, appended to the trail (you cannot decide on your own).`,
       )
       .argument('<request-id>')
       .requiredOption('--operator <name>', 'you, as named in the operator registry')
       .option('--key <file>', 'your Ed25519 private key (default: DATA_DIR/operators/<name>.key)')
       .option('--comment <text>', 'a note for the audit trail')
       .action(async (requestId: string, opts: { operator: string; key?: string; comment?: string }) => {
-        await withClient(async (client, config) => {
-          const shown = await recoveryStatus(client, requestId);
-          if (decision === 'approve') {
-            const { count } = recordSetToApprove(shown); // throws if the shown records do not match their hash
-            log(`Approving, signed as ${opts.operator}, exactly these ${count} record(s):\n${describeRequest(shown)}`);
-          }
-          const { status, refused } = await decide(
-            client,
-            config,
-            { operator: opts.operator, keyFile: opts.key },
-            requestId,
-            decision,
-            opts.comment,
-          );
-          if (refused) {
-            console.error(`Refused: ${refused} (see the audit trail). The request still waits for a valid decision.`);
-            process.exitCode = 2;
-          } else if (status.state === 'awaiting_approval') {
-            console.error(`Sent, but request ${requestId} has not judged it yet: is a worker running?`);
-            process.exitCode = 1;
-          } else {
-            console.log(`Request ${requestId}: ${status.state}.`);
-          }
-        });
+        await withClient(
+          (client, config) =>
+            withOperatorDb(config, async (db) => {
+              const read = await showRequest(db, client, config, requestId);
+              if (!read.ok && decision === 'approve') {
+                console.error(
+                  `Refused: the audit trail cannot vouch for request ${requestId} (${read.problem}). Nothing was signed.`,
+                );
+                process.exitCode = 3;
+                return;
+              }
+              const shown = read.ok ? read.shown : null;
+              if (shown) log(describeShown(shown));
+              if (decision === 'approve') {
+                const problem = approvalProblem(shown!);
+                if (problem) {
+                  console.error(`Refused: ${problem}. Nothing was signed.`);
+                  process.exitCode = 3;
+                  return;
+                }
+                log(
+                  `Approving, signed as ${opts.operator}, exactly the request and the ${shown!.trail.authorised!.records.length} record(s) above.`,
+                );
+              }
+              const out = await decideOnTrail(
+                db,
+                client,
+                config,
+                { operator: opts.operator, keyFile: opts.key },
+                requestId,
+                decision,
+                shown,
+                opts.comment,
+              );
+              log(`Your signed ${decision === 'approve' ? 'approval' : 'denial'} is in the audit trail; ${out.nudge}.`);
+              if (!out.counted) {
+                const d = out.decision;
+                const why = d.decided
+                  ? `${d.approver}'s ${d.decision === 'approve' ? 'approval' : 'denial'} came first and is the decision`
+                  : (d.refused.at(-1)?.detail ?? 'the trail does not hold this request');
+                console.error(`Your decision does not count: ${why}.`);
+                process.exitCode = 2;
+              } else if (decision === 'approve') {
+                console.log(`Request ${requestId}: approved; ${await awaitCarriedOut(db, requestId)}.`);
+              } else {
+                console.log(`Request ${requestId}: denied. The denial is final.`);
+              }
+            }),
+          ['temporal', 'database'],
+        );
       });
   }
 
   program
     .command('requests')
-    .description('List the recovery requests that are still running (awaiting approval or being processed).')
-    .option('--json', 'as one JSON array')
+    .description(
+      'List the recovery requests awaiting a decision, as the audit trail holds them and verified on this machine; workflows that contradict the trail are reported as attacks.',
+    )
+    .option('--json', 'as one JSON object { pending, unverified }')
     .action((opts: { json?: boolean }) =>
-      withClient(async (client) => {
-        const pending = await pendingRequests(client);
-        output(opts.json, pending, () =>
-          pending.length ? pending.map(describeRequest).join('\n') : 'No pending recovery requests.',
-        );
-      }),
+      withClient(
+        (client, config) =>
+          withOperatorDb(config, async (db) => {
+            const { pending, unverified } = await pendingRequests(db, client, config);
+            const json = {
+              pending: pending.map((s) => ({
+                requestId: s.requestId,
+                requester: s.trail.request.operator,
+                reason: s.trail.request.reason,
+                ticket: s.trail.request.ticket,
+                selector: s.trail.request.selector,
+                fields: s.trail.request.fields,
+                records: s.trail.authorised?.records.map((r) => ({ ...r, userId: s.owners.get(r.messageId) ?? null })) ?? [],
+                recordSetHash: s.trail.authorised?.recordSetHash ?? null,
+                requestDigest: s.trail.digest,
+                expiresAt: s.trail.authorised?.expiresAt ?? null,
+                contradictions: s.contradictions,
+              })),
+              unverified,
+            };
+            output(opts.json, json, () =>
+              [
+                pending.length ? pending.map(describeShown).join('\n') : 'No pending recovery requests.',
+                ...unverified.map(
+                  (u) => `!! ${u.requestId}: NOT A REQUEST the trail vouches for (${u.problem}); do not approve it.`,
+                ),
+              ].join('\n'),
+            );
+            if (unverified.length || pending.some((s) => s.contradictions.length)) process.exitCode = 3;
+          }),
+        ['temporal', 'database'],
+      ),
     );
 
   program
@@ -194,8 +243,7 @@ export function registerRecoveryCommands(program: Command): void {
     .option('--json', 'the result as one JSON object (exit code 1 when broken, too)')
     .action(async (opts: { json?: boolean }) => {
       const config = loadConfig(process.env, ['database']);
-      const db = createDb(config.databaseUrl);
-      try {
+      await withOperatorDb(config, async (db) => {
         const result = await verifyAuditChain(db);
         if (opts.json) {
           console.log(JSON.stringify(result));
@@ -208,9 +256,7 @@ export function registerRecoveryCommands(program: Command): void {
           for (const b of result.breaks) console.error(`  ${b.problem}`);
           process.exitCode = 1;
         }
-      } finally {
-        await db.$disconnect();
-      }
+      });
     });
 
   program

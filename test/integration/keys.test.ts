@@ -9,7 +9,8 @@ import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-r
 import { loadCodecKeys } from '../../lib/pii/keyring';
 import { sampleBodies } from '../../lib/ingest/load';
 import { generateOperatorKeys, writePrivateKey } from '../../lib/recovery';
-import { awaitRecovery, decide, operatorKeyFile, recoveryStatus, startRecovery } from '../../cli/recovery-client';
+import { awaitRecovery, operatorKeyFile, recoveryStatus, startRecovery } from '../../cli/recovery-client';
+import { closeOperatorDb, decide } from './decisions';
 import { sendMessages } from '../../lib/ingest/sqs';
 import { reencryptWorkflow } from '../../workflows/reencrypt';
 import { createDatabase, findPlaintext, runClient, SAMPLE, SAMPLE_PII, startPipeline, type Pipeline } from './helpers';
@@ -45,6 +46,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (p) await closeOperatorDb(p);
   await pg?.end();
   await p?.close();
 });
@@ -106,7 +108,7 @@ test('after the rotation, old and new rows decrypt through an approved recovery'
   );
   for (let i = 0; i < 50 && (await recoveryStatus(p.client, id).catch(() => null))?.state !== 'awaiting_approval'; i++)
     await new Promise((r) => setTimeout(r, 100));
-  await decide(p.client, p.config, { operator: 'bob' }, id, 'approve');
+  await decide(p, 'bob', id, 'approve');
   const outcome = await awaitRecovery(p.client, p.config, id);
   if (!('records' in outcome)) throw new Error(JSON.stringify(outcome.result));
   expect(outcome.records).toHaveLength(2);

@@ -16,11 +16,12 @@ import { Client as PgClient } from 'pg';
 import { recoveryWorkflowId } from '../../lib/contract/names';
 import { appendAudit, auditEntriesFor, verifyAuditChain } from '../../lib/recovery/audit';
 import { EncryptionCodec } from '../../lib/pii/codec';
-import { createDb } from '../../lib/platform/db';
+import { createDb, type Db } from '../../lib/platform/db';
 import { checkAuditRole } from '../../recovery-worker';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
 import { sampleBodies } from '../../lib/ingest/load';
 import {
+  requestDigest,
   generateOperatorKeys,
   readPrivateKey,
   sign,
@@ -37,18 +38,24 @@ import { sendMessages } from '../../lib/ingest/sqs';
 import { dataConverter } from '../../lib/platform/temporal';
 import { decisionUpdate, recoveryWorkflow, type RecoveryStatus } from '../../workflows/recovery';
 import { attackWorkflow, type Attack, type AttackOutcome } from './attacker/workflows';
+import { appendDecision, closeOperatorDb, decide, operatorDb } from './decisions';
+import { describeShown, pendingRequests, showRequest } from '../../cli/approval';
+import { createRecoveryActivities } from '../../activities/recovery';
+import { recordSetHash } from '../../lib/recovery/records';
 import { asAppRole, createDatabase, runClient, SAMPLE, startPipeline, testServices, type Pipeline } from './helpers';
 
 let p: Pipeline;
 let app: PgClient;
 let owner: PgClient;
+/** As the recovery worker's role: the one writer of the recovery's own entries. */
+let recoveryDb: Db;
 let sampleIds: string[];
 let plainClient: Client;
 let attackerConnection: NativeConnection;
 const attackers: { worker: Worker; run: Promise<void> }[] = [];
 const queues = { plain: `attacker-plain-${crypto.randomUUID()}`, codec: `attacker-codec-${crypto.randomUUID()}` };
 
-const OPERATORS: Record<string, Role[]> = { alice: ['pii-requester'], bob: ['pii-approver'] };
+const OPERATORS: Record<string, Role[]> = { alice: ['pii-requester'], bob: ['pii-approver'], dave: ['pii-approver'] };
 const key = (name: string) => readPrivateKey(operatorKeyFile(p.config, name));
 
 function requestBody(overrides: Partial<RecoveryRequestBody> = {}): RecoveryRequestBody {
@@ -103,10 +110,10 @@ async function startLegit(overrides: Partial<RecoveryRequestBody> = {}) {
 /** A completed legitimate recovery: its signed request and approval are what an attacker could capture. */
 async function completedLegit() {
   const legit = await startLegit();
-  const approval = approvalOf(legit.body.requestId, legit.status.recordSetHash!);
-  expect(await legit.handle.executeUpdate(decisionUpdate, { args: [approval] })).toMatchObject({ ok: true });
+  expect(await decide(p, 'bob', legit.body.requestId, 'approve')).toMatchObject({ counted: true });
   expect(await legit.handle.result()).toMatchObject({ status: 'completed', records: 2 });
-  return { ...legit, approval };
+  const entry = (await auditEntriesFor(p.db, legit.body.requestId)).find((e) => e.event === 'decision_signed')!;
+  return { ...legit, approval: { body: entry.details.document, signature: entry.details.signature } };
 }
 
 /** What the trail says was read for a request: grant consumptions, records read, completions. */
@@ -172,6 +179,7 @@ beforeAll(async () => {
     lines.push(keys.registryLine);
   }
   fs.writeFileSync(p.config.recovery.operatorsFile, lines.join('\n') + '\n');
+  recoveryDb = createDb(p.config.recoveryDatabaseUrl);
   app = new PgClient({ connectionString: p.config.databaseUrl });
   owner = new PgClient({ connectionString: p.ownerDatabaseUrl });
   await app.connect();
@@ -204,6 +212,8 @@ afterAll(async () => {
   await plainClient?.connection.close();
   await app?.end();
   await owner?.end();
+  if (p) await closeOperatorDb(p);
+  await recoveryDb?.$disconnect();
   await p?.close();
 });
 
@@ -219,7 +229,8 @@ describe('a foreign workflow scheduling the recovery activities directly', () =>
       );
       expect(outcome.ok).toBe(false);
       if (via === 'plain') expect(outcome.error).toMatch(/unencrypted payload/);
-      else expect(outcome).toMatchObject({ type: 'bad_request', error: expect.stringMatching(/unsigned/) });
+      // The activity reads the request from the trail, not from its input: there is none for this ID.
+      else expect(outcome).toMatchObject({ type: 'not_authorised', error: expect.stringMatching(/trail holds no request/) });
     }
     expect(await reads(body.requestId)).toEqual([]);
     expect((await auditEntriesFor(p.db, body.requestId)).filter((e) => e.actor === 'alice')).toEqual([]);
@@ -245,6 +256,7 @@ describe('a foreign workflow scheduling the recovery activities directly', () =>
     const body = requestBody();
     const signed = sign(body, key('alice'));
     const forgedApproval = approvalOf(body.requestId, 'f'.repeat(64));
+    // Handed to the decrypting activity as input, as the activity once took them: it reads the trail instead.
     const outcome = await attack(
       'codec',
       'recoverRecords',
@@ -263,23 +275,28 @@ describe('a foreign workflow scheduling the recovery activities directly', () =>
       ok: true,
       result: { ok: false, code: 'replayed' },
     });
-    // An approval judged for nobody's request writes no decision.
-    expect(await attack('codec', 'verifyApproval', [legit.approval])).toMatchObject({
+    // Judging decisions for nobody's request: refused; for the finished one, the trail's decision again, written once.
+    expect(await attack('codec', 'judgeDecision', [legit.approval])).toMatchObject({ ok: false, type: 'not_a_recovery' });
+    expect(await attack('codec', 'judgeDecision', [], recoveryWorkflowId(id))).toMatchObject({
       ok: true,
-      result: { ok: false, code: 'not_authorised' },
+      result: { decided: true, decision: 'approve', approver: 'bob' },
     });
     expect(await attack('codec', 'expireRequest', [])).toMatchObject({ ok: false, type: 'not_a_recovery' });
-    expect(await attack('codec', 'expireRequest', [], recoveryWorkflowId(id))).toMatchObject({ ok: false });
+    // Under the finished run's ID: the trail's decision, nothing expired.
+    expect(await attack('codec', 'expireRequest', [], recoveryWorkflowId(id))).toMatchObject({
+      ok: true,
+      result: { expired: false, verdict: { decided: true, decision: 'approve' } },
+    });
     expect(
       (await attack('codec', 'recordDecision', [{ requestId: id, event: 'approved', actor: 'bob', details: {} }])).error,
     ).toMatch(/not registered|recordDecision/);
     // The ingest task queue (where the original attack scheduled them) runs no recovery activity at all.
-    for (const activity of ['recoverRecords', 'authoriseRequest', 'verifyApproval']) {
+    for (const activity of ['recoverRecords', 'authoriseRequest', 'judgeDecision']) {
       expect((await attack('codec', activity, [legit.signed], undefined, p.config.temporal.taskQueue)).error).toMatch(
         /not registered/,
       );
     }
-    for (const activity of ['authoriseRequest', 'verifyApproval', 'recoverRecords', 'expireRequest']) {
+    for (const activity of ['authoriseRequest', 'judgeDecision', 'recoverRecords', 'expireRequest']) {
       expect((await attack('plain', activity, [legit.signed])).error).toMatch(/unencrypted payload/);
     }
     const events = (await auditEntriesFor(p.db, id)).map((e) => e.event);
@@ -299,17 +316,12 @@ describe('a foreign workflow scheduling the recovery activities directly', () =>
     };
     const outcome = await attack('codec', 'authoriseRequest', [hostile]);
     expect(outcome).toMatchObject({ ok: true, result: { ok: false, requestId: 'unknown', code: 'malformed' } });
-    const approvalWithSurrogates = {
-      body: { type: 'pii-recovery-approval', requestId: '\udc00', comment: 'x\ud800' },
-      signature: '\ud800',
-    };
-    expect(await attack('codec', 'verifyApproval', [approvalWithSurrogates])).toMatchObject({ ok: true, result: { ok: false } });
     const check = await verifyAuditChain(p.db);
     expect(check).toMatchObject({ ok: true });
     const unknown = await auditEntriesFor(p.db, 'unknown');
     expect(unknown.length).toBeGreaterThanOrEqual(2);
     // Written straight through the append function too: whatever the details, stored and hashed as stored.
-    const [stored] = await appendAudit(p.db, [
+    const [stored] = await appendAudit(recoveryDb, [
       {
         requestId: 'not-a-uuid\ud800',
         event: 'request_refused',
@@ -358,9 +370,7 @@ test('a selector that grows after authorisation: the approver approves, and gets
   expect((await app.query('SELECT count(*)::int AS n FROM user_logins WHERE user_id = $1', [userId])).rows[0].n).toBe(
     frozen.length + 1,
   );
-  expect(
-    await legit.handle.executeUpdate(decisionUpdate, { args: [approvalOf(legit.body.requestId, legit.status.recordSetHash!)] }),
-  ).toMatchObject({ ok: true });
+  expect(await decide(p, 'bob', legit.body.requestId, 'approve')).toMatchObject({ counted: true });
   const result = await legit.handle.result();
   expect(result).toMatchObject({ status: 'completed', records: frozen.length });
   const read = (await auditEntriesFor(p.db, legit.body.requestId))
@@ -370,25 +380,32 @@ test('a selector that grows after authorisation: the approver approves, and gets
   expect(read).not.toContain(late);
 });
 
-test('an approval of another record set, or replayed onto another request, does not count', async () => {
+test('an approval of another record set, or of another request, does not count', async () => {
   const first = await startLegit();
   const second = await startLegit();
-  // The second request's approval, replayed onto the first; an approval of a record set the approver was not shown.
-  const forSecond = approvalOf(second.body.requestId, second.status.recordSetHash!);
-  expect(await first.handle.executeUpdate(decisionUpdate, { args: [forSecond] })).toMatchObject({
-    ok: false,
-    code: 'wrong_request',
+  const id = first.body.requestId;
+  // Signed over the second request's digest and record set, appended to the first's trail.
+  await appendDecision(p, 'bob', {
+    requestId: id,
+    decision: 'approve',
+    requestDigest: second.status.requestDigest!,
+    recordSetHash: first.status.recordSetHash!,
   });
-  expect(
-    await first.handle.executeUpdate(decisionUpdate, { args: [approvalOf(first.body.requestId, 'a'.repeat(64))] }),
-  ).toMatchObject({ ok: false, code: 'wrong_record_set' });
-  expect(await reads(first.body.requestId)).toEqual([]);
+  expect(await first.handle.executeUpdate(decisionUpdate)).toMatchObject({ decided: false, code: 'wrong_request_digest' });
+  await appendDecision(p, 'bob', {
+    requestId: id,
+    decision: 'approve',
+    requestDigest: first.status.requestDigest!,
+    recordSetHash: 'a'.repeat(64),
+  });
+  expect(await first.handle.executeUpdate(decisionUpdate)).toMatchObject({ decided: false, code: 'wrong_record_set' });
+  expect(await reads(id)).toEqual([]);
   await first.handle.terminate('test over');
   await second.handle.terminate('test over');
 });
 
 test('a database error that retrying cannot fix fails the recovery at once instead of retrying without end', async () => {
-  await owner.query('REVOKE SELECT ON user_logins FROM login_ingest_app');
+  await owner.query('REVOKE SELECT ON user_logins FROM login_ingest_recovery');
   try {
     const body = requestBody();
     const started = Date.now();
@@ -402,7 +419,7 @@ test('a database error that retrying cannot fix fails the recovery at once inste
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(await reads(body.requestId)).toEqual([]);
   } finally {
-    await owner.query('GRANT SELECT ON user_logins TO login_ingest_app');
+    await owner.query('GRANT SELECT ON user_logins TO login_ingest_recovery');
   }
 });
 
@@ -534,11 +551,15 @@ describe("the application's database role and the audit trail", () => {
     await expect(app.query(`SELECT * FROM pii_audit_append('not-a-uuid', 'approved', null, '{}')`)).rejects.toThrow(
       /request_id must be a lower-case UUID or unknown/,
     );
+    // Nor can it append the recovery's entries (migration 0006).
+    await expect(
+      app.query(`SELECT * FROM pii_audit_append($1, 'request_refused', null, '{"code": "test"}')`, [crypto.randomUUID()]),
+    ).rejects.toThrow(/written by login_ingest_recovery only/);
     // The function has no parameter for id, time, prev_hash or hash: what it appends chains.
-    const appended = (
-      await app.query(`SELECT * FROM pii_audit_append($1, 'request_refused', null, '{"code": "test"}')`, [crypto.randomUUID()])
-    ).rows[0];
-    expect(appended.prev_hash).toBe(last.hash);
+    const [appended] = await appendAudit(recoveryDb, [
+      { requestId: crypto.randomUUID(), event: 'request_refused', actor: null, details: { code: 'test' } },
+    ]);
+    expect(appended.prevHash).toBe(last.hash);
     expect(await verifyAuditChain(p.db)).toMatchObject({ ok: true });
     // The owner, who can, is not the application: the triggers and grants are its to change.
     expect((await owner.query(`SELECT tableowner FROM pg_tables WHERE tablename = 'pii_audit_log'`)).rows[0].tableowner).toBe(
@@ -612,5 +633,210 @@ describe("the application's database role and the audit trail", () => {
       [a, 'edited'],
       [ids[ids.length - 1], 'gap'],
     ]);
+  });
+});
+
+describe("the requester alone, with an operator's means (issue 18): namespace, codec key, the CLI's database role, a worker of their own", () => {
+  /** The requester's own `recoveryWorkflow` under the real workflow ID, on the requester's worker (attacker/workflows.ts). */
+  async function startImpostor(body: RecoveryRequestBody, lie: Record<string, unknown>, authorise = true) {
+    const handle = await p.client.workflow.start('recoveryWorkflow', {
+      workflowId: recoveryWorkflowId(body.requestId),
+      taskQueue: queues.codec,
+      args: [sign(body, key('alice')), { activityTaskQueue: p.config.temporal.recoveryTaskQueue, authorise, lie }],
+    });
+    if (authorise)
+      for (let i = 0; i < 100 && !(await auditEntriesFor(p.db, body.requestId)).some((e) => e.event === 'authorised'); i++)
+        await new Promise((r) => setTimeout(r, 100));
+    return handle;
+  }
+  /** Tells the impostor to call the decrypting activity, and returns what it got. */
+  async function goDecrypt(handle: Awaited<ReturnType<typeof startImpostor>>): Promise<AttackOutcome> {
+    await handle.signal('go');
+    return (await handle.result()) as AttackOutcome;
+  }
+
+  test('a lying recoveryWorkflow: the approver is shown the signed request, sees the lie as an attack and signs nothing; nothing is decrypted', async () => {
+    const body = requestBody({ reason: 'curious about this user', ticket: 'X-1' });
+    const handle = await startImpostor(body, { requester: 'dave', reason: 'Court order 2026/117', ticket: 'LEGAL-117' });
+    expect(await recoveryStatus(p.client, body.requestId)).toMatchObject({ requester: 'dave', ticket: 'LEGAL-117' });
+    const shown = await showRequest(operatorDb(p), p.client, p.config, body.requestId);
+    if (!shown.ok) throw new Error(shown.problem);
+    expect(shown.shown.trail.request).toMatchObject({ operator: 'alice', reason: 'curious about this user', ticket: 'X-1' });
+    expect(shown.shown.contradictions.join('\n')).toMatch(/requester: the workflow says "dave", the signed request "alice"/);
+    expect(describeShown(shown.shown)).toMatch(/ATTACK/);
+    expect(await decide(p, 'bob', body.requestId, 'approve')).toMatchObject({
+      counted: false,
+      refused: expect.stringMatching(/^cli:ATTACK/),
+    });
+    const listed = await pendingRequests(operatorDb(p), p.client, p.config);
+    expect(listed.pending.find((r) => r.requestId === body.requestId)?.contradictions.length).toBeGreaterThan(0);
+    expect(await goDecrypt(handle)).toMatchObject({ ok: false, type: 'not_authorised' });
+    expect(await reads(body.requestId)).toEqual([]);
+  });
+
+  test('a denial the workflow drops still reaches the trail and is final: a second approver approving after it decrypts nothing', async () => {
+    const body = requestBody();
+    const handle = await startImpostor(body, {});
+    const denied = await decide(p, 'bob', body.requestId, 'deny', { wait: false });
+    expect(denied).toMatchObject({ counted: true });
+    // The CLI refuses to approve a denied request; an approval appended anyway does not count.
+    expect(await decide(p, 'dave', body.requestId, 'approve')).toMatchObject({
+      counted: false,
+      refused: expect.stringMatching(/denied/),
+    });
+    const shown = await showRequest(operatorDb(p), null, p.config, body.requestId);
+    if (!shown.ok) throw new Error(shown.problem);
+    await appendDecision(p, 'dave', {
+      requestId: body.requestId,
+      decision: 'approve',
+      requestDigest: shown.shown.trail.digest,
+      recordSetHash: shown.shown.trail.authorised!.recordSetHash,
+    });
+    expect(await goDecrypt(handle)).toMatchObject({ ok: false, type: 'denied' });
+    expect(await reads(body.requestId)).toEqual([]);
+  });
+
+  test("the requester's and the ingest worker's roles cannot append the recovery's entries; the recovery role cannot append decisions", async () => {
+    const id = crypto.randomUUID();
+    const ingestDb = p.db;
+    for (const [db, role] of [
+      [operatorDb(p), 'login_ingest_operator'],
+      [ingestDb, 'login_ingest_app'],
+    ] as const) {
+      for (const event of ['request_received', 'authorised', 'grant_consumed', 'record_read', 'approved'] as const)
+        await expect(appendAudit(db, [{ requestId: id, event, actor: 'alice', details: {} }])).rejects.toThrow(
+          new RegExp(`${event} entries are written by login_ingest_recovery only, and the login ${role} is not it`),
+        );
+    }
+    await expect(appendAudit(ingestDb, [{ requestId: id, event: 'decision_signed', actor: 'bob', details: {} }])).rejects.toThrow(
+      /written by login_ingest_operator only/,
+    );
+    await expect(
+      appendAudit(recoveryDb, [{ requestId: id, event: 'decision_signed', actor: 'bob', details: {} }]),
+    ).rejects.toThrow(/written by login_ingest_operator only/);
+    await expect(appendAudit(recoveryDb, [{ requestId: id, event: 'keys_rotated', actor: null, details: {} }])).rejects.toThrow(
+      /owner role only/,
+    );
+    // A login holding two writer roles speaks for neither.
+    const both = `two_writers_${crypto.randomBytes(3).toString('hex')}`;
+    const admin = new PgClient({ connectionString: testServices().adminDatabaseUrl });
+    await admin.connect();
+    await admin.query(`CREATE ROLE ${both} LOGIN PASSWORD 'pw-${both}' IN ROLE login_ingest_recovery, login_ingest_operator`);
+    const bothUrl = new URL(p.ownerDatabaseUrl);
+    bothUrl.username = both;
+    bothUrl.password = `pw-${both}`;
+    const bothDb = createDb(bothUrl.toString());
+    try {
+      await expect(appendAudit(bothDb, [{ requestId: id, event: 'authorised', actor: null, details: {} }])).rejects.toThrow(
+        /holds more than one writer role/,
+      );
+    } finally {
+      await bothDb.$disconnect();
+      await admin.query(`DROP ROLE ${both}`);
+      await admin.end();
+    }
+    expect(await auditEntriesFor(p.db, id)).toEqual([]);
+  });
+
+  test('a record set over the limit or naming other users, written where only the owner could: the decrypting activity refuses it', async () => {
+    const others = (
+      await owner.query<{ message_id: string; user_id: string }>('SELECT message_id, user_id FROM user_logins ORDER BY id')
+    ).rows;
+    const victim = others[0].user_id;
+    const cases: { selector: RecoveryRequestBody['selector']; rows: typeof others; code: string }[] = [
+      { selector: { userId: victim }, rows: others.slice(0, 30), code: 'forged' }, // 30 > the limit of 5
+      { selector: { userId: victim }, rows: others.filter((r) => r.user_id !== victim).slice(0, 3), code: 'forged' }, // within the limit, other users
+    ];
+    for (const c of cases) {
+      const body = requestBody({ selector: c.selector });
+      const signed = sign(body, key('alice'));
+      const records = c.rows.map((r) => ({ table: 'user_logins' as const, messageId: r.message_id }));
+      const hash = recordSetHash({ requestId: body.requestId, selector: body.selector, fields: body.fields, records });
+      const append = (event: string, details: object) =>
+        owner.query(`SELECT * FROM pii_audit_append($1, $2, 'alice', $3)`, [body.requestId, event, JSON.stringify(details)]);
+      await append('request_received', { document: signed.body, signature: signed.signature });
+      await append('authorised', {
+        records,
+        recordSetHash: hash,
+        expiresAt: new Date(Date.now() + 60_000).toISOString(),
+      });
+      await appendDecision(p, 'bob', {
+        requestId: body.requestId,
+        decision: 'approve',
+        requestDigest: requestDigest(body),
+        recordSetHash: hash,
+      });
+      const handle = await startImpostor(body, {}, false);
+      expect(await goDecrypt(handle)).toMatchObject({ ok: false, type: c.code });
+      expect(await reads(body.requestId)).toEqual([]);
+    }
+  });
+
+  test('an approval and a denial arriving together: exactly one counts, and the run follows it', async () => {
+    const legit = await startLegit();
+    const id = legit.body.requestId;
+    const digests = { requestDigest: legit.status.requestDigest!, recordSetHash: legit.status.recordSetHash! };
+    await Promise.all([
+      appendDecision(p, 'bob', { requestId: id, decision: 'approve', ...digests }),
+      appendDecision(p, 'dave', { requestId: id, decision: 'deny', ...digests }),
+    ]);
+    await Promise.all([
+      legit.handle.executeUpdate(decisionUpdate).catch(() => null),
+      legit.handle.executeUpdate(decisionUpdate).catch(() => null),
+    ]);
+    const result = await legit.handle.result();
+    const entries = await auditEntriesFor(p.db, id);
+    const first = entries.find((e) => e.event === 'decision_signed')!;
+    const verdicts = entries.filter((e) => e.event === 'approved' || e.event === 'denied');
+    expect(verdicts).toHaveLength(1);
+    expect(verdicts[0].details.decisionEntry).toBe(first.id);
+    const firstDecision = (first.details.document as { decision: string }).decision;
+    expect(result.status).toBe(firstDecision === 'approve' ? 'completed' : 'denied');
+    expect((await reads(id)).length > 0).toBe(firstDecision === 'approve');
+  });
+
+  test('a recovery worker whose clock is behind still ends an undecided request as expired', async () => {
+    await p.stopWorker();
+    const connection = await NativeConnection.connect({ address: testServices().temporalAddress });
+    const policy = { ...p.config.recovery, approvalTimeoutSeconds: 2 };
+    const workflows = await Worker.create({
+      connection,
+      taskQueue: p.config.temporal.taskQueue,
+      workflowsPath: require.resolve('../../workflows'),
+      dataConverter: dataConverter(p.keyring),
+    });
+    const recovery = await Worker.create({
+      connection,
+      taskQueue: p.config.temporal.recoveryTaskQueue,
+      activities: createRecoveryActivities({
+        db: recoveryDb,
+        keyring: p.keyring,
+        operatorsFile: p.config.recovery.operatorsFile,
+        policy,
+        now: () => Date.now() - 6000, // six seconds behind the server's timers (the old check allowed five)
+      }),
+      dataConverter: dataConverter(p.keyring, { requireEncrypted: true }),
+    });
+    const running = Promise.all([workflows.run(), recovery.run()]);
+    try {
+      const body = requestBody();
+      const result = await p.client.workflow.execute(recoveryWorkflow, {
+        workflowId: recoveryWorkflowId(body.requestId),
+        taskQueue: p.config.temporal.taskQueue,
+        args: [sign(body, key('alice')), { activityTaskQueue: p.config.temporal.recoveryTaskQueue }],
+      });
+      expect(result).toMatchObject({ status: 'expired' });
+      expect((await auditEntriesFor(p.db, body.requestId)).map((e) => e.event)).toEqual([
+        'request_received',
+        'authorised',
+        'expired',
+      ]);
+    } finally {
+      workflows.shutdown();
+      recovery.shutdown();
+      await running;
+      await connection.close();
+      await p.restartWorker();
+    }
   });
 });

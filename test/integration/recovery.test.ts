@@ -23,18 +23,12 @@ import {
   type RecoveryRequestBody,
   type Role,
 } from '../../lib/recovery';
-import {
-  awaitRecovery,
-  decide,
-  operatorKeyFile,
-  recoveryStatus,
-  startRecovery,
-  type NewRequest,
-} from '../../cli/recovery-client';
+import { awaitRecovery, operatorKeyFile, recoveryStatus, startRecovery, type NewRequest } from '../../cli/recovery-client';
+import { closeOperatorDb, decide } from './decisions';
 import { newRecipientKeys } from '../../lib/pii/sealed';
 import { sendMessages } from '../../lib/ingest/sqs';
 import { findOrInstallTemporalCli } from '../../services/temporal-cli';
-import { decisionUpdate, recoveryWorkflow } from '../../workflows/recovery';
+import { recoveryWorkflow } from '../../workflows/recovery';
 import { findPlaintext, SAMPLE, SAMPLE_PII, startPipeline, testServices, type Pipeline } from './helpers';
 
 const exec = promisify(execFile);
@@ -75,12 +69,6 @@ const waitFor = async (requestId: string, state: string) => {
   }
   throw new Error(`request ${requestId} never reached ${state}`);
 };
-/** A signed approval as an approver's CLI makes it. */
-const signedApproval = (operator: string, requestId: string, recordSetHash: string, decision: 'approve' | 'deny' = 'approve') =>
-  sign(
-    { type: 'pii-recovery-approval', requestId, operator, decision, recordSetHash, issuedAt: new Date().toISOString() },
-    readPrivateKey(operatorKeyFile(p.config, operator)),
-  );
 const decryptedFor = async (requestId: string) =>
   (await auditEntriesFor(p.db, requestId)).filter((e) => e.event === 'record_read');
 
@@ -113,6 +101,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (p) await closeOperatorDb(p);
   await pg?.end();
   await p?.close();
 });
@@ -120,10 +109,7 @@ afterAll(async () => {
 test('an approved recovery returns exactly the original IP and device ID, sealed to the requester', async () => {
   const id = await startRecovery(p.client, p.config, as('alice'), request());
   await waitFor(id, 'awaiting_approval');
-  expect(await decide(p.client, p.config, as('bob'), id, 'approve')).toMatchObject({
-    refused: null,
-    status: { state: 'completed' },
-  });
+  expect(await decide(p, 'bob', id, 'approve')).toMatchObject({ counted: true, refused: null, state: 'completed' });
   const outcome = await awaitRecovery(p.client, p.config, id);
   if (!('records' in outcome)) throw new Error(`not completed: ${JSON.stringify(outcome.result)}`);
   const byId = Object.fromEntries(outcome.records.map((r) => [r.messageId, r]));
@@ -139,6 +125,7 @@ test('an approved recovery returns exactly the original IP and device ID, sealed
   expect(trail).toEqual([
     'request_received',
     'authorised',
+    'decision_signed',
     'approved',
     'grant_consumed',
     'record_read',
@@ -150,11 +137,11 @@ test('an approved recovery returns exactly the original IP and device ID, sealed
   const entries = await auditEntriesFor(p.db, id);
   for (const [event, operator] of [
     ['request_received', 'alice'],
-    ['approved', 'bob'],
+    ['decision_signed', 'bob'],
   ] as const) {
     const e = entries.find((x) => x.event === event)!;
     const publicKey = registry.byName.get(operator)!.publicKey;
-    expect(e.details.keyFingerprint).toBe(keyFingerprint(publicKey));
+    if (event === 'request_received') expect(e.details.keyFingerprint).toBe(keyFingerprint(publicKey));
     const key = crypto.createPublicKey({
       key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey, 'base64').toString('base64url') },
       format: 'jwk',
@@ -183,7 +170,7 @@ test('a quarantined body comes back exactly as received', async () => {
     request({ selector: { messageIds: [quarantinedId] }, fields: ['body'] }),
   );
   await waitFor(id, 'awaiting_approval');
-  await decide(p.client, p.config, as('bob'), id, 'approve');
+  await decide(p, 'bob', id, 'approve');
   const outcome = await awaitRecovery(p.client, p.config, id);
   if (!('records' in outcome)) throw new Error('not completed');
   const original = sampleBodies()[sampleIds.indexOf(quarantinedId)];
@@ -229,25 +216,25 @@ test('a replayed request is refused: under another workflow ID, and again under 
   await waitFor(body.requestId, 'awaiting_approval');
   const other = await (await start(`${recoveryWorkflowId(body.requestId)}-copy`)).result();
   expect(other).toMatchObject({ status: 'refused', code: 'replayed' });
-  await decide(p.client, p.config, as('bob'), body.requestId, 'deny');
+  await decide(p, 'bob', body.requestId, 'deny');
   expect(await first.result()).toMatchObject({ status: 'denied' });
   // The same signed request once more, under its own ID (a reuse policy that allows it).
   expect(await (await start(recoveryWorkflowId(body.requestId))).result()).toMatchObject({ status: 'refused', code: 'replayed' });
   expect(await decryptedFor(body.requestId)).toEqual([]);
 });
 
-test('approvals that are unsigned (SDK or Temporal CLI), self-approvals or from non-approvers change nothing', async () => {
+test('decisions sent to the workflow by hand (SDK or Temporal CLI), self-approvals or from non-approvers change nothing', async () => {
   const id = await startRecovery(p.client, p.config, as('carol'), request());
-  await waitFor(id, 'awaiting_approval');
+  const status0 = await waitFor(id, 'awaiting_approval');
   const handle = p.client.workflow.getHandle(recoveryWorkflowId(id));
-  expect(await handle.executeUpdate('decision', { args: [{ decision: 'approve' }] })).toMatchObject({
-    ok: false,
-    code: 'malformed',
-  });
+  // A signed-looking approval handed to the workflow: it carries nothing, the trail holds no decision.
+  expect(
+    await handle.executeUpdate('decision', {
+      args: [{ body: { decision: 'approve', recordSetHash: status0.recordSetHash }, signature: 'x' }],
+    }),
+  ).toMatchObject({ decided: false, code: 'no_decision' });
   // As an operator would from a shell: the Temporal CLI, with no codec and no key.
   const cli = await findOrInstallTemporalCli({ installDir: path.join(__dirname, '..', '..', '.data', 'bin') });
-  const status0 = await recoveryStatus(p.client, id);
-  // The update runs; the CLI then cannot print the verdict, which comes back encrypted.
   const sent = await exec(cli, [
     'workflow',
     'update',
@@ -258,50 +245,19 @@ test('approvals that are unsigned (SDK or Temporal CLI), self-approvals or from 
     recoveryWorkflowId(id),
     '--name',
     'decision',
-    '--input',
-    JSON.stringify({
-      body: {
-        type: 'pii-recovery-approval',
-        requestId: id,
-        operator: 'bob',
-        decision: 'approve',
-        recordSetHash: status0.recordSetHash,
-        issuedAt: new Date().toISOString(),
-      },
-    }),
   ]).catch((e) => e);
   expect(String(sent.stderr ?? sent.message)).toMatch(/binary\/encrypted: payload encoding is not supported/);
-  expect(await decide(p.client, p.config, as('carol'), id, 'approve')).toMatchObject({
-    refused: 'self_approval',
-    status: { state: 'awaiting_approval' },
-  });
-  expect(await decide(p.client, p.config, as('alice'), id, 'approve')).toMatchObject({
-    refused: 'not_an_approver',
-    status: { state: 'awaiting_approval' },
-  });
-  const status = await recoveryStatus(p.client, id);
-  expect(status.state).toBe('awaiting_approval');
-  expect(status.refusedApprovals).toEqual(['malformed', 'unsigned', 'self_approval', 'not_an_approver']);
-  expect((await auditEntriesFor(p.db, id)).filter((e) => e.event === 'approval_refused').map((e) => e.details.code)).toEqual(
-    status.refusedApprovals,
-  );
-
-  // An approval signed for another request does not carry over.
-  const other = await startRecovery(p.client, p.config, as('alice'), request());
-  const otherStatus = await waitFor(other, 'awaiting_approval');
-  const approval = signedApproval('bob', other, otherStatus.recordSetHash!);
-  expect(await handle.executeUpdate(decisionUpdate, { args: [approval] })).toMatchObject({ ok: false, code: 'wrong_request' });
-  expect(
-    await p.client.workflow.getHandle(recoveryWorkflowId(other)).executeUpdate(decisionUpdate, { args: [approval] }),
-  ).toMatchObject({ ok: true });
-  expect(await awaitRecovery(p.client, p.config, other)).toHaveProperty('records');
-  // The same approval again, once it was used: the request no longer takes decisions.
-  await expect(
-    p.client.workflow.getHandle(recoveryWorkflowId(other)).executeUpdate(decisionUpdate, { args: [approval] }),
-  ).rejects.toThrow();
-
-  expect(await decide(p.client, p.config, as('bob'), id, 'deny')).toMatchObject({ refused: null, status: { state: 'denied' } });
+  expect(await decide(p, 'carol', id, 'approve')).toMatchObject({ counted: false, refused: 'self_approval' });
+  expect(await decide(p, 'alice', id, 'approve')).toMatchObject({ counted: false, refused: 'not_an_approver' });
+  expect((await recoveryStatus(p.client, id)).state).toBe('awaiting_approval');
+  expect((await auditEntriesFor(p.db, id)).filter((e) => e.event === 'approval_refused').map((e) => e.details.code)).toEqual([
+    'self_approval',
+    'not_an_approver',
+  ]);
+  expect(await decide(p, 'bob', id, 'deny')).toMatchObject({ counted: true, state: 'denied' });
   expect((await awaitRecovery(p.client, p.config, id)).result).toMatchObject({ status: 'denied' });
+  // After the denial, no approval counts.
+  expect(await decide(p, 'dave', id, 'approve')).toMatchObject({ counted: false });
   expect(await decryptedFor(id)).toEqual([]);
 });
 
