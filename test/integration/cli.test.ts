@@ -210,21 +210,34 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   const requestId = /Request ([0-9a-f-]{36}) started/.exec(started.stderr)![1];
 
   const listed = (await withoutKeys(['requests'])).stdout;
-  expect(listed).toContain(`${requestId}  awaiting_approval  by erin`);
-  // The approver sees what the approval will cover: selector, fields, records and their hash.
+  expect(listed).toContain(`${requestId}  awaiting_decision`);
+  // The approver sees what the approval will cover, read from the trail and verified here:
+  // who asked and why, selector, fields, every record with its owner, and the hashes signed.
+  expect(listed).toContain('requester:  erin (signature verified');
+  expect(listed).toContain('reason:     Support case: confirm the login IP.');
   expect(listed).toContain(`selector:   {"messageIds":["${messageId}"]}`);
   expect(listed).toContain('fields:     ip, device_id');
-  expect(listed).toContain(`records:    1 (user_logins:${messageId})`);
-  expect(listed).toMatch(/record set: [0-9a-f]{64}/);
-  expect(JSON.parse((await withoutKeys(['requests', '--json'])).stdout)).toEqual([
-    expect.objectContaining({ requestId, state: 'awaiting_approval', requester: 'erin' }),
-  ]);
+  expect(listed).toContain(`user_logins:${messageId}  user cli-recovery-user`);
+  expect(listed).toContain('per user:   cli-recovery-user × 1');
+  expect(listed).toMatch(/record set: +[0-9a-f]{64}/);
+  expect(listed).toMatch(/request digest: [0-9a-f]{64}/);
+  expect(JSON.parse((await withoutKeys(['requests', '--json'])).stdout)).toEqual({
+    pending: [
+      expect.objectContaining({
+        requestId,
+        requester: 'erin',
+        records: [{ table: 'user_logins', messageId, userId: 'cli-recovery-user' }],
+        contradictions: [],
+      }),
+    ],
+    unverified: [],
+  });
   const self = await withoutKeys(['approve', requestId, '--operator', 'erin']).catch((e) => e);
   expect(self.code).toBe(2);
-  expect(self.stderr).toContain('Refused: self_approval');
+  expect(self.stderr).toContain('Your decision does not count: the requester cannot decide on their own request');
   const approved = await withoutKeys(['approve', requestId, '--operator', 'frank', '--comment', 'ok']);
-  expect(approved.stdout).toContain(`Request ${requestId}: completed.`);
-  expect(approved.stderr).toContain('exactly these 1 record(s)');
+  expect(approved.stdout).toContain(`Request ${requestId}: approved; completed.`);
+  expect(approved.stderr).toContain('exactly the request and the 1 record(s) above');
 
   const result = await withoutKeys(['recover', '--operator', 'erin', '--resume', requestId]);
   expect(
