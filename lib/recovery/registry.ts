@@ -83,7 +83,8 @@ export function parseRegistry(text: string, source: string): OperatorRegistry {
     try {
       entry = JSON.parse(line);
     } catch (err) {
-      fail(`not valid JSON (${(err as Error).message})`);
+      // Without the excerpt of the line that JSON.parse quotes: a line may be key material pasted in the wrong place.
+      fail(`not valid JSON (${(err as Error).message.replace(/, ".*"(\.\.\.)? is not valid JSON$/s, '')})`);
     }
     if (!isPlainObject(entry)) return fail(`expected an object {"name", "roles", "publicKey"}, got ${kindOf(entry)}`);
     const unknown = Object.keys(entry).filter((k) => !OPERATOR_FIELDS.includes(k));
