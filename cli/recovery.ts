@@ -6,6 +6,7 @@ import { verifyAuditChain } from '../lib/recovery/audit';
 import { loadConfig } from '../lib/platform/config';
 import { createDb } from '../lib/platform/db';
 import { generateOperatorKeys, ROLES, writePrivateKey, type RecoveryRequestBody, type Role } from '../lib/recovery';
+import { checkRegistration } from '../lib/recovery/registry';
 import {
   awaitRecovery,
   decide,
@@ -227,6 +228,7 @@ export function registerRecoveryCommands(program: Command): void {
     .action((opts: { name: string; roles: Role[]; out?: string; register?: boolean }) => {
       const config = loadConfig(process.env, []);
       const keys = generateOperatorKeys(opts.name, opts.roles);
+      if (opts.register) checkRegistration(config.recovery.operatorsFile, opts.name, keys.publicKey); // before anything is written
       const out = opts.out ?? operatorKeyFile(config, opts.name);
       writePrivateKey(out, keys.privateKeyPem);
       log(`Wrote the private key of ${opts.name} to ${out} (mode 600). Keep it to yourself.`);

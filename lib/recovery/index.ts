@@ -10,12 +10,14 @@
 export { canonicalJson } from './canonical-json';
 export { validateApprovalBody, validateRequestBody, type ApprovalBody, type RecoveryRequestBody } from './documents';
 export {
+  checkRegistration,
   generateOperatorKeys,
   hasRole,
   keyFingerprint,
   loadRegistry,
   parseRegistry,
   readPrivateKey,
+  registrationProblem,
   RegistryError,
   ROLES,
   writePrivateKey,
