@@ -26,7 +26,9 @@ export type AuditEvent =
   | 'completed'
   | 'failed'
   | 'keys_rotated'
-  | 'reencrypted';
+  | 'reencrypted'
+  /** Re-encryption left a row it cannot decrypt as it was (written by the ingest worker's role). */
+  | 'reencrypt_skipped';
 
 export interface AuditEntry {
   /** A lower-case UUID; anything else is recorded as `unknown` (see auditRequestId). */
