@@ -73,9 +73,20 @@ export interface ReencryptPage {
 /** Why a stored value cannot be decrypted: its key is not in the keyring, it is no sealed value, or it fails authentication (altered bytes, or another row's or field's value). */
 export type UndecryptableReason = 'unknown_key' | 'not_a_blob' | 'auth_failed';
 
-function undecryptableReason(keyring: Keyring, keyId: string, blob: Uint8Array): UndecryptableReason {
-  if (!keyring.keys.has(keyId)) return 'unknown_key';
-  return isBlob(Buffer.from(blob)) ? 'auth_failed' : 'not_a_blob';
+/** A stored value decrypted, or why it cannot be. */
+export function openOrReason(
+  keyring: Keyring,
+  keyId: string,
+  blob: Uint8Array,
+  messageId: string,
+  field: PiiField,
+): { plain: Buffer } | { reason: UndecryptableReason } {
+  try {
+    return { plain: openPii(keyring, keyId, blob, messageId, field) };
+  } catch {
+    if (!keyring.keys.has(keyId)) return { reason: 'unknown_key' };
+    return { reason: isBlob(Buffer.from(blob)) ? 'auth_failed' : 'not_a_blob' };
+  }
 }
 
 /**
@@ -99,20 +110,17 @@ export async function resealRowsAfter(
   const reseal = (r: { message_id: string; pii_key_id: string }, fields: [PiiField, Uint8Array][]) => {
     const sealed: Sealed[] = [];
     for (const [field, blob] of fields) {
-      let plain: Buffer;
-      try {
-        plain = openPii(keyring, r.pii_key_id, blob, r.message_id, field);
-      } catch {
-        const reason = undecryptableReason(keyring, r.pii_key_id, blob);
+      const opened = openOrReason(keyring, r.pii_key_id, blob, r.message_id, field);
+      if ('reason' in opened) {
         skipped.push({
           requestId: crypto.randomUUID(),
           event: 'reencrypt_skipped',
           actor: null,
-          details: { table, messageId: r.message_id, keyId: r.pii_key_id, field, reason },
+          details: { table, messageId: r.message_id, keyId: r.pii_key_id, field, reason: opened.reason },
         });
         return null;
       }
-      sealed.push(sealPii(towards, plain, r.message_id, field));
+      sealed.push(sealPii(towards, opened.plain, r.message_id, field));
     }
     return sealed;
   };
