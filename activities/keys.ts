@@ -37,6 +37,9 @@
 //    (`no_recorded_rotation`), a worker whose file lacks the key yet retries
 //    (`key_file_behind`), one with another key active refuses (`key_not_recorded`).
 //    Nothing is read before these checks pass.
+//  * A row it cannot decrypt (corrupted, under a key the file no longer holds, another row's
+//    ciphertext) is left as it is and audited as `reencrypt_skipped` with its IDs and a reason
+//    code, through the worker's own database role; the page moves on instead of retrying for ever.
 //  * It returns counts and a cursor, nothing else.
 // What is left, by design: once a rotation is recorded, anyone in the namespace can run
 // pages towards it sooner or more often than the workflow would. That is the work the key
@@ -118,8 +121,13 @@ export function createKeyActivities({ db, keyring }: { db: Db; keyring: Keyring 
       Context.current().heartbeat(afterId);
       const target = await recordedTarget();
       const page = await resealRowsAfter(db, keyring, target, table, afterId, limit);
-      log.info('Re-encrypted page', { table, reencrypted: page.reencrypted, lastId: page.lastId });
-      return { reencrypted: page.reencrypted, lastId: page.lastId };
+      log.info('Re-encrypted page', { table, reencrypted: page.reencrypted, skipped: page.skipped, lastId: page.lastId });
+      if (page.skipped)
+        log.warn('Re-encryption skipped rows it cannot decrypt (left as they are; see reencrypt_skipped in the audit trail)', {
+          table,
+          skipped: page.skipped,
+        });
+      return { reencrypted: page.reencrypted, skipped: page.skipped, lastId: page.lastId };
     },
   };
 }

@@ -6,7 +6,15 @@ import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { isPermanentDbError, sqlState } from '../lib/platform/db';
-import { canonicalJson, keyFingerprint, loadRegistry, type Operator, type OperatorRegistry, type Signed } from '../lib/recovery';
+import {
+  canonicalJson,
+  keyFingerprint,
+  loadRegistry,
+  RegistryError,
+  type Operator,
+  type OperatorRegistry,
+  type Signed,
+} from '../lib/recovery';
 import { requestIdOfRecoveryWorkflow } from '../lib/contract/names';
 import type { RecoveryPolicy, RecoveryRefusal } from '../lib/contract/recovery';
 import { appendAudit, auditEntriesFor, auditRequestId, type AuditEntry } from '../lib/recovery/audit';
@@ -20,9 +28,24 @@ export function claimedRequestId(signed: unknown): string {
   return auditRequestId((signed as { body?: { requestId?: unknown } })?.body?.requestId);
 }
 
+/**
+ * The operator registry, read afresh. A bad line (a second `operator keygen --register` of
+ * one name, a hand edit) is no outage a retry outlasts: it fails the activity for good
+ * (`registry_invalid`), naming the file and the line but never quoting it (a line may hold
+ * key material pasted in the wrong place).
+ */
 export function registry(file: string): OperatorRegistry {
   if (!fs.existsSync(file)) return { byName: new Map() };
-  return loadRegistry(file);
+  try {
+    return loadRegistry(file);
+  } catch (err) {
+    if (!(err instanceof RegistryError)) throw err;
+    throw refusal(
+      'registry_invalid',
+      `The operator registry is invalid, so no recovery can be checked: ${err.message}. ` +
+        'Fix or remove that line in PII_OPERATORS_FILE (each operator once, with a key of its own: `operator keygen --register` makes one line per operator), then start the request again.',
+    );
+  }
 }
 
 /** What the server says about the calling workflow: not the caller's input. */

@@ -90,13 +90,14 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
    * Judges the trail's decisions for a request and records the verdicts (once each, under
    * the chain's lock, so two calls at once write one verdict).
    */
-  const judge = async (requestId: string, runId: string): Promise<{ trail: TrailRequest; decision: Decision }> =>
-    db.$transaction(async (tx) => {
+  const judge = async (requestId: string, runId: string): Promise<{ trail: TrailRequest; decision: Decision }> => {
+    const reg = registry(); // a bad registry line fails before the database is asked
+    return db.$transaction(async (tx) => {
       await tx.$queryRaw`SELECT pg_advisory_xact_lock(7233002)::text AS locked`;
-      const read = await readTrail(tx, requestId, registry(), policy);
+      const read = await readTrail(tx, requestId, reg, policy);
       if (!read.ok) throw refusal(read.code, read.detail);
       const entries = await auditEntriesFor(tx, requestId);
-      const decision = decisionOf(entries, read.trail, registry(), policy);
+      const decision = decisionOf(entries, read.trail, reg, policy);
       const judged = judgedEntries(entries);
       const verdicts: AuditEntry[] = decision.refused
         .filter((r) => !judged.has(r.entryId))
@@ -118,6 +119,7 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
       if (verdicts.length) await appendAudit(tx, verdicts);
       return { trail: read.trail, decision };
     });
+  };
 
   const verdictOf = (decision: Decision): DecisionVerdict =>
     decision.decided

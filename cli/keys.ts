@@ -17,7 +17,7 @@ import {
   rotateKeyring,
 } from '../lib/pii/keyring';
 import { checkCanRecordRotation, keyUsage, recordRotation } from '../lib/pii/reencrypt';
-import { reencryptWorkflow } from '../workflows/reencrypt';
+import { reencryptWorkflow, type ReencryptSummary } from '../workflows/reencrypt';
 import { REENCRYPT_WORKFLOW_ID } from '../lib/contract/names';
 import { log, output, setup, withClient } from './common';
 
@@ -174,9 +174,18 @@ async function reencrypt(newKeyId?: string): Promise<void> {
       workflowIdConflictPolicy: 'TERMINATE_EXISTING',
     });
     log(`Re-encrypting (workflow ${REENCRYPT_WORKFLOW_ID}) ...`);
-    const summary = await handle.result();
-    console.log(
-      `Re-encrypted ${summary.reencrypted.user_logins} row(s) and ${summary.reencrypted.quarantine} quarantine bod(ies) to ${newKeyId ? `key ${newKeyId}` : 'the recorded key'}.`,
-    );
+    for (const line of reencryptReport(await handle.result(), newKeyId)) console.log(line);
   });
+}
+
+/** What `keys reencrypt` (and `keys rotate`) print of a finished re-encryption: what moved, and what could not. */
+export function reencryptReport(summary: ReencryptSummary, newKeyId?: string): string[] {
+  const moved = `Re-encrypted ${summary.reencrypted.user_logins} row(s) and ${summary.reencrypted.quarantine} quarantine bod(ies) to ${newKeyId ? `key ${newKeyId}` : 'the recorded key'}.`;
+  const { user_logins: rows = 0, quarantine: bodies = 0 } = summary.skipped ?? {}; // none from a worker older than `skipped`
+  if (rows + bodies === 0) return [moved];
+  return [
+    moved,
+    `Skipped ${rows} row(s) and ${bodies} quarantine bod(ies) that cannot be decrypted: left as they are, under their old key, ` +
+      'each audited as reencrypt_skipped in pii_audit_log (table, message ID, key ID, field, reason).',
+  ];
 }

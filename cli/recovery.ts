@@ -10,6 +10,7 @@ import type { Config } from '../lib/platform/config';
 import type { Db } from '../lib/platform/db';
 import { awaitRecovery, operatorKeyFile, recoveryStatus, startRecovery, type RecoveryOutcome } from './recovery-client';
 import { approvalProblem, awaitCarriedOut, decideOnTrail, describeShown, pendingRequests, showRequest } from './approval';
+import { checkRegistration } from '../lib/recovery/registry';
 import { log, output, withClient } from './common';
 
 const FIELDS = ['ip', 'device_id', 'body'] as const;
@@ -273,12 +274,16 @@ export function registerRecoveryCommands(program: Command): void {
     .action((opts: { name: string; roles: Role[]; out?: string; register?: boolean }) => {
       const config = loadConfig(process.env, []);
       const keys = generateOperatorKeys(opts.name, opts.roles);
+      if (opts.register) checkRegistration(config.recovery.operatorsFile, opts.name, keys.publicKey); // before anything is written
       const out = opts.out ?? operatorKeyFile(config, opts.name);
       writePrivateKey(out, keys.privateKeyPem);
       log(`Wrote the private key of ${opts.name} to ${out} (mode 600). Keep it to yourself.`);
       if (opts.register) {
         fs.mkdirSync(path.dirname(config.recovery.operatorsFile), { recursive: true });
-        fs.appendFileSync(config.recovery.operatorsFile, keys.registryLine + '\n');
+        // A registry whose last line lacks its newline would glue the new line onto it.
+        const file = config.recovery.operatorsFile;
+        const endsOpen = fs.existsSync(file) && fs.statSync(file).size > 0 && !fs.readFileSync(file, 'utf8').endsWith('\n');
+        fs.appendFileSync(file, `${endsOpen ? '\n' : ''}${keys.registryLine}\n`);
         log(`Added ${opts.name} to ${config.recovery.operatorsFile}.`);
       } else {
         log(`Add this line to the operator registry (${config.recovery.operatorsFile}):`);

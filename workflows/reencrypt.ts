@@ -13,10 +13,13 @@ export interface ReencryptInput {
   /** Where to resume; not for callers. */
   cursor?: { table: ReencryptTable; afterId: string };
   totals?: Record<ReencryptTable, number>;
+  skippedTotals?: Record<ReencryptTable, number>;
 }
 
 export interface ReencryptSummary {
   reencrypted: Record<ReencryptTable, number>;
+  /** Rows left under their old key because they cannot be decrypted (audited as `reencrypt_skipped`). */
+  skipped: Record<ReencryptTable, number>;
 }
 
 export const reencryptProgressQuery = defineQuery<ReencryptSummary>('progress');
@@ -31,14 +34,23 @@ const PAGES_PER_RUN = 200;
 
 export async function reencryptWorkflow(input: ReencryptInput = {}): Promise<ReencryptSummary> {
   const pageSize = input.pageSize ?? 500;
-  const summary: ReencryptSummary = { reencrypted: input.totals ?? { user_logins: 0, quarantine: 0 } };
+  const summary: ReencryptSummary = {
+    reencrypted: input.totals ?? { user_logins: 0, quarantine: 0 },
+    skipped: input.skippedTotals ?? { user_logins: 0, quarantine: 0 },
+  };
   setHandler(reencryptProgressQuery, () => summary);
   let cursor = input.cursor ?? { table: REENCRYPT_TABLES[0], afterId: '0' };
   for (let pages = 0; ; pages++) {
     if (pages === PAGES_PER_RUN)
-      return continueAsNew<typeof reencryptWorkflow>({ pageSize, cursor, totals: summary.reencrypted });
+      return continueAsNew<typeof reencryptWorkflow>({
+        pageSize,
+        cursor,
+        totals: summary.reencrypted,
+        skippedTotals: summary.skipped,
+      });
     const page = await reencryptPage({ table: cursor.table, afterId: cursor.afterId, limit: pageSize });
     summary.reencrypted[cursor.table] += page.reencrypted;
+    summary.skipped[cursor.table] += page.skipped ?? 0; // a page of a worker from before `skipped`
     if (page.lastId !== null) {
       cursor = { table: cursor.table, afterId: page.lastId };
       continue;

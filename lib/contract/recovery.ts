@@ -14,7 +14,11 @@ export interface RecoveryPolicy {
   signatureMaxAgeSeconds: number;
 }
 
-/** Refusals of the recovery activities, as ApplicationFailure types: the workflow reports them as refused. */
+/**
+ * Refusals of the recovery activities, as ApplicationFailure types: the workflow reports
+ * them as refused. `registry_invalid`: the operator registry (PII_OPERATORS_FILE) has a bad
+ * line, which no retry can mend (any recovery activity).
+ */
 export const RECOVERY_REFUSALS = [
   'not_a_recovery',
   'bad_request',
@@ -26,6 +30,7 @@ export const RECOVERY_REFUSALS = [
   'denied',
   'expired',
   'grant_consumed',
+  'registry_invalid',
 ] as const;
 export type RecoveryRefusal = (typeof RECOVERY_REFUSALS)[number];
 

@@ -62,8 +62,10 @@ export function open(keyring: Pick<Keyring, 'activeKeyId' | 'keys'>, sealed: Sea
 
 /**
  * Keyed fingerprint: HMAC-SHA256 over a domain tag and the value, hex. Equal values give
- * equal fingerprints within a domain; without the key nobody can test guesses, so a small
- * value space (all IPv4 addresses) cannot be enumerated.
+ * equal fingerprints within a domain; without the key a small value space (all IPv4
+ * addresses) cannot be enumerated offline. It does not stop a guess by whoever can both
+ * publish to the queue (the pipeline fingerprints what they send) and read the
+ * fingerprints: README, "What the masks do not stop".
  */
 export function fingerprint(keyring: Keyring, domain: string, value: string): string {
   return crypto.createHmac('sha256', keyObject(keyring.fingerprintKey)).update(domain).update('\0').update(value).digest('hex');

@@ -5,9 +5,11 @@
 // `keys rotate` appends it to the audit trail as the owner role (migration 0005), and the
 // re-encryption activity reads it back as its authority (activities/keys.ts).
 import crypto from 'node:crypto';
-import { appendAudit } from '../recovery/audit';
+import { appendAudit, type AuditEntry } from '../recovery/audit';
 import type { Db } from '../platform/db';
 import type { Keyring } from './keyring';
+import { isBlob } from './blob';
+import type { Sealed } from './crypto';
 import { openPii, sealPii, type PiiField } from '../pipeline/mask';
 import { REENCRYPT_TABLES, type ReencryptTable } from '../contract/reencrypt';
 
@@ -62,11 +64,37 @@ export async function recordRotation(ownerDb: Db, rotation: { newKeyId: string; 
 export interface ReencryptPage {
   /** Rows moved to the active key. */
   reencrypted: number;
+  /** Rows that cannot be decrypted, left as they are (each audited as `reencrypt_skipped`). */
+  skipped: number;
   /** The last row ID looked at; null when the table has no more rows under an old key. */
   lastId: string | null;
 }
 
-/** One page of `table` after row `afterId`: rows under any key but `targetKeyId` (a key of `keyring`) move to it. */
+/** Why a stored value cannot be decrypted: its key is not in the keyring, it is no sealed value, or it fails authentication (altered bytes, or another row's or field's value). */
+export type UndecryptableReason = 'unknown_key' | 'not_a_blob' | 'auth_failed';
+
+/** A stored value decrypted, or why it cannot be. */
+export function openOrReason(
+  keyring: Keyring,
+  keyId: string,
+  blob: Uint8Array,
+  messageId: string,
+  field: PiiField,
+): { plain: Buffer } | { reason: UndecryptableReason } {
+  try {
+    return { plain: openPii(keyring, keyId, blob, messageId, field) };
+  } catch {
+    if (!keyring.keys.has(keyId)) return { reason: 'unknown_key' };
+    return { reason: isBlob(Buffer.from(blob)) ? 'auth_failed' : 'not_a_blob' };
+  }
+}
+
+/**
+ * One page of `table` after row `afterId`: rows under any key but `targetKeyId` (a key of
+ * `keyring`) move to it. A row that cannot be decrypted stays as it is, and is audited
+ * (`reencrypt_skipped`: table, message ID, key ID, field, reason; never a value) through
+ * `db`, so that one bad row does not hold up the rest for ever.
+ */
 export async function resealRowsAfter(
   db: Db,
   keyring: Keyring,
@@ -77,9 +105,27 @@ export async function resealRowsAfter(
 ): Promise<ReencryptPage> {
   const active = targetKeyId;
   const towards: Keyring = { ...keyring, activeKeyId: targetKeyId }; // not whatever the key file says a moment later
-  const reseal = (keyId: string, blob: Uint8Array, messageId: string, field: PiiField) =>
-    sealPii(towards, openPii(keyring, keyId, blob, messageId, field), messageId, field);
+  const skipped: AuditEntry[] = [];
+  /** The row's fields sealed under the target key, or null (and an audit entry) when one cannot be decrypted. */
+  const reseal = (r: { message_id: string; pii_key_id: string }, fields: [PiiField, Uint8Array][]) => {
+    const sealed: Sealed[] = [];
+    for (const [field, blob] of fields) {
+      const opened = openOrReason(keyring, r.pii_key_id, blob, r.message_id, field);
+      if ('reason' in opened) {
+        skipped.push({
+          requestId: crypto.randomUUID(),
+          event: 'reencrypt_skipped',
+          actor: null,
+          details: { table, messageId: r.message_id, keyId: r.pii_key_id, field, reason: opened.reason },
+        });
+        return null;
+      }
+      sealed.push(sealPii(towards, opened.plain, r.message_id, field));
+    }
+    return sealed;
+  };
   let reencrypted = 0;
+  let lastId: string | null;
   if (table === 'user_logins') {
     const rows = await db.$queryRaw<
       { id: bigint; message_id: string; ip_ciphertext: Buffer; device_id_ciphertext: Buffer; pii_key_id: string }[]
@@ -87,25 +133,33 @@ export async function resealRowsAfter(
       SELECT id, message_id, ip_ciphertext, device_id_ciphertext, pii_key_id FROM user_logins
       WHERE id > ${BigInt(afterId)} AND pii_key_id <> ${active} ORDER BY id LIMIT ${limit}`;
     for (const r of rows) {
-      const ip = reseal(r.pii_key_id, r.ip_ciphertext, r.message_id, 'ip');
-      const device = reseal(r.pii_key_id, r.device_id_ciphertext, r.message_id, 'device_id');
+      const sealed = reseal(r, [
+        ['ip', r.ip_ciphertext],
+        ['device_id', r.device_id_ciphertext],
+      ]);
+      if (!sealed) continue;
+      const [ip, device] = sealed;
       reencrypted += await db.$executeRaw`
         UPDATE user_logins SET ip_ciphertext = ${ip.blob}, device_id_ciphertext = ${device.blob}, pii_key_id = ${ip.keyId}
         WHERE id = ${r.id} AND pii_key_id = ${r.pii_key_id}`;
     }
-    return { reencrypted, lastId: rows.length ? rows[rows.length - 1].id.toString() : null };
-  }
-  if (table !== 'quarantine')
+    lastId = rows.length ? rows[rows.length - 1].id.toString() : null;
+  } else if (table === 'quarantine') {
+    const rows = await db.$queryRaw<{ id: bigint; message_id: string; body_ciphertext: Buffer; pii_key_id: string }[]>`
+      SELECT id, message_id, body_ciphertext, pii_key_id FROM quarantine
+      WHERE id > ${BigInt(afterId)} AND pii_key_id <> ${active} ORDER BY id LIMIT ${limit}`;
+    for (const r of rows) {
+      const sealed = reseal(r, [['body', r.body_ciphertext]]);
+      if (!sealed) continue;
+      reencrypted += await db.$executeRaw`
+        UPDATE quarantine SET body_ciphertext = ${sealed[0].blob}, pii_key_id = ${sealed[0].keyId} WHERE id = ${r.id} AND pii_key_id = ${r.pii_key_id}`;
+    }
+    lastId = rows.length ? rows[rows.length - 1].id.toString() : null;
+  } else {
     throw new Error(`reencryptPage: no table ${JSON.stringify(table)} holds PII to re-encrypt (${REENCRYPT_TABLES.join(', ')})`);
-  const rows = await db.$queryRaw<{ id: bigint; message_id: string; body_ciphertext: Buffer; pii_key_id: string }[]>`
-    SELECT id, message_id, body_ciphertext, pii_key_id FROM quarantine
-    WHERE id > ${BigInt(afterId)} AND pii_key_id <> ${active} ORDER BY id LIMIT ${limit}`;
-  for (const r of rows) {
-    const body = reseal(r.pii_key_id, r.body_ciphertext, r.message_id, 'body');
-    reencrypted += await db.$executeRaw`
-      UPDATE quarantine SET body_ciphertext = ${body.blob}, pii_key_id = ${body.keyId} WHERE id = ${r.id} AND pii_key_id = ${r.pii_key_id}`;
   }
-  return { reencrypted, lastId: rows.length ? rows[rows.length - 1].id.toString() : null };
+  if (skipped.length) await appendAudit(db, skipped);
+  return { reencrypted, skipped: skipped.length, lastId };
 }
 
 /** How many rows of each table are still under a key other than the active one. */

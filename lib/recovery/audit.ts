@@ -28,7 +28,9 @@ export type AuditEvent =
   | 'keys_rotated'
   | 'reencrypted'
   /** An approver's signed approve or deny, appended by their CLI (the operators' role); judged by the recovery side. */
-  | 'decision_signed';
+  | 'decision_signed'
+  /** Re-encryption left a row it cannot decrypt as it was (written by the ingest worker's role). */
+  | 'reencrypt_skipped';
 
 export interface AuditEntry {
   /** A lower-case UUID; anything else is recorded as `unknown` (see auditRequestId). */

@@ -16,12 +16,14 @@ export {
   type RecoveryRequestBody,
 } from './documents';
 export {
+  checkRegistration,
   generateOperatorKeys,
   hasRole,
   keyFingerprint,
   loadRegistry,
   parseRegistry,
   readPrivateKey,
+  registrationProblem,
   RegistryError,
   ROLES,
   writePrivateKey,

@@ -83,7 +83,8 @@ export function parseRegistry(text: string, source: string): OperatorRegistry {
     try {
       entry = JSON.parse(line);
     } catch (err) {
-      fail(`not valid JSON (${(err as Error).message})`);
+      // Without the excerpt of the line that JSON.parse quotes: a line may be key material pasted in the wrong place.
+      fail(`not valid JSON (${(err as Error).message.replace(/, ".*"(\.\.\.)? is not valid JSON$/s, '')})`);
     }
     if (!isPlainObject(entry)) return fail(`expected an object {"name", "roles", "publicKey"}, got ${kindOf(entry)}`);
     const unknown = Object.keys(entry).filter((k) => !OPERATOR_FIELDS.includes(k));
@@ -138,6 +139,48 @@ export function generateOperatorKeys(
     publicKey: raw,
     registryLine: JSON.stringify({ name, roles: [...roles], publicKey: raw }),
   };
+}
+
+/**
+ * Why a new operator must not be appended to a registry whose text is `text` (read from
+ * `source`), or null: the registry already has a bad line, the name is taken, or the key
+ * is (a duplicate line would make every recovery fail with registry_invalid).
+ */
+export function registrationProblem(
+  text: string,
+  source: string,
+  candidate: Pick<Operator, 'name' | 'publicKey'>,
+): string | null {
+  let registry: OperatorRegistry;
+  try {
+    registry = parseRegistry(text, source);
+  } catch (err) {
+    if (!(err instanceof RegistryError)) throw err;
+    return `${err.message}. Fix that line first: no line is added to a registry that is already invalid.`;
+  }
+  if (registry.byName.has(candidate.name))
+    return (
+      `${source} already has an operator named ${JSON.stringify(candidate.name)}: choose another name, ` +
+      'or, to give that operator a new key, remove their line from the file first (and move their old private key away).'
+    );
+  const holder = [...registry.byName.values()].find((op) => op.publicKey === candidate.publicKey);
+  if (holder)
+    return `${source} already has this public key, as operator ${JSON.stringify(holder.name)}: each operator needs a key of its own.`;
+  return null;
+}
+
+/** Refuses (RegistryError) to enrol `candidate` in the registry `file` (which may not exist yet); see registrationProblem. */
+export function checkRegistration(file: string, name: string, publicKey: string): void {
+  const candidate = { name, publicKey };
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new RegistryError(`PII_OPERATORS_FILE=${file} cannot be read: ${(err as Error).message}`);
+  }
+  const problem = registrationProblem(text, `PII_OPERATORS_FILE (${file})`, candidate);
+  if (problem) throw new RegistryError(`Refusing to register ${candidate.name}: ${problem} Nothing was written.`);
 }
 
 /** Writes a private key readable by its owner only (0600, folder 0700); never overwrites a file. */

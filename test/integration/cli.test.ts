@@ -181,6 +181,13 @@ test('recovery from the command line: keygen, recover, a refused self-approval, 
   await client(['operator', 'keygen', '--name', 'erin', '--roles', 'pii-requester', '--register']);
   const bob = await client(['operator', 'keygen', '--name', 'frank', '--roles', 'pii-approver', '--register']);
   expect(JSON.parse(bob.stdout)).toMatchObject({ name: 'frank', roles: ['pii-approver'] });
+  // A second registration of a name is refused before anything is written: no key file, the registry as it was.
+  const registered = fs.readFileSync(p.config.recovery.operatorsFile, 'utf8');
+  const secondKey = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'operator-key-')), 'erin-again.key');
+  const again = await client(['operator', 'keygen', '--name', 'erin', '--register', '--out', secondKey]).catch((e) => e);
+  expect(again.stderr).toMatch(/Refusing to register erin: .* already has an operator named "erin".* Nothing was written/);
+  expect(fs.existsSync(secondKey)).toBe(false);
+  expect(fs.readFileSync(p.config.recovery.operatorsFile, 'utf8')).toBe(registered);
   const [messageId] = await sendMessages(p.sqs, p.config.sqs.queueUrl, [
     JSON.stringify({ ...SAMPLE[0], user_id: 'cli-recovery-user' }),
   ]);

@@ -6,7 +6,8 @@ import { Client as PgClient } from 'pg';
 import { appendAudit, verifyAuditChain } from '../../lib/recovery/audit';
 import { EncryptionCodec } from '../../lib/pii/codec';
 import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-run';
-import { loadCodecKeys } from '../../lib/pii/keyring';
+import { loadCodecKeys, refreshKeyring } from '../../lib/pii/keyring';
+import { openPii } from '../../lib/pipeline/mask';
 import { sampleBodies } from '../../lib/ingest/load';
 import { generateOperatorKeys, writePrivateKey } from '../../lib/recovery';
 import { awaitRecovery, operatorKeyFile, recoveryStatus, startRecovery } from '../../cli/recovery-client';
@@ -72,26 +73,66 @@ test('after a rotation, new rows use the new key at once; re-encryption moves th
   expect(masks.rows[0].masked_device_id).toBe(masks.rows[1].masked_device_id);
   expect(masks.rows[0].login_fingerprint).toBe(masks.rows[1].login_fingerprint);
 
+  // One old row (not the user the next test recovers) becomes undecryptable: a byte of its IP ciphertext flipped, as the owner.
+  const {
+    rows: [{ message_id: corrupted }],
+  } = await pg.query('SELECT message_id FROM user_logins WHERE message_id = ANY($1) AND user_id <> $2 ORDER BY id LIMIT 1', [
+    oldIds,
+    String(SAMPLE[0].user_id),
+  ]);
+  const owner = new PgClient({ connectionString: p.ownerDatabaseUrl });
+  await owner.connect();
+  await owner.query(
+    `UPDATE user_logins SET ip_ciphertext = set_byte(ip_ciphertext, length(ip_ciphertext) - 1, get_byte(ip_ciphertext, length(ip_ciphertext) - 1) # 1) WHERE message_id = $1`,
+    [corrupted],
+  );
+  await owner.end();
+
   const summary = await p.client.workflow.execute(reencryptWorkflow, {
     workflowId: `reencrypt-${Date.now()}`,
     taskQueue: p.config.temporal.taskQueue,
     args: [{ pageSize: 3 }],
   });
-  expect(summary).toEqual({ reencrypted: { user_logins: 12, quarantine: 1 } }); // the sample's 13th message is the quarantined one
+  // The sample's 13th message is the quarantined one; the corrupted row is skipped, the rest move on.
+  expect(summary).toEqual({ reencrypted: { user_logins: 11, quarantine: 1 }, skipped: { user_logins: 1, quarantine: 0 } });
   const keys = await pg.query(
-    `SELECT pii_key_id, count(*)::int AS n FROM (SELECT pii_key_id FROM user_logins UNION ALL SELECT pii_key_id FROM quarantine) k GROUP BY 1`,
+    `SELECT pii_key_id, count(*)::int AS n FROM (SELECT pii_key_id FROM user_logins UNION ALL SELECT pii_key_id FROM quarantine) k GROUP BY 1 ORDER BY 2`,
   );
-  expect(keys.rows).toEqual([{ pii_key_id: newKeyId, n: 14 }]);
-  // Run again: nothing left to move (idempotent).
+  expect(keys.rows).toEqual([
+    { pii_key_id: oldKey, n: 1 },
+    { pii_key_id: newKeyId, n: 13 },
+  ]);
+  expect(await keyOf(corrupted)).toBe(oldKey);
+  // The moved rows decrypt under the new key to what was sent.
+  await refreshKeyring(p.keyring, { force: true });
+  const sent = new Map(oldIds.map((id, i) => [id, JSON.parse(sampleBodies()[i]) as { ip: string }]));
+  const moved = await pg.query(
+    'SELECT message_id, ip_ciphertext, pii_key_id FROM user_logins WHERE message_id = ANY($1) AND message_id <> $2',
+    [oldIds, corrupted],
+  );
+  expect(moved.rows).toHaveLength(11);
+  for (const r of moved.rows) {
+    expect(r.pii_key_id).toBe(newKeyId);
+    expect(openPii(p.keyring, r.pii_key_id, r.ip_ciphertext, r.message_id, 'ip').toString()).toBe(sent.get(r.message_id)!.ip);
+  }
+  // The skipped row is audited by IDs and a reason, never a value.
+  const skippedEntries = async () =>
+    (await pg.query(`SELECT actor, details FROM pii_audit_log WHERE event = 'reencrypt_skipped' ORDER BY id`)).rows;
+  const entry = {
+    actor: null,
+    details: { table: 'user_logins', messageId: corrupted, keyId: oldKey, field: 'ip', reason: 'auth_failed' },
+  };
+  expect(await skippedEntries()).toEqual([entry]);
+
+  // Run again: nothing left to move (idempotent), the bad row reported (and audited) again.
   expect(
     await p.client.workflow.execute(reencryptWorkflow, {
       workflowId: `reencrypt-again-${Date.now()}`,
       taskQueue: p.config.temporal.taskQueue,
       args: [{}],
     }),
-  ).toMatchObject({
-    reencrypted: { user_logins: 0, quarantine: 0 },
-  });
+  ).toEqual({ reencrypted: { user_logins: 0, quarantine: 0 }, skipped: { user_logins: 1, quarantine: 0 } });
+  expect(await skippedEntries()).toEqual([entry, entry]);
 });
 
 test('after the rotation, old and new rows decrypt through an approved recovery', async () => {

@@ -3,12 +3,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   canonicalJson,
+  checkRegistration,
   generateOperatorKeys,
   hasRole,
   loadRegistry,
   MAX_FUTURE_SKEW_MS,
   parseRegistry,
   readPrivateKey,
+  registrationProblem,
   RegistryError,
   sign,
   validateApprovalBody,
@@ -619,5 +621,49 @@ describe('verifySigned never throws', () => {
       }
       if (changed) expect(result!.ok).toBe(false);
     }
+  });
+});
+
+describe('registering an operator (operator keygen --register)', () => {
+  const candidate = (name: string) => {
+    const keys = generateOperatorKeys(name, ['pii-requester']);
+    return { name, publicKey: keys.publicKey };
+  };
+
+  it('accepts a new name with a new key, in an empty or a missing registry too', () => {
+    expect(registrationProblem(`${alice.line}\n${bob.line}\n`, SRC, candidate('carol'))).toBeNull();
+    expect(registrationProblem('', SRC, candidate('carol'))).toBeNull();
+    expect(() =>
+      checkRegistration(path.join(makeTempDir(), 'missing.jsonl'), 'carol', candidate('carol').publicKey),
+    ).not.toThrow();
+  });
+
+  it('refuses a name already in the registry, saying what to do', () => {
+    expect(registrationProblem(`${alice.line}\n${bob.line}\n`, SRC, candidate('bob'))).toMatch(
+      /operators\.jsonl already has an operator named "bob": choose another name, or, to give that operator a new key, remove their line/,
+    );
+  });
+
+  it('refuses a key already in the registry, naming its holder', () => {
+    const bobsKey = JSON.parse(bob.line).publicKey as string;
+    expect(registrationProblem(`${alice.line}\n${bob.line}\n`, SRC, { name: 'carol', publicKey: bobsKey })).toBe(
+      `${SRC} already has this public key, as operator "bob": each operator needs a key of its own.`,
+    );
+  });
+
+  it('refuses to add to a registry that is already invalid, naming its bad line', () => {
+    expect(registrationProblem(`${alice.line}\n${alice.line}\n`, SRC, candidate('carol'))).toMatch(
+      /line 2: operator "alice" is already defined on line 1\. Fix that line first/,
+    );
+  });
+
+  it('checkRegistration reads the file and leaves it as it was', () => {
+    const file = path.join(makeTempDir(), 'operators.jsonl');
+    fs.writeFileSync(file, `${alice.line}\n`);
+    const err = registryError(() => checkRegistration(file, 'alice', candidate('alice').publicKey));
+    expect(err.message).toMatch(
+      /^Refusing to register alice: PII_OPERATORS_FILE \(.*\) already has an operator named "alice".* Nothing was written\.$/,
+    );
+    expect(fs.readFileSync(file, 'utf8')).toBe(`${alice.line}\n`);
   });
 });

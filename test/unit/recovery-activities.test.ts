@@ -6,12 +6,16 @@
 // stand-in that fails every statement as the Prisma pg adapter reports it; what the
 // activities do on a real database is tested in test/integration/recovery*.test.ts.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRecoveryActivities, type RecoveryDeps } from '../../activities/recovery';
-import { testKeyring } from './helpers';
+import { generateOperatorKeys } from '../../lib/recovery';
+import { makeTempDir, removeTempDirs, testKeyring } from './helpers';
+
+afterAll(removeTempDirs);
 
 /** A database whose every statement fails with `err`, and that counts the statements tried. */
 function failingDb(err: unknown) {
@@ -92,4 +96,61 @@ test.each([
   const err = await failureOf(asWorkflow(`pii-recovery-${crypto.randomUUID()}`, acts(failingDb(outage)).expireRequest));
   expect(err).toBe(outage);
   expect(err).not.toBeInstanceOf(ApplicationFailure);
+});
+
+describe('a bad line in the operator registry', () => {
+  // A second `operator keygen --register` of one name: every activity that checks a signature reads the registry.
+  const duplicated = () => {
+    const dir = makeTempDir();
+    const file = path.join(dir, 'operators.jsonl');
+    const first = generateOperatorKeys('alice', ['pii-requester']);
+    const second = generateOperatorKeys('alice', ['pii-requester']);
+    fs.writeFileSync(file, `${first.registryLine}\n# comment\n${second.registryLine}\n`);
+    return { file, publicKeys: [first.publicKey, second.publicKey] };
+  };
+
+  test.each(['authoriseRequest', 'judgeDecision', 'recoverRecords'] as const)(
+    '%s fails for good (registry_invalid), naming the line and what to do, quoting no key',
+    async (activity) => {
+      const { file, publicKeys } = duplicated();
+      const db = failingDb(new Error('must not be reached'));
+      const activities = createRecoveryActivities({
+        db: db as unknown as RecoveryDeps['db'],
+        keyring: testKeyring(),
+        operatorsFile: file,
+        policy,
+      });
+      const err = await failureOf(
+        asWorkflow(`pii-recovery-${crypto.randomUUID()}`, activities[activity] as (signed: unknown) => Promise<unknown>, {
+          body: {},
+          signature: '',
+        }),
+      );
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      expect(err).toMatchObject({ type: 'registry_invalid', nonRetryable: true });
+      const message = (err as Error).message;
+      expect(message).toContain(`PII_OPERATORS_FILE (${file}): line 3: operator "alice" is already defined on line 1`);
+      expect(message).toMatch(/Fix or remove that line/);
+      for (const key of publicKeys) expect(message).not.toContain(key);
+      expect(db.statements).toBe(0);
+    },
+  );
+
+  test('a line that is not JSON is named without being quoted (it may be a private key pasted in the wrong place)', async () => {
+    const file = path.join(makeTempDir(), 'operators.jsonl');
+    const pem = generateOperatorKeys('bob', ['pii-approver']).privateKeyPem.split('\n')[1];
+    fs.writeFileSync(file, `${pem}\n`);
+    const activities = createRecoveryActivities({
+      db: failingDb(new Error('unused')) as unknown as RecoveryDeps['db'],
+      keyring: testKeyring(),
+      operatorsFile: file,
+      policy,
+    });
+    const err = await failureOf(
+      asWorkflow(`pii-recovery-${crypto.randomUUID()}`, activities.authoriseRequest, { body: {}, signature: '' }),
+    );
+    expect(err).toMatchObject({ type: 'registry_invalid', nonRetryable: true });
+    expect((err as Error).message).toContain('line 1: not valid JSON');
+    expect((err as Error).message).not.toContain(pem.slice(0, 8));
+  });
 });
