@@ -63,11 +63,11 @@ export class FileAnchorStore implements AnchorStore {
     return this.file;
   }
 
-  async open(): Promise<void> {
-    await fs.promises.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-  }
+  /** Nothing to check: the folder is made at the first write, so a worker on a read-only disk without AUDIT_ANCHOR still starts. */
+  async open(): Promise<void> {}
 
   async write(anchor: Anchor): Promise<string> {
+    await fs.promises.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
     const handle = await fs.promises.open(this.file, 'a', 0o600);
     try {
       await handle.write(JSON.stringify(anchor) + '\n');
