@@ -97,6 +97,9 @@ test('anchors: on the schedule, to locked S3; a deleted tail and a full rewrite 
     await expect(
       new S3AnchorStore({ bucket: PLAIN_BUCKET, prefix: '', region: REGION, endpoint: moto.endpoint, retentionDays: 1 }).open(),
     ).rejects.toThrow(/bucket audit-anchors-plain has no Object Lock/);
+    // The worker refuses it at start, not at the first anchor.
+    const plainConfig = loadConfig({ ...p.env, AUDIT_ANCHOR: `s3://${PLAIN_BUCKET}` });
+    await expect(startWorker(plainConfig, p.keyring)).rejects.toThrow(/has no Object Lock/);
 
     await appendAudit(
       p.db,
