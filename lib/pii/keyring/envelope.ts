@@ -31,7 +31,12 @@ function configuredWrapper(kek: string, source: string, getWrapper: () => KeyWra
   try {
     wrapper = getWrapper();
   } catch (err) {
-    if (err instanceof KeyringError) throw new KeyringError(`${source} is wrapped by key-encryption key ${kek}: ${err.message}`);
+    if (err instanceof KeyringError)
+      throw new KeyringError(
+        kek.startsWith('aws-kms:')
+          ? `${source} is wrapped by the KMS key ${kek}: set PII_KEK=${kek} (and give this process kms:Decrypt on it); the local key-encryption key failed: ${err.message}`
+          : `${source} is wrapped by key-encryption key ${kek}: ${err.message}`,
+      );
     throw err;
   }
   if (wrapper.id !== kek) {

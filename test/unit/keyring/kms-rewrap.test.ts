@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { LocalKeyWrapper, type KeyWrapper } from '../../../lib/pii/kek';
 import { explainKmsError, KmsKeyWrapper } from '../../../lib/pii/kms';
 import { parseKmsKeyId } from '../../../lib/pii/kms-key-id';
-import { configuredKeyWrapper, keyWrapperFor, loadKeyringFile, rewrapKeyringFile } from '../../../lib/pii/keyring';
+import { configuredKeyWrapper, KeyringError, keyWrapperFor, loadKeyringFile, rewrapKeyringFile } from '../../../lib/pii/keyring';
 import { ConfigError, loadConfig } from '../../../lib/platform/config';
 import { makeTempDir, randomKey, removeTempDirs } from '../helpers';
 import { expectKeyringMatches, keyringError, masterKey, readJson, v2File } from './helpers';
@@ -125,6 +125,21 @@ describe('rewrapKeyringFile', () => {
     };
     await expect(rewrapKeyringFile(file, () => master.wrapper, failing)).rejects.toThrow('AccessDenied');
     expect(fs.readFileSync(file, 'utf8')).toBe(text);
+  });
+
+  it('a file wrapped by KMS, loaded without PII_KEK, says to set PII_KEK to the key the file names', async () => {
+    const { file, master } = await v2File();
+    const kms: KeyWrapper = { id: `aws-kms:${ARN}`, wrap: async (key) => key, unwrap: async (key) => key };
+    await rewrapKeyringFile(file, () => master.wrapper, kms);
+    const noMasterKey = () => {
+      throw new KeyringError('NODE_ENV=production and no master key is configured');
+    };
+    expect((await keyringError(() => loadKeyringFile(file, { wrapper: noMasterKey }))).message).toMatch(
+      new RegExp(`wrapped by the KMS key aws-kms:${ARN.replace(/[/]/g, '\\/')}: set PII_KEK=aws-kms:`),
+    );
+    expect((await keyringError(() => loadKeyringFile(file, { wrapper: master.wrapper }))).message).toMatch(
+      /but the one configured is local:[0-9a-f]{8}: set PII_KEK=aws-kms:.*or re-wrap the file with `keys rewrap`/,
+    );
   });
 
   it('keyWrapperFor: a local file needs the master key it was made with; KMS keys are named by the file', async () => {
