@@ -5,7 +5,7 @@
 // milliseconds a call, so the data stays small.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
@@ -44,6 +44,7 @@ beforeAll(async () => {
   moto = await startMoto();
   const kms = new KMSClient({ region: REGION, endpoint: moto.endpoint, credentials: creds });
   keyArn = (await kms.send(new CreateKeyCommand({ Description: 'PII KEK' }))).KeyMetadata!.Arn!;
+  await kms.send(new CreateAliasCommand({ AliasName: 'alias/login-ingest-pii', TargetKeyId: keyArn }));
   kms.destroy();
   s3 = new S3Client({ region: REGION, endpoint: moto.endpoint, forcePathStyle: true, credentials: creds });
   await s3.send(new CreateBucketCommand({ Bucket: LOCKED_BUCKET, ObjectLockEnabledForBucket: true }));
@@ -87,8 +88,22 @@ test('KMS wraps and unwraps a key under its context, and refuses another context
   await expect(missing.wrap(key, 'data-key:k-1')).rejects.toThrow(
     /alias\/no-such-key in us-east-1 does not exist.*PII_KEK and AWS_REGION/,
   );
-  wrapper.destroy();
-  missing.destroy();
+  // By alias, in its region; the same alias asked for in another region is not found, and the error says to check the region.
+  const byAlias = new KmsKeyWrapper({
+    kind: 'aws-kms',
+    keyId: 'alias/login-ingest-pii',
+    region: REGION,
+    endpoint: moto.endpoint,
+  });
+  expect((await byAlias.unwrap(await byAlias.wrap(key, 'fingerprint-key'), 'fingerprint-key')).equals(key)).toBe(true);
+  const elsewhere = new KmsKeyWrapper({
+    kind: 'aws-kms',
+    keyId: 'alias/login-ingest-pii',
+    region: 'eu-west-1',
+    endpoint: moto.endpoint,
+  });
+  await expect(elsewhere.wrap(key, 'fingerprint-key')).rejects.toThrow(/in eu-west-1 does not exist.*AWS_REGION/);
+  for (const w of [wrapper, missing, byAlias, elsewhere]) w.destroy();
 });
 
 test('anchors: on the schedule, to locked S3; a deleted tail and a full rewrite by the owner are both reported by entry and anchor', async () => {
