@@ -39,15 +39,14 @@ export function reportVerification(
     console.error(`Audit trail BROKEN: ${chain.breaks.length} problem(s) in ${chain.entries} entries (head ${chain.head}):`);
     for (const b of chain.breaks) console.error(`  ${b.problem}`);
   }
-  if (!anchors.anchors)
-    console.error(`No anchors in ${anchors.store}: run \`audit anchor\` (or its schedule) to anchor the head.`);
-  else if (!anchors.findings.length) console.log(`Matches all ${anchors.anchors} anchor(s) in ${anchors.store}.`);
-  else {
+  if (anchors.findings.length) {
     console.error(
       `Audit trail does NOT match its anchors: ${anchors.findings.length} problem(s) against ${anchors.anchors} anchor(s) in ${anchors.store}:`,
     );
     for (const f of anchors.findings) console.error(`  ${f.problem}`);
-  }
+  } else if (!anchors.anchors)
+    console.error(`No anchors in ${anchors.store}: run \`audit anchor\` (or its schedule) to anchor the head.`);
+  else console.log(`Matches all ${anchors.anchors} anchor(s) in ${anchors.store}.`);
 }
 
 export function registerAuditCommands(program: Command): void {

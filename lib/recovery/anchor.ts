@@ -260,9 +260,15 @@ export interface AnchorVerification {
   findings: AnchorFinding[];
 }
 
-/** Compares the chain with every anchor in the store. */
+/** Compares the chain with every anchor in the store; a store that cannot be read is itself a finding (never a pass). */
 export async function verifyAnchors(db: Pick<Db, '$queryRaw'>, store: AnchorStore): Promise<AnchorVerification> {
-  const anchors = await store.list();
+  let anchors: ReadAnchor[];
+  try {
+    anchors = await store.list();
+  } catch (err) {
+    const problem = `the anchors in ${store.description} cannot be read: ${errorMessage(err)}`;
+    return { anchors: 0, findings: [{ anchor: store.description, entry: null, problem }] };
+  }
   const head = await auditHead(db);
   const ids = [...new Set(anchors.flatMap((a) => (a.anchor?.lastId ? [a.anchor.lastId] : [])))];
   const points = await chainPoints(db, ids);

@@ -4,11 +4,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createAnchorActivities } from '../../activities/anchor';
+import { reportVerification } from '../../cli/audit';
 import { registry } from '../../lib/ingest/metrics';
 import type { Db } from '../../lib/platform/db';
 import { GENESIS_HASH } from '../../lib/recovery/audit';
 import { compareWithAnchors, newAnchor, parseAnchor, type ChainPoint, type ReadAnchor } from '../../lib/recovery/anchor-check';
-import { FileAnchorStore, type AnchorStore } from '../../lib/recovery/anchor';
+import { FileAnchorStore, verifyAnchors, type AnchorStore } from '../../lib/recovery/anchor';
 import { makeTempDir, removeTempDirs } from './helpers';
 
 afterAll(removeTempDirs);
@@ -105,6 +106,46 @@ describe('FileAnchorStore', () => {
       { where: `${file}:3`, anchor: b },
     ]);
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('verifyAnchors', () => {
+  it('reports a store it cannot read as a finding, not as a pass', async () => {
+    const db = { $queryRaw: async () => [] } as unknown as Db;
+    const dir = makeTempDir(); // a folder where the file should be: reading fails
+    const result = await verifyAnchors(db, new FileAnchorStore(dir));
+    expect(result).toEqual({
+      anchors: 0,
+      findings: [{ anchor: dir, entry: null, problem: expect.stringMatching(/cannot be read: .*EISDIR/) }],
+    });
+  });
+});
+
+describe('reportVerification', () => {
+  it('prints every finding and sets exit code 1, even when the chain itself is intact', () => {
+    const out: string[] = [];
+    const log = jest.spyOn(console, 'log').mockImplementation((line) => void out.push(`out ${line}`));
+    const err = jest.spyOn(console, 'error').mockImplementation((line) => void out.push(`err ${line}`));
+    const before = process.exitCode;
+    try {
+      const finding = { anchor: 's3://b/a1', entry: '7', problem: 'entry 7 (anchored by s3://b/a1 …) is gone' };
+      reportVerification({ ok: true, entries: 5, head: h('5') }, { store: 's3://b', anchors: 2, findings: [finding] }, false);
+      expect(process.exitCode).toBe(1);
+      expect(out).toEqual([
+        `out Audit trail intact: 5 entries, head ${h('5')}.`,
+        'err Audit trail does NOT match its anchors: 1 problem(s) against 2 anchor(s) in s3://b:',
+        'err   entry 7 (anchored by s3://b/a1 …) is gone',
+      ]);
+      process.exitCode = undefined;
+      out.length = 0;
+      reportVerification({ ok: true, entries: 5, head: h('5') }, { store: 's3://b', anchors: 2, findings: [] }, true);
+      expect(process.exitCode).toBeUndefined();
+      expect(JSON.parse(out[0].slice(4))).toMatchObject({ ok: true, chainOk: true, anchors: { anchors: 2, findings: [] } });
+    } finally {
+      process.exitCode = before;
+      log.mockRestore();
+      err.mockRestore();
+    }
   });
 });
 
