@@ -5,6 +5,7 @@ import type { Duration } from '@temporalio/common';
 import { log, output, withClient } from './cli/common';
 import { registerKeyCommands } from './cli/keys';
 import { registerRecoveryCommands } from './cli/recovery';
+import { registerAuditCommands } from './cli/audit';
 import { loadConfig } from './lib/platform/config';
 import { INGEST_LIMITS } from './lib/contract/ingest-options';
 import { EXIT, ingestExitCode } from './cli/exit-codes';
@@ -234,6 +235,7 @@ program
 
 registerKeyCommands(program);
 registerRecoveryCommands(program);
+registerAuditCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage); // commander printed it already

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createIngestActivities } from './activities/ingest';
 import { createKeyActivities } from './activities/keys';
+import { createAnchorActivities } from './activities/anchor';
+import { anchorStore } from './lib/recovery/anchor';
 import { loadConfig, type Config } from './lib/platform/config';
 import { createDb } from './lib/platform/db';
 import { DrainPool } from './lib/ingest/drain-pool';
@@ -46,18 +48,22 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
   // The drain threads start now, so the first ingest does not wait for them.
   const pool = new DrainPool(config, config.worker.drainThreads, { db, sqs, queueUrl: config.sqs.queueUrl, keyring });
   await pool.start();
+  // The audit anchor store is checked now: a bucket without Object Lock stops the worker at start, not at the first anchor.
+  const store = anchorStore(config);
   let connection: NativeConnection | null = null;
   let metrics: RunningMetricsServer | null = null;
   let recoveryDb: ReturnType<typeof createDb> | null = null;
   const closeAll = async () => {
     await metrics?.close();
     await pool.close();
+    store.close();
     await connection?.close();
     await db.$disconnect();
     await recoveryDb?.$disconnect();
     sqs.destroy();
   };
   try {
+    await store.open();
     connection = await NativeConnection.connect({ address: config.temporal.address });
     const registered = await ensureSearchAttributes(connection.operatorService, config.temporal.namespace, (line) =>
       logger.warn(line),
@@ -73,6 +79,7 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
       activities: {
         ...createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, pool }),
         ...createKeyActivities({ db, keyring }),
+        ...createAnchorActivities({ db, store }),
       },
       dataConverter: dataConverter(keyring),
       maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,

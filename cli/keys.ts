@@ -8,12 +8,14 @@ import { codecToken } from '../lib/pii/codec-token';
 import { loadConfig } from '../lib/platform/config';
 import { createDb } from '../lib/platform/db';
 import {
+  configuredKeyWrapper,
   devKeyringPath,
   initKeyringFile,
   keyringStatus,
+  keyWrapperFor,
   loadCodecKeys,
-  masterKeyWrapper,
   newCodecKeyFile,
+  rewrapKeyringFile,
   rotateKeyring,
 } from '../lib/pii/keyring';
 import { checkCanRecordRotation, keyUsage, recordRotation } from '../lib/pii/reencrypt';
@@ -27,13 +29,13 @@ export function registerKeyCommands(program: Command): void {
   keys
     .command('init')
     .description(
-      'write a new key file: an AES-256 data key and an HMAC fingerprint key, both wrapped by the master key; never overwrites one',
+      'write a new key file: an AES-256 data key and an HMAC fingerprint key, both wrapped by the key-encryption key (PII_KEK: the master key, or a KMS key); never overwrites one',
     )
     .option('--out <path>', 'where to write it (default: PII_KEYRING_FILE, else the development key file in DATA_DIR)')
     .action(async (opts: { out?: string }) => {
       const config = loadConfig(process.env, []);
       const out = opts.out ?? config.keys.keyringFile ?? devKeyringPath(config.dataDir);
-      const { activeKeyId, kek } = await initKeyringFile(out, masterKeyWrapper(config, { create: !config.production, log }));
+      const { activeKeyId, kek } = await initKeyringFile(out, configuredKeyWrapper(config, { create: !config.production, log }));
       console.log(
         `Wrote ${out} (mode 600): data key ${activeKeyId}, wrapped by ${kek}. Point PII_KEYRING_FILE at it; keep it and the master key out of version control.`,
       );
@@ -75,7 +77,7 @@ export function registerKeyCommands(program: Command): void {
       let rotation: { newKeyId: string; previousKeyId: string };
       try {
         await checkCanRecordRotation(owner);
-        rotation = await rotateKeyring(file, masterKeyWrapper(config));
+        rotation = await rotateKeyring(file, configuredKeyWrapper(config));
         await recordRotation(owner, rotation).catch((err) => {
           throw new Error(
             `${file} was rotated to ${rotation.newKeyId}, but the rotation could not be recorded (${(err as Error).message}); re-encryption refuses an unrecorded key: run keys rotate again.`,
@@ -88,6 +90,23 @@ export function registerKeyCommands(program: Command): void {
         `Rotated: ${rotation.previousKeyId} → ${rotation.newKeyId} (${file}), recorded in the audit trail. Workers use the new key within a second.`,
       );
       if (opts.reencrypt) await reencrypt(rotation.newKeyId);
+    });
+
+  keys
+    .command('rewrap')
+    .description(
+      'wrap the key file under another key-encryption key (local master key -> KMS key, or back), atomically, after checking that every key unwraps again; the keys themselves do not change',
+    )
+    .requiredOption('--to <kek>', 'local (the master key, PII_MASTER_KEY) or aws-kms:<key ARN, alias ARN or alias/name>')
+    .option('--file <path>', 'the key file (default: PII_KEYRING_FILE, else the development key file in DATA_DIR)')
+    .action(async (opts: { to: string; file?: string }) => {
+      const config = loadConfig(process.env, []);
+      const file = opts.file ?? config.keys.keyringFile ?? devKeyringPath(config.dataDir);
+      const result = await rewrapKeyringFile(file, (kek) => keyWrapperFor(kek, config), keyWrapperFor(opts.to, config));
+      console.log(
+        `Re-wrapped ${file}: ${result.keys} data key(s) and the fingerprint key, from ${result.from} to ${result.to}. ` +
+          `Set PII_KEK=${result.to.startsWith('aws-kms:') ? result.to : 'local'} on every worker and CLI, and restart them.`,
+      );
     });
 
   keys
@@ -116,7 +135,7 @@ export function registerKeyCommands(program: Command): void {
           { activeKeyId: status.activeKeyId, keyIds: status.keyIds, kek: status.kek ?? null, source: status.source, usage },
           () =>
             [
-              `Active key: ${status.activeKeyId}\nKeys:       ${status.keyIds.join(', ')}\nWrapped by: ${status.kek ?? '(not wrapped: keys from the environment)'}\nSource:     ${status.source}`,
+              `Active key: ${status.activeKeyId}\nKeys:       ${status.keyIds.join(', ')}\nWrapped by: ${describeKek(status.kek)}\nSource:     ${status.source}`,
               ...(usage ?? []).map(
                 (u) =>
                   `  ${u.table.padEnd(12)} ${u.keyId.padEnd(24)} ${u.rows} row(s)${u.keyId === status.activeKeyId ? '' : '  ← not yet re-encrypted'}`,
@@ -162,6 +181,13 @@ export function registerKeyCommands(program: Command): void {
       await new Promise<void>((resolve) => ['SIGINT', 'SIGTERM'].forEach((s) => process.once(s, () => resolve())));
       await server.close();
     });
+}
+
+/** Which key-encryption key protects the file, in words. */
+export function describeKek(kek: string | null): string {
+  if (!kek) return '(not wrapped: keys from the environment or a plain file)';
+  if (kek.startsWith('aws-kms:')) return `${kek} (AWS KMS key; the key file holds only KMS ciphertext)`;
+  return `${kek} (local master key, PII_MASTER_KEY)`;
 }
 
 async function reencrypt(newKeyId?: string): Promise<void> {

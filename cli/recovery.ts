@@ -12,6 +12,7 @@ import { awaitRecovery, operatorKeyFile, recoveryStatus, startRecovery, type Rec
 import { approvalProblem, awaitCarriedOut, decideOnTrail, describeShown, pendingRequests, showRequest } from './approval';
 import { checkRegistration } from '../lib/recovery/registry';
 import { log, output, withClient } from './common';
+import { reportVerification, verifyConfiguredAnchors } from './audit';
 
 const FIELDS = ['ip', 'device_id', 'body'] as const;
 function fieldsOption(value: string): RecoveryRequestBody['fields'] {
@@ -240,23 +241,14 @@ export function registerRecoveryCommands(program: Command): void {
     .command('audit')
     .description('The PII audit trail.')
     .command('verify')
-    .description('Walk the hash chain of the audit trail; names every entry that was edited, deleted or reordered (exit code 1).')
+    .description(
+      'Walk the hash chain of the audit trail and compare it with every anchor (AUDIT_ANCHOR); names every entry that was edited, deleted or reordered, and every anchor it no longer matches (exit code 1).',
+    )
     .option('--json', 'the result as one JSON object (exit code 1 when broken, too)')
     .action(async (opts: { json?: boolean }) => {
       const config = loadConfig(process.env, ['database']);
       await withOperatorDb(config, async (db) => {
-        const result = await verifyAuditChain(db);
-        if (opts.json) {
-          console.log(JSON.stringify(result));
-          if (!result.ok) process.exitCode = 1;
-        } else if (result.ok) console.log(`Audit trail intact: ${result.entries} entries, head ${result.head}.`);
-        else {
-          console.error(
-            `Audit trail BROKEN: ${result.breaks.length} problem(s) in ${result.entries} entries (head ${result.head}):`,
-          );
-          for (const b of result.breaks) console.error(`  ${b.problem}`);
-          process.exitCode = 1;
-        }
+        reportVerification(await verifyAuditChain(db), await verifyConfiguredAnchors(config, db), opts.json);
       });
     });
 

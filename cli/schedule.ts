@@ -4,7 +4,15 @@ import type { Duration } from '@temporalio/common';
 import type { Config } from '../lib/platform/config';
 import { optionsFromConfig } from './ingest-run';
 import { scheduledIngestWorkflow } from '../workflows/ingest';
-import { DEFAULT_SCHEDULE_INTERVAL, SCHEDULE_ID, scheduledIngestWorkflowId } from '../lib/contract/names';
+import {
+  AUDIT_ANCHOR_SCHEDULE_ID,
+  AUDIT_ANCHOR_WORKFLOW_ID,
+  DEFAULT_AUDIT_ANCHOR_INTERVAL,
+  DEFAULT_SCHEDULE_INTERVAL,
+  SCHEDULE_ID,
+  scheduledIngestWorkflowId,
+} from '../lib/contract/names';
+import { auditAnchorWorkflow } from '../workflows/anchor';
 
 export async function createSchedule(client: Client, config: Config, every: Duration = DEFAULT_SCHEDULE_INTERVAL): Promise<void> {
   await client.schedule.create({
@@ -19,6 +27,27 @@ export async function createSchedule(client: Client, config: Config, every: Dura
       staticSummary: `Scheduled ingest: starts ${config.ingest.workflowId} unless one is running`,
     },
     // A run still going when the next is due: skip the next (never two drains at once).
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '5m' },
+  });
+}
+
+/** The schedule beside the ingest's that anchors the audit trail's head (activities/anchor.ts) every few minutes. */
+export async function createAnchorSchedule(
+  client: Client,
+  config: Config,
+  every: Duration = DEFAULT_AUDIT_ANCHOR_INTERVAL,
+): Promise<void> {
+  await client.schedule.create({
+    scheduleId: AUDIT_ANCHOR_SCHEDULE_ID,
+    spec: { intervals: [{ every }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: auditAnchorWorkflow,
+      workflowId: AUDIT_ANCHOR_WORKFLOW_ID,
+      taskQueue: config.temporal.taskQueue,
+      args: [],
+      staticSummary: 'Anchors the PII audit trail head outside the database',
+    },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '5m' },
   });
 }

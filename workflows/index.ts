@@ -2,3 +2,4 @@
 export { ingestWorkflow, scheduledIngestWorkflow } from './ingest';
 export { recoveryWorkflow } from './recovery';
 export { reencryptWorkflow } from './reencrypt';
+export { auditAnchorWorkflow } from './anchor';

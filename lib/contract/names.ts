@@ -36,3 +36,10 @@ export const recoveryWorkflowId = (requestId: string): string => `${RECOVERY_PRE
 export function requestIdOfRecoveryWorkflow(workflowId: string): string | null {
   return RECOVERY_WORKFLOW_ID.exec(workflowId)?.[1] ?? null;
 }
+
+/** The Temporal schedule that anchors the audit trail's head outside the database (`client.ts audit anchor --schedule`). */
+export const AUDIT_ANCHOR_SCHEDULE_ID = 'pii-audit-anchor-schedule';
+/** How often it anchors unless told otherwise. */
+export const DEFAULT_AUDIT_ANCHOR_INTERVAL = '5m';
+/** The workflow ID of its runs (one at a time). */
+export const AUDIT_ANCHOR_WORKFLOW_ID = 'pii-audit-anchor';

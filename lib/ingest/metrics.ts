@@ -10,6 +10,8 @@
 //   login_ingest_stage_duration_seconds{stage}                  (histogram, per batch/chunk, where recordStage/startStage is called)
 //   login_ingest_stage_messages_total{stage}                    (messages through each stage, idem)
 //   login_ingest_queue_depth{state="visible|in_flight"}         (gauge: SQS's approximate counts, last seen)
+//   login_ingest_audit_anchor_failures_total                    (anchors of the audit trail that could not be written: alert on any increase)
+//   login_ingest_audit_anchor_last_success_timestamp_seconds    (gauge: when the last anchor was written; alert when it grows old)
 //
 // No label carries a message ID, a user ID or any other value from a message.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -72,6 +74,23 @@ const queueDepthGauge = new Gauge({
 });
 
 /** Records that one batch spent `seconds` in `stage` (optionally with how many messages). */
+const anchorFailures = new Counter({
+  name: 'login_ingest_audit_anchor_failures_total',
+  help: 'Anchors of the audit trail (AUDIT_ANCHOR) that could not be written. Any increase is an alert: the trail is not anchored.',
+  registers: [registry],
+});
+const anchorLastSuccess = new Gauge({
+  name: 'login_ingest_audit_anchor_last_success_timestamp_seconds',
+  help: 'When the last anchor of the audit trail was written (Unix seconds; 0 before the first).',
+  registers: [registry],
+});
+
+/** An anchor written (true) or not (false). */
+export function recordAnchor(ok: boolean, now = Date.now()): void {
+  if (ok) anchorLastSuccess.set(now / 1000);
+  else anchorFailures.inc();
+}
+
 export function recordStage(stage: Stage, seconds: number, messageCount?: number): void {
   stageSeconds.observe({ stage }, seconds);
   if (messageCount !== undefined) stageMessages.inc({ stage }, messageCount);

@@ -18,6 +18,7 @@ import { describeIssue, envSchema } from './env-schema';
 import { INGEST_LIMITS, type IngestOptions, type ResolvedIngestOptions } from '../contract/ingest-options';
 import { recoveryTaskQueue } from '../contract/names';
 import type { RecoveryPolicy } from '../contract/recovery';
+import { KMS_KEK_PREFIX, parseKmsKeyId, type KmsKek } from '../pii/kms-key-id';
 
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
@@ -59,7 +60,20 @@ export interface Config {
     fingerprintKey?: string;
     masterKey?: string;
     masterKeyFile?: string;
+    /** The key-encryption key of the key file (PII_KEK): the local master key (default) or a KMS key; absent means local. */
+    kek?: { kind: 'local' } | KmsKek;
+    /** AWS_REGION and AWS_ENDPOINT_URL_KMS, for a KMS key named by a key file rather than by PII_KEK (`keys rewrap`). */
+    awsRegion?: string;
+    kmsEndpoint?: string;
   };
+  /**
+   * Where `audit anchor` writes the audit trail's head (AUDIT_ANCHOR): an S3 bucket with
+   * Object Lock (each anchor a new object, locked in COMPLIANCE mode for retentionDays), or a
+   * local append-only file (default <DATA_DIR>/audit-anchors.jsonl).
+   */
+  auditAnchor:
+    | { kind: 'file'; path: string }
+    | { kind: 's3'; bucket: string; prefix: string; region: string; endpoint?: string; retentionDays: number };
   /** The recovery activities' policy (lib/contract/recovery.ts has the fields' meanings), and where the operators are registered. */
   recovery: RecoveryPolicy & {
     /** Operator registry (JSON Lines); default <DATA_DIR>/operators.jsonl. */
@@ -129,6 +143,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       "PII_RECOVERY_REQUIRE_APPROVAL=false is refused with NODE_ENV=production: every PII recovery needs a second operator's signed approval there (remove the variable)",
     );
   }
+  let kek: NonNullable<Config['keys']['kek']> = { kind: 'local' };
+  if (e.PII_KEK.startsWith(KMS_KEK_PREFIX)) {
+    const parsed = parseKmsKeyId(e.PII_KEK.slice(KMS_KEK_PREFIX.length), e.AWS_REGION);
+    if (typeof parsed === 'string') problems.push(parsed);
+    else kek = { kind: 'aws-kms', ...parsed, endpoint: e.AWS_ENDPOINT_URL_KMS };
+  }
   if (problems.length) throw new ConfigError(problems);
 
   return {
@@ -162,7 +182,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       fingerprintKey: e.PII_FINGERPRINT_KEY,
       masterKey: e.PII_MASTER_KEY,
       masterKeyFile: e.PII_MASTER_KEY_FILE,
+      kek,
+      awsRegion: e.AWS_REGION,
+      kmsEndpoint: e.AWS_ENDPOINT_URL_KMS,
     },
+    auditAnchor: auditAnchorConfig(
+      e.AUDIT_ANCHOR,
+      e.DATA_DIR,
+      e.AWS_REGION,
+      e.AWS_ENDPOINT_URL_S3,
+      e.AUDIT_ANCHOR_RETENTION_DAYS,
+    ),
     recovery: {
       operatorsFile: e.PII_OPERATORS_FILE ?? path.join(e.DATA_DIR, 'operators.jsonl'),
       maxRecords: e.PII_RECOVERY_MAX_RECORDS,
@@ -201,6 +231,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: Service[
       uiCodecEndpoint: e.TEMPORAL_UI_CODEC_ENDPOINT,
     },
   };
+}
+
+function auditAnchorConfig(
+  value: string | undefined,
+  dataDir: string,
+  region: string | undefined,
+  endpoint: string | undefined,
+  retentionDays: number,
+): Config['auditAnchor'] {
+  if (!value) return { kind: 'file', path: path.join(dataDir, 'audit-anchors.jsonl') };
+  if (value.startsWith('file:')) return { kind: 'file', path: value.slice('file:'.length) };
+  const [bucket, ...rest] = value.slice('s3://'.length).split('/');
+  const prefix = rest.join('/').replace(/^\/+|\/+$/g, '');
+  return { kind: 's3', bucket, prefix, region: region ?? 'us-east-1', endpoint, retentionDays };
 }
 
 /** `https://sqs.eu-west-1.amazonaws.com/123/q` → `eu-west-1`; null for emulator URLs. */

@@ -71,6 +71,8 @@ export const envSchema = z.object({
   SQS_QUEUE_URL: url(['http:', 'https:']).optional(),
   AWS_REGION: z.string().min(1).optional(),
   AWS_ENDPOINT_URL_SQS: url(['http:', 'https:']).optional(),
+  AWS_ENDPOINT_URL_KMS: url(['http:', 'https:']).optional(),
+  AWS_ENDPOINT_URL_S3: url(['http:', 'https:']).optional(),
 
   PII_KEYRING_FILE: z.string().min(1).optional(),
   PII_ENCRYPTION_KEYS: z.string().min(1).optional(),
@@ -78,6 +80,18 @@ export const envSchema = z.object({
   PII_FINGERPRINT_KEY: z.string().min(1).optional(),
   PII_MASTER_KEY: z.string().min(1).optional(),
   PII_MASTER_KEY_FILE: z.string().min(1).optional(),
+  PII_KEK: z
+    .string()
+    .regex(/^(local|aws-kms:.+)$/, { message: 'must be local or aws-kms:<key ARN, alias ARN, alias/name or key ID>' })
+    .default('local'),
+
+  AUDIT_ANCHOR: z
+    .string()
+    .regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:.+)$/, {
+      message: 'must be s3://<bucket>[/<prefix>] or file:<path>',
+    })
+    .optional(),
+  AUDIT_ANCHOR_RETENTION_DAYS: int(1, 36500).default(400),
 
   PII_OPERATORS_FILE: z.string().min(1).optional(),
   PII_RECOVERY_MAX_RECORDS: int(1, 10_000).default(20),
@@ -112,6 +126,8 @@ export const SECRET_VARIABLE = /(DATABASE|_URL$|TOKEN|KEY|SECRET|PASSWORD|CODEC_
 const NOT_SECRET = new Set([
   'SQS_QUEUE_URL',
   'AWS_ENDPOINT_URL_SQS',
+  'AWS_ENDPOINT_URL_KMS',
+  'AWS_ENDPOINT_URL_S3',
   'TEMPORAL_CODEC_ACTIVE_KEY_ID',
   'PII_ACTIVE_KEY_ID',
   'PII_KEYRING_FILE',

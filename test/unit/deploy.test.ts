@@ -10,6 +10,7 @@ import Ajv from 'ajv';
 import { parseAllDocuments, parseDocument } from 'yaml';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
+import { loadConfig } from '../../lib/platform/config';
 import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 
@@ -64,6 +65,17 @@ describe('docker-compose.yml', () => {
     for (const script of ['setup-postgres.sh', 'create-namespace.sh']) {
       expect(fs.statSync(path.join(root, 'docker', 'temporal', script)).mode & 0o111).toBeTruthy();
     }
+    // The audit anchors go to LocalStack's S3, into a bucket its init hook creates with Object Lock.
+    const env = { ...s.worker.environment, PII_KEK: 'local', LOG_FORMAT: 'text', DATA_DIR: '/tmp/unused' };
+    expect(loadConfig(env, []).auditAnchor).toMatchObject({
+      kind: 's3',
+      bucket: 'login-ingest-audit-anchors',
+      endpoint: 'http://localstack:4566',
+    });
+    expect(s.localstack.environment.SERVICES.split(',').sort()).toEqual(['kms', 's3', 'sqs']);
+    const hook = path.join(root, 'docker', 'localstack', 'init-audit-bucket.sh');
+    expect(fs.statSync(hook).mode & 0o111).toBeTruthy();
+    expect(fs.readFileSync(hook, 'utf8')).toContain('--object-lock-enabled-for-bucket');
   });
 
   it('registers the same search attributes the workflow upserts', () => {
@@ -114,6 +126,17 @@ describe('deploy/k8s', () => {
     const job = structuredClone(find('Job', 'login-ingest-schedule'));
     job.spec.template.spec.containers[0].ports = [{ containerPort: 'http' }];
     expect(() => new Job(job).validate()).toThrow(/containerPort/);
+  });
+
+  it('the ConfigMap chooses a KMS key and an S3 anchor bucket the configuration accepts; a job creates the anchor schedule', () => {
+    const config = loadConfig({ ...find('ConfigMap', 'login-ingest-config').data, DATA_DIR: '/tmp/unused' }, []);
+    expect(config.keys.kek).toMatchObject({ kind: 'aws-kms', region: 'eu-west-1' });
+    expect(config.auditAnchor).toMatchObject({ kind: 's3', prefix: 'trail' });
+    const commands = find('Job', 'login-ingest-schedule').spec.template.spec.containers.map((c: Doc) =>
+      c.command.slice(2, 5).join(' '),
+    );
+    expect(commands).toContain('audit anchor --schedule');
+    expect(find('ServiceAccount', 'login-ingest').metadata.annotations['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam::/);
   });
 
   it('kustomization lists every manifest', () => {

@@ -31,12 +31,19 @@ function configuredWrapper(kek: string, source: string, getWrapper: () => KeyWra
   try {
     wrapper = getWrapper();
   } catch (err) {
-    if (err instanceof KeyringError) throw new KeyringError(`${source} is wrapped by key-encryption key ${kek}: ${err.message}`);
+    if (err instanceof KeyringError)
+      throw new KeyringError(
+        kek.startsWith('aws-kms:')
+          ? `${source} is wrapped by the KMS key ${kek}: set PII_KEK=${kek} (and give this process kms:Decrypt on it); the local key-encryption key failed: ${err.message}`
+          : `${source} is wrapped by key-encryption key ${kek}: ${err.message}`,
+      );
     throw err;
   }
   if (wrapper.id !== kek) {
     throw new KeyringError(
-      `${source} is wrapped by key-encryption key ${kek}, but the one configured is ${wrapper.id}: set PII_MASTER_KEY (or PII_MASTER_KEY_FILE) to the master key this file was made with`,
+      kek.startsWith('aws-kms:') || wrapper.id.startsWith('aws-kms:')
+        ? `${source} is wrapped by key-encryption key ${kek}, but the one configured is ${wrapper.id}: set PII_KEK=${kek.startsWith('aws-kms:') ? kek : 'local'}${kek.startsWith('aws-kms:') ? '' : ' and PII_MASTER_KEY (or PII_MASTER_KEY_FILE)'}, or re-wrap the file with \`keys rewrap\``
+        : `${source} is wrapped by key-encryption key ${kek}, but the one configured is ${wrapper.id}: set PII_MASTER_KEY (or PII_MASTER_KEY_FILE) to the master key this file was made with`,
     );
   }
   return wrapper;
@@ -48,7 +55,9 @@ async function unwrapKey(wrapper: KeyWrapper, wrapped: string, context: string, 
     key = await wrapper.unwrap(Buffer.from(wrapped, 'base64'), context);
   } catch (err) {
     throw new KeyringError(
-      `${where} cannot be unwrapped by ${wrapper.id} (${errorMessage(err)}): the file was altered, or PII_MASTER_KEY is not the master key it was made with`,
+      wrapper.id.startsWith('aws-kms:')
+        ? `${where} cannot be unwrapped by ${wrapper.id}: ${errorMessage(err)}`
+        : `${where} cannot be unwrapped by ${wrapper.id} (${errorMessage(err)}): the file was altered, or PII_MASTER_KEY is not the master key it was made with`,
     );
   }
   if (key.length !== 32) throw new KeyringError(`${where} unwraps to ${key.length} bytes instead of 32`);

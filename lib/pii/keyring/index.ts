@@ -28,7 +28,16 @@ export {
   type KeyringFile,
   type KeyringFileV2,
 } from './format';
-export { devKeyringPath, devMasterKeyPath, loadKeyring, masterKeyWrapper, type KeyringConfig } from './load';
+export {
+  configuredKeyWrapper,
+  devKeyringPath,
+  devMasterKeyPath,
+  keyWrapperFor,
+  loadKeyring,
+  masterKeyWrapper,
+  type KeyringConfig,
+} from './load';
+export { rewrapKeyringFile, type RewrapResult } from './rewrap';
 export { keyringStatus, loadKeyringFile, refreshKeyring, type KeyringFileOptions, type KeyringRefreshOptions } from './refresh';
 export { initKeyringFile, rotateKeyring } from './rotation';
 export { writeKeyringFile } from './store';

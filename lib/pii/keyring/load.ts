@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../platform/config';
 import { LocalKeyWrapper, type KeyWrapper } from '../kek';
+import { KmsKeyWrapper } from '../kms';
+import { KMS_KEK_PREFIX, parseKmsKeyId } from '../kms-key-id';
 import { attachCodecKeys, loadCodecKeys } from './codec-keys';
 import { wrapKeyringFile } from './envelope';
 import { decodeKey, KeyringError, keyringFromFile, newKeyringFile, type Keyring } from './format';
@@ -92,6 +94,41 @@ export function masterKeyWrapper(
 }
 
 /**
+ * The key-encryption key this process is configured with: PII_KEK=aws-kms:<key> (KMS,
+ * lib/pii/kms.ts), else the local master key (masterKeyWrapper; `create` as there).
+ */
+export function configuredKeyWrapper(
+  config: KeyringConfig,
+  options: { create?: boolean; log?: (msg: string) => void } = {},
+): KeyWrapper {
+  const kek = config.keys.kek;
+  if (kek?.kind === 'aws-kms') return new KmsKeyWrapper(kek);
+  return masterKeyWrapper(config, options);
+}
+
+/**
+ * The wrapper for a key-encryption key named by its ID (as a key file's "kek" names it): a
+ * KMS key by its name (region from its ARN, else the configured AWS_REGION / endpoint), or
+ * the local master key, which must then be the one configured. For `keys rewrap`, which
+ * reads a file wrapped by one KEK and writes it under another.
+ */
+export function keyWrapperFor(kekId: string, config: KeyringConfig): KeyWrapper {
+  if (kekId.startsWith(KMS_KEK_PREFIX)) {
+    const parsed = parseKmsKeyId(kekId.slice(KMS_KEK_PREFIX.length), config.keys.awsRegion);
+    if (typeof parsed === 'string') throw new KeyringError(parsed);
+    return new KmsKeyWrapper({ kind: 'aws-kms', ...parsed, endpoint: config.keys.kmsEndpoint });
+  }
+  if (kekId !== 'local' && !kekId.startsWith('local:'))
+    throw new KeyringError(`unknown key-encryption key ${JSON.stringify(kekId)}: use local or aws-kms:<key ARN or alias>`);
+  const local = masterKeyWrapper(config);
+  if (kekId !== 'local' && local.id !== kekId)
+    throw new KeyringError(
+      `the key file is wrapped by ${kekId}, but the master key configured is ${local.id}: set PII_MASTER_KEY (or PII_MASTER_KEY_FILE) to the one it was made with`,
+    );
+  return local;
+}
+
+/**
  * The keyring for this process: PII_KEYRING_FILE (either version; version 2 unwrapped by
  * `wrapper`, default masterKeyWrapper(config)), else the PII_* variables, else (outside
  * production only) a development master key and version 2 key file generated once into
@@ -117,7 +154,7 @@ async function loadPiiKeyring(
   options: KeyringRefreshOptions,
 ): Promise<Keyring> {
   const { keys } = config;
-  const configured = () => wrapper ?? masterKeyWrapper(config);
+  const configured = () => wrapper ?? configuredKeyWrapper(config);
   if (keys.keyringFile) {
     return loadKeyringFile(keys.keyringFile, {
       ...options,
@@ -139,7 +176,7 @@ async function loadPiiKeyring(
   const file = devKeyringPath(config.dataDir);
   if (!fs.existsSync(file)) {
     // Only here may a development master key be generated: one for an existing file would never match it.
-    const kek = wrapper ?? masterKeyWrapper(config, { create: true, log });
+    const kek = wrapper ?? configuredKeyWrapper(config, { create: true, log });
     try {
       writeKeyringFile(file, await wrapKeyringFile(newKeyringFile(), kek));
       log(
