@@ -22,6 +22,7 @@ import { sendMessages } from '../../lib/ingest/sqs';
 import { KmsKeyWrapper } from '../../lib/pii/kms';
 import { loadKeyring, type Keyring } from '../../lib/pii/keyring';
 import { loadConfig } from '../../lib/platform/config';
+import { createDb } from '../../lib/platform/db';
 import { appendAudit, entryHash, verifyAuditChain } from '../../lib/recovery/audit';
 import { anchorStore, S3AnchorStore, verifyAnchors, writeAnchor } from '../../lib/recovery/anchor';
 import { decryptRecords } from '../../lib/recovery/records';
@@ -108,6 +109,8 @@ test('KMS wraps and unwraps a key under its context, and refuses another context
 
 test('anchors: on the schedule, to locked S3; a deleted tail and a full rewrite by the owner are both reported by entry and anchor', async () => {
   const store = anchorStore(p.config);
+  // Entries as the recovery worker writes them (its role alone may append record_read, migration 0006).
+  const recoveryDb = createDb(p.config.recoveryDatabaseUrl);
   try {
     await expect(
       new S3AnchorStore({ bucket: PLAIN_BUCKET, prefix: '', region: REGION, endpoint: moto.endpoint, retentionDays: 1 }).open(),
@@ -117,7 +120,7 @@ test('anchors: on the schedule, to locked S3; a deleted tail and a full rewrite 
     await expect(startWorker(plainConfig, p.keyring)).rejects.toThrow(/has no Object Lock/);
 
     await appendAudit(
-      p.db,
+      recoveryDb,
       [1, 2, 3, 4, 5].map((i) => ({ requestId: `r-${i}`, event: 'record_read' as const, actor: 'alice', details: { n: i } })),
     );
     // The schedule's run, on the worker.
@@ -131,8 +134,8 @@ test('anchors: on the schedule, to locked S3; a deleted tail and a full rewrite 
     expect(scheduled.anchor).toMatchObject({ entries: 5 });
     expect(scheduled.where).toMatch(new RegExp(`^s3://${LOCKED_BUCKET}/trail/audit-anchor-`));
 
-    await appendAudit(p.db, [{ requestId: 'r-6', event: 'record_read', actor: 'alice', details: { n: 6 } }]);
-    await appendAudit(p.db, [{ requestId: 'r-7', event: 'record_read', actor: 'alice', details: { n: 7 } }]);
+    await appendAudit(recoveryDb, [{ requestId: 'r-6', event: 'record_read', actor: 'alice', details: { n: 6 } }]);
+    await appendAudit(recoveryDb, [{ requestId: 'r-7', event: 'record_read', actor: 'alice', details: { n: 7 } }]);
     const second = await writeAnchor(p.db, store);
     expect(second.anchor.entries).toBe(7);
     expect(await verifyAnchors(p.db, store)).toEqual({ anchors: 2, findings: [] });
@@ -186,6 +189,7 @@ test('anchors: on the schedule, to locked S3; a deleted tail and a full rewrite 
     expect(cli.stderr).toMatch(new RegExp(`entry ${second.anchor.lastId} .*deleted from the end`));
   } finally {
     store.close();
+    await recoveryDb.$disconnect();
   }
 });
 
