@@ -64,7 +64,8 @@ async function store(rows) {
     cols[8][i] = r.locale; cols[9][i] = r.appVersion; cols[10][i] = r.appVersionMajor; cols[11][i] = r.appVersionMinor;
     cols[12][i] = r.appVersionPatch; cols[13][i] = r.loginFingerprint; cols[14][i] = r.createDate;
   });
-  inserted += (await pool.query(INSERT, cols)).rowCount;
+  const { rowCount } = await pool.query(INSERT, cols);
+  inserted += rowCount;
 }
 
 async function remove(messages) {
