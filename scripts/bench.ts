@@ -25,7 +25,7 @@ import { connectClient } from '../lib/platform/temporal';
 import { startServices, type RunningServices } from '../services';
 import { createQueue, freshDatabase, startWorkers } from './harness';
 import { readBenchArgs } from './bench/args';
-import { cpuMeter, historySize, sampleRss, serverProcesses } from './bench/meters';
+import { cpuMeter, historySize, sampleRss, serverProcesses, threadMeter } from './bench/meters';
 import { printSummary, round, summarize } from './bench/report';
 import { bareDrain, persistVsRaw, rawDrain, writeBareKeys } from './bench/yardsticks';
 
@@ -145,11 +145,13 @@ async function measureRun(
     postgres,
     temporal: serverProcesses(services.temporalAddress.split(':').pop()!),
   });
+  const threads = pool.pids.map(threadMeter);
   const t = performance.now();
   const ingest = await runIngest(client, config, optionsFromConfig(config.ingest));
   const seconds = (performance.now() - t) / 1000;
   const rss = peakRss();
   const pipelineCpuSeconds = cpu();
+  const workerThreadCpuSeconds = threads.map((m) => m());
   await pool.stop();
   const history = await historySize(client, config.ingest.workflowId);
   await client.connection.close();
@@ -219,6 +221,7 @@ async function measureRun(
     historyRuns: history.runs,
     cpuSeconds: { rawDrain: rawCpuSeconds, bare: bareBest.cpu, pipeline: pipelineCpuSeconds },
     cpuSecondsPer10k: { bare: bareCpuPer10k, pipeline: pipelineCpuPer10k },
+    workerThreadCpuSeconds,
     cpuRatioToBare: round(pipelineCpuPer10k.total / bareCpuPer10k.total, 3),
     stageMsPerMessage: Object.fromEntries(Object.entries(s.stageMs).map(([k, v]) => [k, round(v / s.received, 3)])),
     received: s.received,

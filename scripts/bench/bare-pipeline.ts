@@ -32,7 +32,7 @@ const keyring = {
   keys: new Map(Object.entries(keys.keys).map(([id, k]) => [id, Buffer.from(k, 'base64')])),
   fingerprintKey: Buffer.from(keys.fingerprintKey, 'base64'),
 };
-const sqs = new SQSClient({ region: 'us-east-1', endpoint, useQueueUrlAsEndpoint: false, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
+const sqs = new SQSClient({ region: 'us-east-1', endpoint, useQueueUrlAsEndpoint: false, cacheMiddleware: true, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
 const pool = new Pool({ connectionString: databaseUrl, max: pollers });
 const INSERT = \`INSERT INTO user_logins (message_id, user_id, device_type, masked_ip, masked_device_id, ip_ciphertext,
     device_id_ciphertext, pii_key_id, locale, app_version, app_version_major, app_version_minor, app_version_patch,

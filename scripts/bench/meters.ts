@@ -56,6 +56,13 @@ export function serverProcesses(port: string): number[] {
   const ppid = (pid: number) => Number(readOr(`/proc/${pid}/stat`).split(') ')[1]?.split(' ')[1]);
   return all.filter((pid) => roots.includes(pid) || roots.includes(ppid(pid)));
 }
+const readDirOr = (dir: string) => {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+};
 const readOr = (file: string) => {
   try {
     return fs.readFileSync(file, 'utf8');
@@ -94,4 +101,35 @@ export function cpuMeter(groups: Record<string, number[] | (() => number[])>) {
         return [k, round(ticks / 100, 2)];
       }),
     );
+}
+
+/** CPU seconds of one process's threads, by thread name (`/proc/PID/task/TID/comm`: node, tokio-runtime-w, V8 workers…). */
+function threadTicks(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  const tids = readDirOr(`/proc/${pid}/task`);
+  for (const tid of tids) {
+    const name = readOr(`/proc/${pid}/task/${tid}/comm`).trim() || '?';
+    const fields = readOr(`/proc/${pid}/task/${tid}/stat`).split(') ')[1]?.split(' ') ?? [];
+    const key = `${Number(tid) === pid ? 'main' : name}#${tid}`;
+    byName.set(key, Number(fields[11] ?? 0) + Number(fields[12] ?? 0));
+  }
+  return byName;
+}
+
+/**
+ * Where a process's CPU went over a stretch of work, by thread (`main#PID`, `node#TID` for a
+ * worker thread or V8's helpers, `tokio-runtime-w#TID` for the Temporal core…), busiest first.
+ */
+export function threadMeter(pid: number) {
+  const start = threadTicks(pid);
+  return () => {
+    const out: Record<string, number> = {};
+    for (const [key, ticks] of threadTicks(pid)) out[key] = (ticks - (start.get(key) ?? 0)) / 100;
+    return Object.fromEntries(
+      Object.entries(out)
+        .filter(([, s]) => s >= 0.01)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, s]) => [k, round(s, 2)]),
+    );
+  };
 }

@@ -18,7 +18,9 @@ import { freshDatabase, ROOT } from '../harness';
 
 function runNode(args: string[], env: NodeJS.ProcessEnv = process.env, onPid: (pid: number) => void = () => {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', ...args], {
+    // BENCH_CPU_PROF=DIR: the yardsticks are profiled like the workers (bench.ts), to compare where each spends its CPU.
+    const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+    const child = spawn(process.execPath, [...prof, '-r', 'ts-node/register/transpile-only', ...args], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'inherit'],
