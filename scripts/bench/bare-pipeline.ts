@@ -43,6 +43,7 @@ const INSERT = \`INSERT INTO user_logins (message_id, user_id, device_type, mask
   ON CONFLICT (message_id) DO NOTHING\`;
 let drained = 0, inserted = 0, invalid = 0;
 const CHUNK = 100;
+const OVERLAP = workerData.overlap;
 
 async function gather() {
   const got = [];
@@ -76,7 +77,16 @@ async function remove(messages) {
   await Promise.all(calls);
 }
 
+async function storeThenRemove(rows, messages) {
+  await store(rows);
+  await remove(messages);
+  drained += messages.length;
+}
+
+// With OVERLAP, a loop gathers and masks its next chunk while its last one is stored and
+// deleted (at most one chunk of a loop in the database at a time); without, one after the other.
 async function loop() {
+  let last = Promise.resolve();
   for (let empty = 0; empty < 2; ) {
     const messages = await gather();
     if (!messages.length) { empty++; continue; }
@@ -87,10 +97,11 @@ async function loop() {
       if (outcome.kind === 'row') rows.push(outcome.row);
       else invalid++;
     }
-    await store(rows);
-    await remove(messages);
-    drained += messages.length;
+    await last;
+    last = storeThenRemove(rows, messages);
+    if (!OVERLAP) await last;
   }
+  await last;
 }
 parentPort.once('message', async () => {
   await Promise.all(Array.from({ length: pollers }, loop));
@@ -107,7 +118,18 @@ async function main(): Promise<void> {
   const workers = Array.from(
     { length: Number(threads) },
     () =>
-      new Worker(THREAD, { eval: true, workerData: { endpoint, queueUrl, databaseUrl, keys, root, pollers: Number(pollers) } }),
+      new Worker(THREAD, {
+        eval: true,
+        workerData: {
+          endpoint,
+          queueUrl,
+          databaseUrl,
+          keys,
+          root,
+          pollers: Number(pollers),
+          overlap: process.env.BENCH_BARE_OVERLAP === '1',
+        },
+      }),
   );
   await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
   const started = performance.now();

@@ -43,15 +43,18 @@ async function main() {
     for (let r = 0; r < Number(rounds); r++) {
       await sendMessages(admin, q, bodies);
       console.log('raw', Math.round((await rawDrain(services.sqsEndpoint, q)).rate));
-      for (const p of pollers.split(',')) {
+      for (const variant of pollers.split(',')) {
+        // P (8) or P:sequential (8:seq): poller count, and whether each loop overlaps its commit with its next chunk.
+        const [p, seq] = variant.split(':');
         process.env.BENCH_BARE_POLLERS = p;
+        process.env.BENCH_BARE_OVERLAP = seq ? '0' : '1'; // the bench itself runs the sequential loop (measured no slower)
         await sendMessages(admin, q, bodies);
         const b = await bareDrain(services.sqsEndpoint, q, db, keys);
         const pg = new (await import('pg')).Client({ connectionString: db });
         await pg.connect();
         console.log((await pg.query('select count(*)::int n, count(distinct message_id)::int d from user_logins')).rows[0]);
         await pg.end();
-        console.log(`bare p=${p}`, Math.round(b.rate), b.drained, b.inserted, b.invalid, b.cpuSeconds.toFixed(1));
+        console.log(`bare ${variant}`, Math.round(b.rate), b.drained, b.inserted, b.invalid, b.cpuSeconds.toFixed(1));
       }
     }
     admin.destroy();
