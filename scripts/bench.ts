@@ -25,9 +25,9 @@ import { connectClient } from '../lib/platform/temporal';
 import { startServices, type RunningServices } from '../services';
 import { createQueue, freshDatabase, startWorkers } from './harness';
 import { readBenchArgs } from './bench/args';
-import { cpuMeter, historySize, sampleRss, serverProcesses } from './bench/meters';
+import { cpuMeter, historySize, sampleRss, serverProcesses, threadMeter } from './bench/meters';
 import { printSummary, round, summarize } from './bench/report';
-import { persistVsRaw, rawDrain } from './bench/yardsticks';
+import { bareDrain, persistVsRaw, rawDrain, writeBareKeys } from './bench/yardsticks';
 
 async function main() {
   process.env.AWS_ACCESS_KEY_ID ??= 'bench';
@@ -57,7 +57,8 @@ async function main() {
     const keyring = await loadKeyring(loadConfig({ ...common, DATABASE_URL: services.databaseUrl }, ['database']), () => {});
     const bodies = generateBodies(messages, { malformedShare: 0.01, duplicateShare: 0.05, seed: 42 });
     const figures: Record<string, unknown>[] = [];
-    const bench: Bench = { messages, bodies, services, common, admin, keyring };
+    const bareKeys = writeBareKeys(scratch, keyring);
+    const bench: Bench = { messages, bodies, services, common, admin, keyring, bareKeys };
 
     for (let run = 1; run <= runs; run++) {
       for (const workers of workerCounts)
@@ -90,11 +91,13 @@ interface Bench {
   common: NodeJS.ProcessEnv;
   admin: ReturnType<typeof createSqsClient>;
   keyring: Keyring;
+  /** The keys file the bare pipeline reads. */
+  bareKeys: string;
 }
 
 /** One run at one worker count: the raw drain before and after, the pipeline end to end with its balance, and (at the first worker count) persist against plain SQL. */
 async function measureRun(
-  { messages, bodies, services, common, admin, keyring }: Bench,
+  { messages, bodies, services, common, admin, keyring, bareKeys }: Bench,
   { run, workers, firstWorkers }: { run: number; workers: number; firstWorkers: boolean },
 ): Promise<Record<string, unknown>> {
   const tag = `b${run}w${workers}_${crypto.randomBytes(3).toString('hex')}`;
@@ -111,11 +114,22 @@ async function measureRun(
   const config: Config = loadConfig(env);
 
   const emulator = [services.sqsPid!];
+  const postgres = () => serverProcesses(new URL(services.databaseUrl).port);
   await sendMessages(admin, queueUrl, bodies);
   const rawCpu = cpuMeter({ emulator });
   const before = await rawDrain(services.sqsEndpoint, queueUrl);
   const rawBefore = before.rate;
   const rawCpuSeconds = { ...rawCpu(), drain: round(before.cpuSeconds, 2) };
+
+  // The bare pipeline, before and after the ingest (the faster counting), into a database of its own.
+  const bareDb = (await freshDatabase(services, `${tag}_bare`)).app;
+  const bare = async () => {
+    await sendMessages(admin, queueUrl, bodies);
+    const meter = cpuMeter({ emulator, postgres });
+    const r = await bareDrain(services.sqsEndpoint, queueUrl, bareDb, bareKeys);
+    return { ...r, cpu: { ...meter(), pipeline: round(r.cpuSeconds, 2) } };
+  };
+  const bareBefore = await bare();
 
   const sentIds = await sendMessages(admin, queueUrl, bodies);
   const pool = await startWorkers(
@@ -128,14 +142,16 @@ async function measureRun(
   const cpu = cpuMeter({
     workers: pool.pids,
     emulator,
-    postgres: serverProcesses(new URL(services.databaseUrl).port),
+    postgres,
     temporal: serverProcesses(services.temporalAddress.split(':').pop()!),
   });
+  const threads = pool.pids.map(threadMeter);
   const t = performance.now();
   const ingest = await runIngest(client, config, optionsFromConfig(config.ingest));
   const seconds = (performance.now() - t) / 1000;
   const rss = peakRss();
   const pipelineCpuSeconds = cpu();
+  const workerThreadCpuSeconds = threads.map((m) => m());
   await pool.stop();
   const history = await historySize(client, config.ingest.workflowId);
   await client.connection.close();
@@ -153,6 +169,7 @@ async function measureRun(
   const distinct = new Set(sentIds).size;
   const balanced = db.rows + db.quarantine === distinct && db.ledger === distinct && left.visible + left.inFlight === 0;
 
+  const bareAfter = await bare();
   await sendMessages(admin, queueUrl, bodies);
   const rawAfter = (await rawDrain(services.sqsEndpoint, queueUrl)).rate;
   const persist = firstWorkers
@@ -167,7 +184,14 @@ async function measureRun(
     : null;
 
   const raw = Math.max(rawBefore, rawAfter);
+  const bareBest = bareBefore.rate >= bareAfter.rate ? bareBefore : bareAfter;
   const rate = ingest.summary.received / seconds;
+  const per10k = (cpu: Record<string, number>, n: number) => {
+    const out = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round((v / n) * 10_000, 2)]));
+    return { ...out, total: round((Object.values(cpu).reduce((a, b) => a + b, 0) / n) * 10_000, 2) };
+  };
+  const bareCpuPer10k = per10k(bareBest.cpu, bareBest.drained);
+  const pipelineCpuPer10k = per10k(pipelineCpuSeconds, ingest.summary.received);
   const s = ingest.summary;
   const f = {
     run,
@@ -180,6 +204,12 @@ async function measureRun(
     pipelinePerSecond: round(rate),
     seconds: round(seconds, 2),
     ratio: round(rate / raw, 3),
+    barePerSecond: round(bareBest.rate),
+    bareBefore: round(bareBefore.rate),
+    bareAfter: round(bareAfter.rate),
+    bareRatio: round(bareBest.rate / raw, 3),
+    ratioToBare: round(rate / bareBest.rate, 3),
+    bareBalanced: bareBefore.drained === messages && bareAfter.drained === messages,
     ...(persist && {
       rawPgRowsPerSecond: round(persist.rawRowsPerSecond),
       persistRowsPerSecond: round(persist.persistRowsPerSecond),
@@ -189,7 +219,10 @@ async function measureRun(
     historyEventsPer10k: round((history.events / s.received) * 10_000, 1),
     historyBytesPer10k: round((history.bytes / s.received) * 10_000),
     historyRuns: history.runs,
-    cpuSeconds: { rawDrain: rawCpuSeconds, pipeline: pipelineCpuSeconds },
+    cpuSeconds: { rawDrain: rawCpuSeconds, bare: bareBest.cpu, pipeline: pipelineCpuSeconds },
+    cpuSecondsPer10k: { bare: bareCpuPer10k, pipeline: pipelineCpuPer10k },
+    workerThreadCpuSeconds,
+    cpuRatioToBare: round(pipelineCpuPer10k.total / bareCpuPer10k.total, 3),
     stageMsPerMessage: Object.fromEntries(Object.entries(s.stageMs).map(([k, v]) => [k, round(v / s.received, 3)])),
     received: s.received,
     persisted: s.persisted,

@@ -26,7 +26,7 @@ type Limits = Record<keyof IngestOptions, { min: number; max: number; default?: 
 
 export const INGEST_LIMITS: Limits = {
   batchSize: { min: 1, max: 5000, default: 1000, env: 'INGEST_BATCH_SIZE' },
-  concurrency: { min: 1, max: 64, default: 2, env: 'INGEST_CONCURRENCY' },
+  concurrency: { min: 1, max: 64, default: 1, env: 'INGEST_CONCURRENCY' },
   maxMessages: { min: 1, max: Number.MAX_SAFE_INTEGER, env: 'INGEST_MAX_MESSAGES' },
   waitTimeSeconds: { min: 0, max: 20, default: 1, env: 'SQS_WAIT_TIME_SECONDS' },
   receiveConcurrency: { min: 1, max: 50, default: 8, env: 'SQS_RECEIVE_CONCURRENCY' },

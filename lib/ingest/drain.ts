@@ -57,6 +57,7 @@ export class PermanentDrainError extends Error {
 interface Chunk extends TransformedBatch {
   ids: string[];
 }
+const emptyChunk = (): Chunk => ({ rows: [], quarantine: [], ids: [] });
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -92,85 +93,203 @@ export async function drain(
   signal: AbortSignal,
   onProgress: (result: DrainResult) => void = () => {},
 ): Promise<DrainResult> {
-  const { sqs, queueUrl, db, keyring } = deps;
-  const result = emptyDrainResult();
-  const deadline = Date.now() + opts.maxSeconds * 1000;
-  const visibilityMs = opts.visibilityTimeoutSeconds * 1000;
-  const maxHeld = opts.chunkSize * (opts.commitsInFlight + 1);
+  return new StreamingDrain(deps, opts, signal, onProgress).run();
+}
 
-  const held = new HeldMessages(visibilityMs);
-  let buffer: Chunk = { rows: [], quarantine: [], ids: [] };
-  let bufferSince = 0;
-  let reserved = 0; // messages asked for by receives under way
-  let emptyInARow = 0;
-  let stopReason: DrainResult['endedBy'] | null = null;
-  let fatal = null as Error | null; // set by fail() in callbacks: not narrowed to null
+/** One poller's run of receive failures (reset by a success). */
+interface ReceiveFailures {
+  attempt: number;
+  since: number;
+}
 
-  const stopReceiving = (why: DrainResult['endedBy']) => (stopReason ??= why);
-  const fail = (err: Error) => {
-    fatal ??= err;
-    stopReceiving('stopped');
-  };
-  signal.addEventListener('abort', () => stopReceiving('stopped'), { once: true });
+/**
+ * One drain, as the steps a message goes through, in reading order:
+ *   run        pollers until a stop rule, then the last chunk, then wait for every commit and delete
+ *   poll       one poller: back-pressure, budget, deadline, receive, count empties, take
+ *   receive    one ReceiveMessage call, retried with backoff; fails the drain for what retrying cannot fix
+ *   take       hold each message (a redelivery counts as already seen), transform it, add it to the buffer
+ *   flush      hand the buffer to a free committer (or when full); start commits while slots are free
+ *   commit     persist one chunk, then (outside the commit slots) acknowledge it
+ *   persist    one transaction per chunk, retried until it commits
+ *   acknowledge  delete a committed chunk's messages, then report progress
+ *   tick       every LINGER_MS: hand on a lingering buffer, extend the visibility of messages held long
+ */
+class StreamingDrain {
+  private readonly result = emptyDrainResult();
+  private readonly deadline: number;
+  /** Messages held (received, not yet deleted) at most before the pollers wait: the commits and deletes set the pace. */
+  private readonly maxHeld: number;
+  private readonly held: HeldMessages;
+  /** The chunk being filled, and when its first message arrived (for LINGER_MS). */
+  private buffer: Chunk = emptyChunk();
+  private bufferSince = 0;
+  /** Messages asked for by receives under way (so the pollers together never ask for more than the budget). */
+  private reserved = 0;
+  private emptyInARow = 0;
+  private stopReason: DrainResult['endedBy'] | null = null;
+  private fatal: Error | null = null;
+  /** Full chunks waiting for one of the commitsInFlight committers. */
+  private readonly ready: Chunk[] = [];
+  private committing = 0;
+  private acking = 0;
+  /** Pollers waiting for the held set to shrink, and the final wait. */
+  private idle: (() => void)[] = [];
 
-  // Full chunks wait here for one of the commitsInFlight committers.
-  const ready: Chunk[] = [];
-  let committing = 0;
-  let acking = 0;
-  const idle: (() => void)[] = []; // pollers waiting for the held set to shrink, and the final wait
-  const wake = () => idle.splice(0).forEach((resolve) => resolve());
-  const waitForChange = (ms: number) => new Promise<void>((resolve) => (idle.push(resolve), setTimeout(resolve, ms)));
+  constructor(
+    private readonly deps: DrainDeps,
+    private readonly opts: DrainOptions,
+    private readonly signal: AbortSignal,
+    private readonly onProgress: (result: DrainResult) => void,
+  ) {
+    this.deadline = Date.now() + opts.maxSeconds * 1000;
+    this.maxHeld = opts.chunkSize * (opts.commitsInFlight + 1);
+    this.held = new HeldMessages(opts.visibilityTimeoutSeconds * 1000);
+    signal.addEventListener('abort', () => this.stopReceiving('stopped'), { once: true });
+  }
+
+  async run(): Promise<DrainResult> {
+    const ticker = setInterval(() => this.tick(), LINGER_MS);
+    try {
+      await Promise.all(Array.from({ length: this.opts.pollers }, () => this.poll()));
+      this.flush(true);
+      while (this.committing || this.ready.length || this.acking) await this.waitForChange(1000);
+    } finally {
+      clearInterval(ticker);
+    }
+    if (this.fatal) throw this.fatal;
+    this.result.endedBy = this.stopReason ?? 'empty';
+    return this.result;
+  }
+
+  private async poll(): Promise<void> {
+    const failures: ReceiveFailures = { attempt: 0, since: 0 };
+    while (!this.stopReason) {
+      // At the end of the slice, a queue that every poller last found empty counts as empty.
+      if (Date.now() >= this.deadline) return void this.stopReceiving(this.emptyInARow >= this.opts.pollers ? 'empty' : 'time');
+      if (this.held.size >= this.maxHeld) {
+        // Back-pressure: the commits or the deletes are behind (a slow database or queue); wait for room.
+        await this.waitForChange(500);
+        continue;
+      }
+      const want = Math.min(MAX_PER_CALL, this.opts.maxMessages - this.result.received - this.reserved);
+      if (want <= 0) {
+        if (this.reserved === 0) this.stopReceiving('budget');
+        return;
+      }
+      const messages = await this.receive(want, failures);
+      if (messages === null) continue; // failed: backed off, or the drain is failing
+      this.result.received += messages.length;
+      if (messages.length === 0) {
+        if (++this.emptyInARow >= 2 * this.opts.pollers) this.stopReceiving('empty');
+        continue;
+      }
+      this.emptyInARow = 0;
+      this.take(messages);
+    }
+  }
+
+  /** One receive of up to `want` messages; null after a failure (backed off, or the drain failed for good). */
+  private async receive(want: number, failures: ReceiveFailures): Promise<ReceivedMessage[] | null> {
+    const { sqs, queueUrl, keyring } = this.deps;
+    this.reserved += want;
+    const started = performance.now();
+    try {
+      await refreshKeyring(keyring); // a rotated key is used for new rows at once
+      const messages = await receiveOnce(sqs, queueUrl, {
+        maxMessages: want,
+        waitTimeSeconds: this.opts.waitTimeSeconds,
+        visibilityTimeoutSeconds: this.opts.visibilityTimeoutSeconds,
+      });
+      failures.attempt = 0;
+      failures.since = 0;
+      return messages;
+    } catch (err) {
+      const e = err as Error;
+      const what = `ReceiveMessage failed with ${e.name}: ${e.message}. Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials.`;
+      if (isPermanentSqsError(err)) return (this.fail(new PermanentDrainError(what, e.name)), null);
+      failures.since ||= Date.now();
+      if (Date.now() - failures.since > RECEIVE_FAILING_MS)
+        return (this.fail(Object.assign(new Error(`For ${RECEIVE_FAILING_MS / 1000} s: ${what}`), { name: e.name })), null);
+      this.result.receiveErrors++;
+      await sleep(backoff(failures.attempt++), this.signal);
+      return null;
+    } finally {
+      this.reserved -= want;
+      this.result.stageMs.receive += performance.now() - started;
+    }
+  }
+
+  private take(messages: ReceivedMessage[]): void {
+    const started = performance.now();
+    const now = Date.now();
+    for (const m of messages) {
+      if (!this.held.hold(m.messageId, m.receiptHandle, now)) {
+        // Redelivered while we still hold it: one outcome, deleted with the newest handle, and
+        // counted as already seen (received = persisted + quarantined + already seen).
+        this.result.alreadySeen++;
+        continue;
+      }
+      const outcome = transformMessage(this.deps.keyring, m);
+      if (outcome.kind === 'row') this.buffer.rows.push(outcome.row);
+      else this.buffer.quarantine.push(outcome.entry);
+      if (this.buffer.ids.push(m.messageId) === 1) this.bufferSince = now;
+    }
+    this.result.stageMs.transform += performance.now() - started;
+    if (this.buffer.ids.length >= this.opts.chunkSize) this.flush();
+  }
 
   /**
    * Hands the buffer to a committer when one is free, or when it is full; otherwise it keeps
    * filling, so chunks grow while the database is busy and stay small while it is not.
    */
-  function flush(force = false): void {
-    const free = committing + ready.length < opts.commitsInFlight;
-    if (buffer.ids.length && (force || free || buffer.ids.length >= opts.chunkSize)) {
-      ready.push(buffer);
-      buffer = { rows: [], quarantine: [], ids: [] };
+  private flush(force = false): void {
+    const { commitsInFlight, chunkSize } = this.opts;
+    const free = this.committing + this.ready.length < commitsInFlight;
+    if (this.buffer.ids.length && (force || free || this.buffer.ids.length >= chunkSize)) {
+      this.ready.push(this.buffer);
+      this.buffer = emptyChunk();
     }
-    while (committing < opts.commitsInFlight && ready.length) {
-      const chunk = ready.shift()!;
-      committing++;
-      commitThenDelete(chunk)
-        .catch(fail) // an unexpected throw stops the drain instead of crashing the worker
-        .finally(wake);
+    while (this.committing < commitsInFlight && this.ready.length) {
+      const chunk = this.ready.shift()!;
+      this.committing++;
+      this.commit(chunk)
+        .catch((err: Error) => this.fail(err)) // an unexpected throw stops the drain instead of crashing the worker
+        .finally(() => this.wake());
     }
   }
 
-  async function commitThenDelete(chunk: Chunk): Promise<void> {
+  private async commit(chunk: Chunk): Promise<void> {
     let ok: boolean;
     try {
-      ok = await persist(chunk);
+      ok = await this.persist(chunk);
     } finally {
-      committing--;
+      this.committing--;
     }
     // Committed: its rows are no longer needed, only the receipt handles until the deletes.
     chunk.rows = [];
     chunk.quarantine = [];
-    flush();
-    wake();
+    this.flush();
+    this.wake();
     // Deletes run outside the commit slots: the next commit need not wait for them.
-    if (ok) await acknowledge(chunk);
+    if (ok) await this.acknowledge(chunk);
   }
 
   /** One chunk in one transaction, retried until it commits; false when the database refuses it for good. */
-  async function persist(chunk: Chunk): Promise<boolean> {
+  private async persist(chunk: Chunk): Promise<boolean> {
+    const { db, keyring } = this.deps;
     const started = performance.now();
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          const persisted = await insertChunkIsolatingRejects(db, keyring, chunk, opts.attemptId ?? null);
-          Object.assign(result, addPersistResults(result, persisted));
-          result.commits++;
+          const persisted = await insertChunkIsolatingRejects(db, keyring, chunk, this.opts.attemptId ?? null);
+          Object.assign(this.result, addPersistResults(this.result, persisted));
+          this.result.commits++;
           return true;
         } catch (err) {
           if (isPermanentDbError(err)) {
             // Only a refused quarantine entry gets here (rows are isolated): the messages stay in the queue.
             // The message names the SQLSTATE only: a database's text can quote the value it refused.
-            fail(
+            this.fail(
               new PermanentDrainError(
                 `The database refused a quarantine entry (SQLSTATE ${sqlState(err)}); the messages stay in the queue.`,
                 'PermanentDbError',
@@ -178,132 +297,73 @@ export async function drain(
             );
             return false;
           }
-          result.persistRetries++;
+          this.result.persistRetries++;
           await sleep(backoff(attempt));
         }
       }
     } finally {
-      result.stageMs.persist += performance.now() - started;
+      this.result.stageMs.persist += performance.now() - started;
     }
   }
 
   /** Deletes a committed chunk's messages (only now: a message deleted before its commit could be lost). */
-  async function acknowledge(chunk: Chunk): Promise<void> {
-    acking++;
+  private async acknowledge(chunk: Chunk): Promise<void> {
+    const { sqs, queueUrl } = this.deps;
+    this.acking++;
     const started = performance.now();
     try {
-      const messages = held.handles(chunk.ids);
+      const messages = this.held.handles(chunk.ids);
       for (let attempt = 0; ; attempt++) {
         try {
           const acked = await deleteMessages(sqs, queueUrl, messages);
-          result.ackFailed += acked.failed.length;
+          this.result.ackFailed += acked.failed.length;
           break;
         } catch (err) {
           // A message not deleted comes back and is deduplicated: a few tries, then let it.
           if (isPermanentSqsError(err) || attempt >= 3) {
-            result.ackFailed += messages.length;
+            this.result.ackFailed += messages.length;
             break;
           }
           await sleep(backoff(attempt));
         }
       }
     } finally {
-      held.release(chunk.ids);
-      result.stageMs.acknowledge += performance.now() - started;
-      acking--;
+      this.held.release(chunk.ids);
+      this.result.stageMs.acknowledge += performance.now() - started;
+      this.acking--;
     }
-    onProgress(result);
+    this.onProgress(this.result);
   }
 
-  function take(messages: ReceivedMessage[]): void {
-    const started = performance.now();
-    const now = Date.now();
-    for (const m of messages) {
-      if (!held.hold(m.messageId, m.receiptHandle, now)) {
-        // Redelivered while we still hold it: one outcome, deleted with the newest handle, and
-        // counted as already seen (received = persisted + quarantined + already seen).
-        result.alreadySeen++;
-        continue;
-      }
-      const outcome = transformMessage(keyring, m);
-      if (outcome.kind === 'row') buffer.rows.push(outcome.row);
-      else buffer.quarantine.push(outcome.entry);
-      if (buffer.ids.push(m.messageId) === 1) bufferSince = now;
-    }
-    result.stageMs.transform += performance.now() - started;
-    if (buffer.ids.length >= opts.chunkSize) flush();
-  }
-
-  async function poller(): Promise<void> {
-    for (let errors = 0, failingSince = 0; !stopReason;) {
-      // At the end of the slice, a queue that every poller last found empty counts as empty.
-      if (Date.now() >= deadline) return void stopReceiving(emptyInARow >= opts.pollers ? 'empty' : 'time');
-      if (held.size >= maxHeld) {
-        // Back-pressure: the commits or the deletes are behind (a slow database or queue); wait for room.
-        await waitForChange(500);
-        continue;
-      }
-      const want = Math.min(MAX_PER_CALL, opts.maxMessages - result.received - reserved);
-      if (want <= 0) {
-        if (reserved === 0) stopReceiving('budget');
-        return;
-      }
-      reserved += want;
-      const started = performance.now();
-      let messages: ReceivedMessage[];
-      try {
-        await refreshKeyring(keyring); // a rotated key is used for new rows at once
-        messages = await receiveOnce(sqs, queueUrl, {
-          maxMessages: want,
-          waitTimeSeconds: opts.waitTimeSeconds,
-          visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds,
-        });
-        errors = 0;
-        failingSince = 0;
-      } catch (err) {
-        const e = err as Error;
-        const what = `ReceiveMessage failed with ${e.name}: ${e.message}. Check SQS_QUEUE_URL, AWS_REGION and the AWS credentials.`;
-        if (isPermanentSqsError(err)) return fail(new PermanentDrainError(what, e.name));
-        failingSince ||= Date.now();
-        if (Date.now() - failingSince > RECEIVE_FAILING_MS)
-          return fail(Object.assign(new Error(`For ${RECEIVE_FAILING_MS / 1000} s: ${what}`), { name: e.name }));
-        result.receiveErrors++;
-        await sleep(backoff(errors++), signal);
-        continue;
-      } finally {
-        reserved -= want;
-        result.stageMs.receive += performance.now() - started;
-      }
-      result.received += messages.length;
-      if (messages.length === 0) {
-        if (++emptyInARow >= 2 * opts.pollers) stopReceiving('empty');
-        continue;
-      }
-      emptyInARow = 0;
-      take(messages);
-    }
-  }
-
-  // A chunk that is not full is committed once it has waited LINGER_MS; held messages whose
-  // commit runs long get their visibility extended before it ends.
-  const ticker = setInterval(() => {
-    if (buffer.ids.length && Date.now() - bufferSince >= LINGER_MS) flush();
-    const expiring = held.takeExpiring(Date.now());
+  /**
+   * A chunk that is not full is committed once it has waited LINGER_MS; held messages whose
+   * commit runs long get their visibility extended before it ends.
+   */
+  private tick(): void {
+    if (this.buffer.ids.length && Date.now() - this.bufferSince >= LINGER_MS) this.flush();
+    const expiring = this.held.takeExpiring(Date.now());
     if (expiring.length === 0) return;
-    result.visibilityExtended += expiring.length;
-    changeVisibility(sqs, queueUrl, expiring, opts.visibilityTimeoutSeconds).catch(() => {
+    this.result.visibilityExtended += expiring.length;
+    const { sqs, queueUrl } = this.deps;
+    changeVisibility(sqs, queueUrl, expiring, this.opts.visibilityTimeoutSeconds).catch(() => {
       // Not extended: at worst the message comes back to someone and is deduplicated.
     });
-  }, LINGER_MS);
-
-  try {
-    await Promise.all(Array.from({ length: opts.pollers }, poller));
-    flush(true);
-    while (committing || ready.length || acking) await waitForChange(1000);
-  } finally {
-    clearInterval(ticker);
   }
-  if (fatal) throw fatal;
-  result.endedBy = stopReason ?? 'empty';
-  return result;
+
+  private stopReceiving(why: DrainResult['endedBy']): void {
+    this.stopReason ??= why;
+  }
+
+  private fail(err: Error): void {
+    this.fatal ??= err;
+    this.stopReceiving('stopped');
+  }
+
+  private wake(): void {
+    this.idle.splice(0).forEach((resolve) => resolve());
+  }
+
+  private waitForChange(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => (this.idle.push(resolve), setTimeout(resolve, ms)));
+  }
 }

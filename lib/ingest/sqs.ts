@@ -32,6 +32,10 @@ export function createSqsClient(sqs: Config['sqs']): SQSClient {
     ...(sqs.embedded ? { credentials: { accessKeyId: 'embedded', secretAccessKey: 'embedded' } } : {}),
     // Long polls hold a socket each: the SDK's default of 50 would queue a drain's pollers
     // (up to 50 a thread, more with several drains) behind one another.
+    // Resolve each command's middleware stack once per client instead of on every call
+    // (measured: about 10% of the SDK's CPU per receive + delete). It applies only to
+    // `send(command)` with no options object: pass one only when there is something in it.
+    cacheMiddleware: true,
     requestHandler: {
       httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
       httpsAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
@@ -103,18 +107,17 @@ export async function receiveOnce(
   call: ReceiveCall,
   signal?: AbortSignal,
 ): Promise<ReceivedMessage[]> {
-  const { Messages = [] } = await client.send(
-    new ReceiveMessageCommand({
-      QueueUrl: queueUrl,
-      MaxNumberOfMessages: call.maxMessages,
-      WaitTimeSeconds: call.waitTimeSeconds,
-      VisibilityTimeout: call.visibilityTimeoutSeconds,
-      MessageSystemAttributeNames: ['SentTimestamp', 'ApproximateReceiveCount'],
-      // The older spelling of the same request, for implementations that predate the new one.
-      AttributeNames: ['All'],
-    }),
-    { abortSignal: signal },
-  );
+  const command = new ReceiveMessageCommand({
+    QueueUrl: queueUrl,
+    MaxNumberOfMessages: call.maxMessages,
+    WaitTimeSeconds: call.waitTimeSeconds,
+    VisibilityTimeout: call.visibilityTimeoutSeconds,
+    MessageSystemAttributeNames: ['SentTimestamp', 'ApproximateReceiveCount'],
+    // The older spelling of the same request, for implementations that predate the new one.
+    AttributeNames: ['All'],
+  });
+  // No options object without a signal: it would bypass the client's cached middleware (createSqsClient).
+  const { Messages = [] } = await (signal ? client.send(command, { abortSignal: signal }) : client.send(command));
   return Messages.filter((m) => m.MessageId && m.ReceiptHandle).map(toReceived);
 }
 

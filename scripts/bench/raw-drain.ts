@@ -9,7 +9,7 @@ const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { SQSClient, ReceiveMessageCommand, DeleteMessageBatchCommand } = require('@aws-sdk/client-sqs');
 const { endpoint, queueUrl, pollers } = workerData;
-const sqs = new SQSClient({ region: 'us-east-1', endpoint, useQueueUrlAsEndpoint: false, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
+const sqs = new SQSClient({ region: 'us-east-1', endpoint, useQueueUrlAsEndpoint: false, cacheMiddleware: true, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
 let drained = 0;
 async function loop() {
   for (let empty = 0; empty < 2; ) {

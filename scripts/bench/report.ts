@@ -22,6 +22,9 @@ export function summarize(figures: Record<string, unknown>[], workerCounts: numb
       counted: ok.length,
       of: runs,
       ratio: stat('ratio'),
+      ratioToBare: stat('ratioToBare'),
+      barePerSecond: stat('barePerSecond'),
+      cpuRatioToBare: stat('cpuRatioToBare'),
       rawDrainPerSecond: stat('rawDrainPerSecond'),
       pipelinePerSecond: stat('pipelinePerSecond'),
       persistRatio: stat('persistRatio'),
@@ -37,7 +40,7 @@ export function printSummary(summary: ReturnType<typeof summarize>, messages: nu
   for (const s of summary) {
     const fmt = (x: Stat, d = 0) => (x ? `${round(x.median, d)} (${round(x.min, d)}–${round(x.max, d)})` : 'n/a');
     console.log(
-      `${s.workers} worker(s), ${s.counted}/${s.of} balanced runs of ${messages}: pipeline/raw drain ${fmt(s.ratio, 3)}; raw drain ${fmt(s.rawDrainPerSecond)} msg/s; pipeline ${fmt(s.pipelinePerSecond)} msg/s; persist/raw PG ${fmt(s.persistRatio, 3)}; worker peak RSS ${fmt(s.workerPeakRssMiB)} MiB; history ${fmt(s.historyBytesPer10k)} bytes and ${fmt(s.historyEventsPer10k, 1)} events per 10,000 messages`,
+      `${s.workers} worker(s), ${s.counted}/${s.of} balanced runs of ${messages}: pipeline/bare pipeline ${fmt(s.ratioToBare, 3)}; pipeline/raw drain ${fmt(s.ratio, 3)}; raw drain ${fmt(s.rawDrainPerSecond)} msg/s; bare pipeline ${fmt(s.barePerSecond)} msg/s; CPU per message pipeline/bare ${fmt(s.cpuRatioToBare, 3)}; pipeline ${fmt(s.pipelinePerSecond)} msg/s; persist/raw PG ${fmt(s.persistRatio, 3)}; worker peak RSS ${fmt(s.workerPeakRssMiB)} MiB; history ${fmt(s.historyBytesPer10k)} bytes and ${fmt(s.historyEventsPer10k, 1)} events per 10,000 messages`,
     );
   }
 }

@@ -1,7 +1,10 @@
 // The benchmark's yardsticks: the raw drain (bench/raw-drain.ts, a plain receive-and-delete
-// loop in a process of its own) and plain-SQL inserts into the same table and indexes beside
-// the pipeline's own persist step, at the same concurrency.
+// loop in a process of its own), the bare pipeline (bench/bare-pipeline.ts, the same
+// necessary work as the ingest with no durability, in a process of its own) and plain-SQL
+// inserts into the same table and indexes beside the pipeline's own persist step, at the
+// same concurrency.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client as PgClient } from 'pg';
@@ -13,13 +16,16 @@ import { transformBatch } from '../../lib/pipeline/transform';
 import type { TransformedBatch } from '../../lib/contract/types';
 import { freshDatabase, ROOT } from '../harness';
 
-function runNode(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+function runNode(args: string[], env: NodeJS.ProcessEnv = process.env, onPid: (pid: number) => void = () => {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', ...args], {
+    // BENCH_CPU_PROF=DIR: the yardsticks are profiled like the workers (bench.ts), to compare where each spends its CPU.
+    const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+    const child = spawn(process.execPath, [...prof, '-r', 'ts-node/register/transpile-only', ...args], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    if (child.pid) onPid(child.pid);
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args[0]} exited with code ${code}`))));
@@ -35,6 +41,44 @@ export async function rawDrain(endpoint: string, queueUrl: string): Promise<{ ra
     cpuSeconds: number;
   };
   return { rate: drained / seconds, cpuSeconds };
+}
+
+/** How many loops each thread of the bare pipeline runs (measured here: 8 a thread was fastest of 4, 8 and 16). */
+const barePollers = () => Number(process.env.BENCH_BARE_POLLERS ?? 8);
+
+/** The bare pipeline's rate, and the CPU seconds of its process; `onPid` gets its process ID (to meter the servers beside it). */
+export async function bareDrain(
+  endpoint: string,
+  queueUrl: string,
+  databaseUrl: string,
+  keyFile: string,
+  onPid: (pid: number) => void = () => {},
+): Promise<{ rate: number; cpuSeconds: number; drained: number; inserted: number; invalid: number }> {
+  const args = [path.join(__dirname, 'bare-pipeline.ts'), endpoint, queueUrl, databaseUrl, keyFile];
+  const out = await runNode([...args, String(os.availableParallelism()), String(barePollers())], process.env, onPid);
+  const r = JSON.parse(out.trim().split('\n').pop()!) as {
+    drained: number;
+    inserted: number;
+    invalid: number;
+    seconds: number;
+    cpuSeconds: number;
+  };
+  return { ...r, rate: r.drained / r.seconds };
+}
+
+/** The keys of `keyring` as the bare pipeline reads them (a file in `dir`: keys stay out of command lines). */
+export function writeBareKeys(dir: string, keyring: Keyring): string {
+  const file = path.join(dir, 'bare-keys.json');
+  const b64 = (b: Buffer) => b.toString('base64');
+  const keys = Object.fromEntries([...keyring.keys].map(([id, k]) => [id, b64(k)]));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ activeKeyId: keyring.activeKeyId, keys, fingerprintKey: b64(keyring.fingerprintKey) }),
+    {
+      mode: 0o600,
+    },
+  );
+  return file;
 }
 
 /** Plain SQL, no ORM: the same rows into the same table and indexes, unnest arrays, bytea as bytes. */

@@ -61,7 +61,7 @@ describe('loadConfig: valid environments', () => {
       ingest: {
         workflowId: 'login-ingest',
         batchSize: 1000,
-        concurrency: 2,
+        concurrency: 1,
         maxMessages: undefined,
         waitTimeSeconds: 1,
         receiveConcurrency: 8,
