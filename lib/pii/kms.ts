@@ -1,7 +1,8 @@
 // AWS KMS as the key-encryption key (README, "Masking and keys"): the KeyWrapper of
 // lib/pii/kek.ts over KMS Encrypt/Decrypt. The 32-byte data and fingerprint keys are sent to
 // KMS to be encrypted under a KMS key that never leaves KMS, and the key file holds only
-// KMS's ciphertext. Each wrap's context (`data-key:<id>`, `fingerprint-key`) is bound as the
+// KMS's ciphertext. Each wrap's context (`data-key:<id>`, `fingerprint-key`, and the payload
+// codec's `codec-key:<id>`, keyring/codec-wrap.ts) is bound as the
 // KMS encryption context {"pii-key": context}: KMS refuses to decrypt under another one, and
 // an IAM policy can allow kms:Decrypt only with `kms:EncryptionContext:pii-key` set.
 //

@@ -6,6 +6,8 @@
 // TEMPORAL_CODEC_KEY_FILE ({"activeKeyId", "keys": {id: base64}}, mode 600), else
 // TEMPORAL_CODEC_KEYS=id:base64,... with TEMPORAL_CODEC_ACTIVE_KEY_ID, else (outside
 // production) a development file generated once into <DATA_DIR>/keys/codec-keys.json.
+// The file may instead hold its keys wrapped by AWS KMS ({"kek", "activeKeyId", "wrappedKeys"},
+// codec-wrap.ts); only the asynchronous loader (load.ts loadCodecKeysAsync) reads that form.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,7 +31,7 @@ export function devCodecKeysPath(dataDir: string): string {
   return path.join(dataDir, 'keys', 'codec-keys.json');
 }
 
-function codecKeysFrom(entries: Record<string, string>, activeKeyId: string | undefined, source: string): CodecKeys {
+export function codecKeysFrom(entries: Record<string, string>, activeKeyId: string | undefined, source: string): CodecKeys {
   const keys = new Map<string, Buffer>();
   for (const [id, value] of Object.entries(entries)) {
     if (!KEY_ID.test(id)) throw new KeyringError(`${source}: codec key ID ${JSON.stringify(id)} must match ${KEY_ID}`);
@@ -45,14 +47,37 @@ function codecKeysFrom(entries: Record<string, string>, activeKeyId: string | un
   return Object.freeze({ kind: 'codec-keys' as const, activeKeyId: active, keys, source });
 }
 
-function readCodecKeyFile(file: string, name: string): CodecKeys {
-  let content: unknown;
+/** The codec key file this configuration reads (TEMPORAL_CODEC_KEY_FILE, else outside production the development one), if any. */
+export function codecKeyFileOf(config: CodecKeysConfig): { file: string; name: string } | undefined {
+  const { file, keys } = config.codecKeys;
+  if (file) return { file, name: `TEMPORAL_CODEC_KEY_FILE=${file}` };
+  if (keys || config.production) return undefined;
+  const dev = devCodecKeysPath(config.dataDir);
+  return { file: dev, name: dev };
+}
+
+/** A codec key file's JSON content; errors never quote it. */
+export function readCodecKeyJson(file: string, name: string): unknown {
   try {
-    content = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     // Never JSON.parse's message: it quotes key material.
     throw new KeyringError(
       `${name} cannot be read as JSON: ${err instanceof SyntaxError ? 'not valid JSON' : errorMessage(err)}`,
+    );
+  }
+}
+
+/** Whether a codec key file's content is the wrapped form ({"kek", "activeKeyId", "wrappedKeys"}). */
+export function isWrappedCodecContent(content: unknown): content is Record<string, unknown> {
+  return isRecord(content) && ('wrappedKeys' in content || 'kek' in content);
+}
+
+function readCodecKeyFile(file: string, name: string): CodecKeys {
+  const content = readCodecKeyJson(file, name);
+  if (isWrappedCodecContent(content)) {
+    throw new KeyringError(
+      `${name} is wrapped by ${typeof content.kek === 'string' ? content.kek : 'a key-encryption key'} and this code path cannot unwrap it: load it with loadCodecKeysAsync (lib/pii/keyring), or unwrap the file with \`keys codec-rewrap --to plain\``,
     );
   }
   if (!isRecord(content) || !isRecord(content.keys) || typeof content.activeKeyId !== 'string') {

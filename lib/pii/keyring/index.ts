@@ -10,6 +10,7 @@
 export {
   assertSeparateKeys,
   attachCodecKeys,
+  codecKeyFileOf,
   codecKeysOf,
   devCodecKeysPath,
   loadCodecKeys,
@@ -17,6 +18,15 @@ export {
   type CodecKeys,
   type CodecKeysConfig,
 } from './codec-keys';
+export {
+  checkWrappedCodecFile,
+  codecKeyContext,
+  rewrapCodecKeyFile,
+  unwrapCodecKeys,
+  wrapCodecKeys,
+  type CodecRewrapResult,
+  type WrappedCodecKeyFile,
+} from './codec-wrap';
 export { wrapKeyringFile } from './envelope';
 export {
   dataKeyContext,
@@ -29,10 +39,12 @@ export {
   type KeyringFileV2,
 } from './format';
 export {
+  codecKeyWrapperFor,
   configuredKeyWrapper,
   devKeyringPath,
   devMasterKeyPath,
   keyWrapperFor,
+  loadCodecKeysAsync,
   loadKeyring,
   masterKeyWrapper,
   type KeyringConfig,

@@ -10,7 +10,16 @@ import type { Config } from '../../platform/config';
 import { LocalKeyWrapper, type KeyWrapper } from '../kek';
 import { KmsKeyWrapper } from '../kms';
 import { KMS_KEK_PREFIX, parseKmsKeyId } from '../kms-key-id';
-import { attachCodecKeys, loadCodecKeys } from './codec-keys';
+import {
+  attachCodecKeys,
+  codecKeyFileOf,
+  isWrappedCodecContent,
+  loadCodecKeys,
+  readCodecKeyJson,
+  type CodecKeys,
+  type CodecKeysConfig,
+} from './codec-keys';
+import { unwrapCodecKeyContent } from './codec-wrap';
 import { wrapKeyringFile } from './envelope';
 import { decodeKey, KeyringError, keyringFromFile, newKeyringFile, type Keyring } from './format';
 import { errorMessage } from '../../platform/guards';
@@ -106,6 +115,13 @@ export function configuredKeyWrapper(
   return masterKeyWrapper(config, options);
 }
 
+/** The KMS key `aws-kms:<key>` names, in its ARN's region or AWS_REGION, at AWS_ENDPOINT_URL_KMS when set. */
+function kmsWrapperFor(kekId: string, config: Pick<Config, 'keys'>): KmsKeyWrapper {
+  const parsed = parseKmsKeyId(kekId.slice(KMS_KEK_PREFIX.length), config.keys.awsRegion);
+  if (typeof parsed === 'string') throw new KeyringError(parsed);
+  return new KmsKeyWrapper({ kind: 'aws-kms', ...parsed, endpoint: config.keys.kmsEndpoint });
+}
+
 /**
  * The wrapper for a key-encryption key named by its ID (as a key file's "kek" names it): a
  * KMS key by its name (region from its ARN, else the configured AWS_REGION / endpoint), or
@@ -113,11 +129,7 @@ export function configuredKeyWrapper(
  * reads a file wrapped by one KEK and writes it under another.
  */
 export function keyWrapperFor(kekId: string, config: KeyringConfig): KeyWrapper {
-  if (kekId.startsWith(KMS_KEK_PREFIX)) {
-    const parsed = parseKmsKeyId(kekId.slice(KMS_KEK_PREFIX.length), config.keys.awsRegion);
-    if (typeof parsed === 'string') throw new KeyringError(parsed);
-    return new KmsKeyWrapper({ kind: 'aws-kms', ...parsed, endpoint: config.keys.kmsEndpoint });
-  }
+  if (kekId.startsWith(KMS_KEK_PREFIX)) return kmsWrapperFor(kekId, config);
   if (kekId !== 'local' && !kekId.startsWith('local:'))
     throw new KeyringError(`unknown key-encryption key ${JSON.stringify(kekId)}: use local or aws-kms:<key ARN or alias>`);
   const local = masterKeyWrapper(config);
@@ -142,9 +154,52 @@ export async function loadKeyring(
 ): Promise<Keyring> {
   const keyring = await loadPiiKeyring(config, log, wrapper, options);
   const { codecKeys } = config;
-  if (codecKeys)
-    attachCodecKeys(keyring, () => loadCodecKeys({ codecKeys, dataDir: config.dataDir, production: config.production }, log));
+  if (codecKeys) {
+    const codecConfig = { codecKeys, keys: config.keys, dataDir: config.dataDir, production: config.production };
+    // A KMS-wrapped codec key file needs KMS, which is asynchronous: unwrapped now. A plain one stays lazy.
+    const wrapped = wrappedCodecKeyContent(codecConfig);
+    attachCodecKeys(
+      keyring,
+      wrapped
+        ? await unwrapCodecKeyContent(wrapped.content, wrapped.name, (kek) => codecKeyWrapperFor(kek, config))
+        : () => loadCodecKeys(codecConfig, log),
+    );
+  }
   return keyring;
+}
+
+/** The KEK of a wrapped codec key file: a KMS key only (the local master key stays with the PII key file). */
+export function codecKeyWrapperFor(kekId: string, config: Pick<Config, 'keys'>): KeyWrapper {
+  if (!kekId.startsWith(KMS_KEK_PREFIX))
+    throw new KeyringError(`a codec key file is wrapped only by an AWS KMS key (aws-kms:<key ARN or alias>), not by ${kekId}`);
+  return kmsWrapperFor(kekId, config);
+}
+
+/** The content of the configured codec key file when it is the wrapped form (a file it cannot read is left to loadCodecKeys, which names the problem). */
+function wrappedCodecKeyContent(config: CodecKeysConfig): { content: unknown; name: string } | undefined {
+  const at = codecKeyFileOf(config);
+  if (!at || config.codecKeys.keys || !fs.existsSync(at.file)) return undefined; // loadCodecKeys names the conflict
+  let content: unknown;
+  try {
+    content = readCodecKeyJson(at.file, at.name);
+  } catch {
+    return undefined; // loadCodecKeys reports it, as it did before
+  }
+  return isWrappedCodecContent(content) ? { content, name: at.name } : undefined;
+}
+
+/**
+ * The codec keys of this process, as loadCodecKeys gives them, and also from a codec key file
+ * wrapped by AWS KMS (unwrapped through KMS: the KMS key the file names, in AWS_REGION or its
+ * ARN's region, at AWS_ENDPOINT_URL_KMS when set). Use this wherever the codec keys are loaded.
+ */
+export async function loadCodecKeysAsync(
+  config: CodecKeysConfig & Pick<Config, 'keys'>,
+  log: (msg: string) => void = console.log,
+): Promise<CodecKeys> {
+  const wrapped = wrappedCodecKeyContent(config);
+  if (!wrapped) return loadCodecKeys(config, log);
+  return unwrapCodecKeyContent(wrapped.content, wrapped.name, (kek) => codecKeyWrapperFor(kek, config));
 }
 
 async function loadPiiKeyring(
