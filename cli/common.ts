@@ -4,7 +4,7 @@
 // or a data key (an operator's machine holds its own signing key and the codec key).
 import type { Client } from '@temporalio/client';
 import { loadConfig, type Config, type Service } from '../lib/platform/config';
-import { loadCodecKeys, loadKeyring, type CodecKeys, type Keyring } from '../lib/pii/keyring';
+import { loadCodecKeysAsync, loadKeyring, type CodecKeys, type Keyring } from '../lib/pii/keyring';
 import { logger } from '../lib/platform/log';
 import { connectClient } from '../lib/platform/temporal';
 
@@ -28,7 +28,7 @@ export async function withClient<T>(
   needs: Service[] = ['temporal'],
 ): Promise<T> {
   const config = loadConfig(process.env, needs);
-  const codecKeys = loadCodecKeys(config, log);
+  const codecKeys = await loadCodecKeysAsync(config, log);
   const client = await connectClient(config.temporal, codecKeys);
   try {
     return await fn(client, config, codecKeys);

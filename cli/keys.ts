@@ -12,9 +12,12 @@ import {
   devKeyringPath,
   initKeyringFile,
   keyringStatus,
+  codecKeyFileOf,
+  codecKeyWrapperFor,
   keyWrapperFor,
-  loadCodecKeys,
+  loadCodecKeysAsync,
   newCodecKeyFile,
+  rewrapCodecKeyFile,
   rewrapKeyringFile,
   rotateKeyring,
 } from '../lib/pii/keyring';
@@ -110,6 +113,27 @@ export function registerKeyCommands(program: Command): void {
     });
 
   keys
+    .command('codec-rewrap')
+    .description(
+      'wrap the payload codec key file (TEMPORAL_CODEC_KEY_FILE) by a KMS key, or write it plain again, atomically, after checking that every key comes back; the keys themselves do not change',
+    )
+    .requiredOption('--to <kek>', 'aws-kms:<key ARN, alias ARN or alias/name>, or plain (a migration away from KMS)')
+    .option('--file <path>', 'the codec key file (default: TEMPORAL_CODEC_KEY_FILE, else the development one in DATA_DIR)')
+    .action(async (opts: { to: string; file?: string }) => {
+      const config = loadConfig(process.env, []);
+      const file = opts.file ?? codecKeyFileOf(config)?.file;
+      if (!file) throw new Error('no codec key file: give --file, or set TEMPORAL_CODEC_KEY_FILE');
+      const to = opts.to === 'plain' ? 'plain' : codecKeyWrapperFor(opts.to, config);
+      const result = await rewrapCodecKeyFile(file, (kek) => codecKeyWrapperFor(kek, config), to);
+      console.log(
+        `Re-wrote ${file}: ${result.keys} codec key(s), from ${result.from} to ${result.to}. ` +
+          (result.to === 'plain'
+            ? 'It now holds the keys in the clear: keep it mode 600.'
+            : `Every worker, CLI and codec server reading it needs kms:Decrypt on ${result.to.slice('aws-kms:'.length)} (context pii-key = codec-key:<id>).`),
+      );
+    });
+
+  keys
     .command('reencrypt')
     .description('move every row and quarantine body to the key of the newest recorded rotation (a durable, resumable workflow)')
     .action(() => reencrypt());
@@ -160,7 +184,7 @@ export function registerKeyCommands(program: Command): void {
     .option('--host <address>', 'address to listen on (0.0.0.0 in a container)', '127.0.0.1')
     .action(async (opts: { port?: string; host: string; allowEncode?: boolean }) => {
       const config = loadConfig(process.env, []);
-      const codecKeys = loadCodecKeys(config, log);
+      const codecKeys = await loadCodecKeysAsync(config, log);
       const { token } = codecToken(config, log);
       const server = await startCodecServer({
         codec: new EncryptionCodec(codecKeys),
