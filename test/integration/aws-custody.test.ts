@@ -5,6 +5,8 @@
 // milliseconds a call, so the data stays small.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { CreateAliasCommand, CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
   CreateBucketCommand,
@@ -19,8 +21,20 @@ import { createAnchorSchedule } from '../../cli/schedule';
 import { AUDIT_ANCHOR_SCHEDULE_ID } from '../../lib/contract/names';
 import { sampleBodies } from '../../lib/ingest/load';
 import { sendMessages } from '../../lib/ingest/sqs';
+import { EncryptionCodec } from '../../lib/pii/codec';
 import { KmsKeyWrapper } from '../../lib/pii/kms';
-import { loadKeyring, type Keyring } from '../../lib/pii/keyring';
+import {
+  codecKeyContext,
+  codecKeysOf,
+  codecKeyWrapperFor,
+  dataKeyContext,
+  FINGERPRINT_KEY_CONTEXT,
+  loadCodecKeys,
+  loadCodecKeysAsync,
+  loadKeyring,
+  rewrapCodecKeyFile,
+  type Keyring,
+} from '../../lib/pii/keyring';
 import { loadConfig } from '../../lib/platform/config';
 import { createDb } from '../../lib/platform/db';
 import { appendAudit, entryHash, verifyAuditChain } from '../../lib/recovery/audit';
@@ -105,6 +119,52 @@ test('KMS wraps and unwraps a key under its context, and refuses another context
   });
   await expect(elsewhere.wrap(key, 'fingerprint-key')).rejects.toThrow(/in eu-west-1 does not exist.*AWS_REGION/);
   for (const w of [wrapper, missing, byAlias, elsewhere]) w.destroy();
+});
+
+test("the payload codec's key file wrapped by KMS: loaded through KMS, it decodes the pipeline's payloads; its keys never unwrap as PII keys", async () => {
+  // A copy of the pipeline's codec key file (its worker keeps reading the original).
+  const file = path.join(path.dirname(p.env.TEMPORAL_CODEC_KEY_FILE), 'codec-keys-kms.json');
+  fs.copyFileSync(p.env.TEMPORAL_CODEC_KEY_FILE, file);
+  fs.chmodSync(file, 0o600);
+  const config = loadConfig({ ...p.env, TEMPORAL_CODEC_KEY_FILE: file });
+  const plain = loadCodecKeys(config, () => {});
+
+  const cli = await runClient(p, ['keys', 'codec-rewrap', '--to', 'aws-kms:alias/login-ingest-pii', '--file', file]);
+  expect(cli.stdout).toContain('1 codec key(s), from plain to aws-kms:alias/login-ingest-pii');
+  const onDisk = JSON.parse(fs.readFileSync(file, 'utf8')) as { kek: string; wrappedKeys: Record<string, string> };
+  expect(onDisk.kek).toBe('aws-kms:alias/login-ingest-pii');
+  expect([...plain.keys.values()].filter((k) => fs.readFileSync(file, 'utf8').includes(k.toString('base64')))).toEqual([]);
+
+  // The synchronous loader refuses it with the fix; the asynchronous one and loadKeyring unwrap it through KMS.
+  expect(() => loadCodecKeys(config, () => {})).toThrow(/cannot unwrap it: load it with loadCodecKeysAsync/);
+  const codecKeys = await loadCodecKeysAsync(config, () => {});
+  expect(codecKeys.activeKeyId).toBe(plain.activeKeyId);
+  const viaKeyring = codecKeysOf(await loadKeyring(config, () => {}));
+  const value = { ip: '203.0.113.7', device_id: 'device-1' };
+  const encoded = await new EncryptionCodec(plain).encode([defaultPayloadConverter.toPayload(value)]);
+  expect(Buffer.from(encoded[0].data!).includes('203.0.113.7')).toBe(false);
+  for (const keys of [codecKeys, viaKeyring]) {
+    const [decoded] = await new EncryptionCodec(keys).decode(encoded);
+    expect(defaultPayloadConverter.fromPayload(decoded)).toEqual(value);
+  }
+
+  // KMS binds codec-key:<id>: the wrapped codec key is refused as a PII data key or the fingerprint key, and the reverse.
+  const kms = new KmsKeyWrapper({ kind: 'aws-kms', keyId: 'alias/login-ingest-pii', region: REGION, endpoint: moto.endpoint });
+  try {
+    const [id, wrapped] = Object.entries(onDisk.wrappedKeys)[0];
+    const blob = Buffer.from(wrapped, 'base64');
+    expect((await kms.unwrap(blob, codecKeyContext(id))).equals(plain.keys.get(id)!)).toBe(true);
+    await expect(kms.unwrap(blob, dataKeyContext(id))).rejects.toThrow(/KMS refused to decrypt/);
+    await expect(kms.unwrap(blob, FINGERPRINT_KEY_CONTEXT)).rejects.toThrow(/KMS refused to decrypt/);
+    const dataKey = await kms.wrap(crypto.randomBytes(32), dataKeyContext(id));
+    await expect(kms.unwrap(dataKey, codecKeyContext(id))).rejects.toThrow(/KMS refused to decrypt/);
+  } finally {
+    kms.destroy();
+  }
+
+  // And back, for a migration away from KMS: the same keys, plain again.
+  await rewrapCodecKeyFile(file, (kek) => codecKeyWrapperFor(kek, config), 'plain');
+  expect(loadCodecKeys(config, () => {}).keys).toEqual(plain.keys);
 });
 
 test('anchors: on the schedule, to locked S3; a deleted tail and a full rewrite by the owner are both reported by entry and anchor', async () => {
