@@ -6,18 +6,17 @@ import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { isPermanentDbError, sqlState } from '../lib/platform/db';
-import {
-  canonicalJson,
-  keyFingerprint,
-  loadRegistry,
-  RegistryError,
-  type Operator,
-  type OperatorRegistry,
-  type Signed,
-} from '../lib/recovery';
+import { keyFingerprint, loadRegistry, RegistryError, type Operator, type OperatorRegistry, type Signed } from '../lib/recovery';
 import { requestIdOfRecoveryWorkflow } from '../lib/contract/names';
 import type { RecoveryPolicy, RecoveryRefusal } from '../lib/contract/recovery';
-import { appendAudit, auditEntriesFor, auditRequestId, type AuditEntry } from '../lib/recovery/audit';
+import {
+  appendAudit,
+  auditEntriesFor,
+  auditRequestId,
+  writersTrustedAfter,
+  type AuditEntry,
+  type StoredAuditEntry,
+} from '../lib/recovery/audit';
 import { readRequest, type TrailRead } from '../lib/recovery/trail';
 import type { Db } from '../lib/platform/db';
 import type { Keyring } from '../lib/pii/keyring';
@@ -80,15 +79,6 @@ type Queryable = Pick<Db, '$queryRaw'>;
 
 export const refusal = (code: RecoveryRefusal, detail: string) => ApplicationFailure.nonRetryable(detail, code);
 
-/** Equal as JSON values (jsonb does not keep key order). */
-export function sameJson(a: unknown, b: unknown): boolean {
-  try {
-    return canonicalJson(a) === canonicalJson(b);
-  } catch {
-    return false;
-  }
-}
-
 export interface RecoveryDeps {
   /** As the recovery worker's role (login_ingest_recovery): the only writer of the recovery's audit entries. */
   db: Db;
@@ -106,20 +96,18 @@ export async function databaseNow(db: Queryable): Promise<number> {
   return now.getTime();
 }
 
-/** The ID up to which the trail's entries predate a role per writer (migration 0006): none of them is trusted. */
-export async function writersTrustedAfter(db: Queryable): Promise<bigint> {
-  const [{ id }] = await db.$queryRaw<{ id: bigint }[]>`SELECT pii_audit_writers_trusted_after() AS id`;
-  return BigInt(id);
-}
-
-/** A request as the trail holds it, verified against the registry (lib/recovery/trail.ts readRequest). */
+/**
+ * A request as the trail holds it, verified against the registry (lib/recovery/trail.ts
+ * readRequest), with the request's entries as read, for the decision (one read, not two).
+ */
 export async function readTrail(
   db: Queryable,
   requestId: string,
   reg: OperatorRegistry,
   policy: RecoveryPolicy,
-): Promise<TrailRead> {
-  return readRequest(await auditEntriesFor(db, requestId), requestId, reg, policy, await writersTrustedAfter(db));
+): Promise<TrailRead & { entries: StoredAuditEntry[] }> {
+  const entries = await auditEntriesFor(db, requestId);
+  return { ...readRequest(entries, requestId, reg, policy, await writersTrustedAfter(db)), entries };
 }
 
 /** The two steps every recovery activity takes: append to the audit trail, verify a signed document against the registry (read afresh). */

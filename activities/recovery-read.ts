@@ -10,7 +10,6 @@
 // activities/recovery.ts.
 import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { auditEntriesFor } from '../lib/recovery/audit';
 import { decryptRecords, recordsOutsideSelector } from '../lib/recovery/records';
 import { consumeGrant } from '../lib/recovery/grant';
 import { decisionOf } from '../lib/recovery/trail';
@@ -58,7 +57,7 @@ export function createRecoverRecords(deps: RecoveryDeps) {
           requester,
         );
 
-      const decision = decisionOf(await auditEntriesFor(db, requestId), trail, reg, policy);
+      const decision = decisionOf(read.entries, trail, reg, policy);
       if (decision.decided && decision.decision === 'deny')
         return refuse('denied', `denied by ${decision.approver} (audit entry ${decision.entry.id})`, requester);
       if (policy.requireApproval && !decision.decided)

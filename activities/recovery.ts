@@ -90,13 +90,16 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
    * Judges the trail's decisions for a request and records the verdicts (once each, under
    * the chain's lock, so two calls at once write one verdict).
    */
-  const judge = async (requestId: string, runId: string): Promise<{ trail: TrailRequest; decision: Decision }> => {
+  const judge = async (
+    requestId: string,
+    runId: string,
+  ): Promise<{ trail: TrailRequest; decision: Decision; entries: StoredAuditEntry[] }> => {
     const reg = registry(); // a bad registry line fails before the database is asked
     return db.$transaction(async (tx) => {
       await tx.$queryRaw`SELECT pg_advisory_xact_lock(7233002)::text AS locked`;
       const read = await readTrail(tx, requestId, reg, policy);
       if (!read.ok) throw refusal(read.code, read.detail);
-      const entries = await auditEntriesFor(tx, requestId);
+      const { entries } = read;
       const decision = decisionOf(entries, read.trail, reg, policy);
       const judged = judgedEntries(entries);
       const verdicts: AuditEntry[] = decision.refused
@@ -117,8 +120,16 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
         log.info('Recovery decided', { requestId, decision: decision.decision });
       }
       if (verdicts.length) await appendAudit(tx, verdicts);
-      return { trail: read.trail, decision };
+      return { trail: read.trail, decision, entries };
     });
+  };
+
+  /** The authorisation as the trail holds it, verified; a refusal when the trail cannot vouch for it. */
+  const authorisedInTrail = async (requestId: string): Promise<Authorised> => {
+    const read = await readTrail(db, requestId, registry(), policy);
+    if (!read.ok) throw refusal(read.code, read.detail);
+    if (!read.trail.authorised) throw refusal('not_authorised', `request ${requestId} was never authorised`);
+    return authorisedFrom(read.trail, policy.requireApproval);
   };
 
   const verdictOf = (decision: Decision): DecisionVerdict =>
@@ -164,10 +175,7 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
           return { ok: false, requestId, code: String(refusedBefore.details.code), detail: String(refusedBefore.details.detail) };
         // A retry of this activity in the same run: what was decided then stands, as the trail holds it, verified.
         if (entries.some((e) => e.event === 'authorised')) {
-          const read = await readTrail(db, requestId, registry(), policy);
-          if (!read.ok || !read.trail.authorised)
-            throw refusal(read.ok ? 'not_authorised' : read.code, read.ok ? '' : read.detail);
-          return authorisedFrom(read.trail, policy.requireApproval);
+          return authorisedInTrail(requestId);
         }
         if (!entries.some((e) => e.event === 'request_received')) {
           await audit({
@@ -200,9 +208,7 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
             ...where,
           },
         });
-        const read = await readTrail(db, requestId, registry(), policy);
-        if (!read.ok || !read.trail.authorised) throw refusal(read.ok ? 'not_authorised' : read.code, read.ok ? '' : read.detail);
-        return authorisedFrom(read.trail, policy.requireApproval);
+        return authorisedInTrail(requestId);
       });
     },
 
@@ -229,10 +235,9 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
       return guarded('expireRequest', async () => {
         const { requestId, runId } = caller();
         if (!requestId) throw refusal('not_a_recovery', 'not called by a recovery workflow');
-        const { trail, decision } = await judge(requestId, runId);
+        const { trail, decision, entries } = await judge(requestId, runId);
         if (decision.decided)
           return { expired: false, verdict: { decided: true, decision: decision.decision, approver: decision.approver } };
-        const entries = await auditEntriesFor(db, requestId);
         if (entries.some((e) => e.event === 'expired')) return { expired: true };
         if (!trail.authorised) throw refusal('not_authorised', `request ${requestId} was never authorised`);
         if (entries.some((e) => e.event === 'grant_consumed'))

@@ -14,10 +14,10 @@ import { recoveryWorkflowId, requestIdOfRecoveryWorkflow } from '../lib/contract
 import type { Config } from '../lib/platform/config';
 import type { Db } from '../lib/platform/db';
 import { keyFingerprint, loadRegistry, sign, type ApprovalBody, type OperatorRegistry } from '../lib/recovery';
-import { appendAudit, auditEntriesFor, type StoredAuditEntry } from '../lib/recovery/audit';
+import { appendAudit, auditEntriesFor, writersTrustedAfter, type StoredAuditEntry } from '../lib/recovery/audit';
 import { recordOwners, recordsOutsideSelector, type RecordRef } from '../lib/recovery/records';
 import { decisionOf, readRequest, type Decision, type TrailRequest } from '../lib/recovery/trail';
-import { canonicalJson } from '../lib/recovery/canonical-json';
+import { sameJson } from '../lib/recovery/canonical-json';
 import { decisionUpdate, statusQuery, type RecoveryStatus } from '../workflows/recovery';
 import { signingKey, type SigningIdentity } from './recovery-client';
 
@@ -70,15 +70,8 @@ export function contradictionsOf(status: RecoveryStatus, trail: TrailRequest): s
     claims.push(['record set', status.recordSet, trail.authorised.records]);
     claims.push(['record-set hash', status.recordSetHash, trail.authorised.recordSetHash]);
   }
-  const same = (a: unknown, b: unknown) => {
-    try {
-      return canonicalJson(a) === canonicalJson(b);
-    } catch {
-      return false;
-    }
-  };
   return claims
-    .filter(([, shown, signed]) => shown !== null && shown !== undefined && !same(shown, signed))
+    .filter(([, shown, signed]) => shown !== null && shown !== undefined && !sameJson(shown, signed))
     .map(
       ([what, shown, signed]) =>
         `${what}: the workflow says ${JSON.stringify(shown)}, the signed request ${JSON.stringify(signed)}`,
@@ -88,11 +81,6 @@ export function contradictionsOf(status: RecoveryStatus, trail: TrailRequest): s
 /** The operator registry of this machine; a bad line is an error naming it. */
 export function localRegistry(config: Config): OperatorRegistry {
   return loadRegistry(config.recovery.operatorsFile);
-}
-
-async function trustedAfter(db: Db): Promise<bigint> {
-  const [{ id }] = await db.$queryRaw<{ id: bigint }[]>`SELECT pii_audit_writers_trusted_after() AS id`;
-  return BigInt(id);
 }
 
 /** The workflow's status, if a workflow of that ID answers at all (its answer is only compared, never believed). */
@@ -114,7 +102,7 @@ export async function showRequest(
 ): Promise<{ ok: true; shown: ShownRequest } | ({ ok: false } & UnverifiedRequest)> {
   const registry = localRegistry(config);
   const entries = await auditEntriesFor(db, requestId);
-  const read = readRequest(entries, requestId, registry, config.recovery, await trustedAfter(db));
+  const read = readRequest(entries, requestId, registry, config.recovery, await writersTrustedAfter(db));
   if (!read.ok) return { ok: false, requestId, problem: `${read.code}: ${read.detail}` };
   const { trail } = read;
   const records = trail.authorised?.records ?? [];
@@ -260,8 +248,8 @@ export async function decideOnTrail(
   try {
     const verdict = await client.workflow.getHandle(recoveryWorkflowId(requestId)).executeUpdate(decisionUpdate);
     nudge = verdict.decided
-      ? `the recovery side read: ${verdict.decision} by ${verdict.approver}`
-      : `the recovery side read: ${verdict.code}`;
+      ? `the workflow answered (an answer, not evidence: the trail above is): ${verdict.decision} by ${verdict.approver}`
+      : `the workflow answered (an answer, not evidence): ${verdict.code}`;
   } catch (err) {
     nudge =
       err instanceof WorkflowUpdateFailedError

@@ -203,3 +203,9 @@ export async function auditEntriesFor(db: Queryable, requestId: string): Promise
     SELECT id, at, request_id, event, actor, details, prev_hash, hash FROM pii_audit_log WHERE request_id = ${auditRequestId(requestId)} ORDER BY id`;
   return rows.map(fromRow);
 }
+
+/** The ID up to which the trail's entries predate a role per writer (migration 0006): none of them is trusted. */
+export async function writersTrustedAfter(db: Queryable): Promise<bigint> {
+  const [{ id }] = await db.$queryRaw<{ id: bigint }[]>`SELECT pii_audit_writers_trusted_after() AS id`;
+  return BigInt(id);
+}

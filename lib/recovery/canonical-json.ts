@@ -67,3 +67,12 @@ export function canonicalJson(value: unknown): string {
   };
   return encode(value, '$', 0);
 }
+
+/** Equal as JSON values, whatever the key order (jsonb does not keep it); false for anything that is not JSON. */
+export function sameJson(a: unknown, b: unknown): boolean {
+  try {
+    return canonicalJson(a) === canonicalJson(b);
+  } catch {
+    return false;
+  }
+}
