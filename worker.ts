@@ -9,7 +9,7 @@ import { createKeyActivities } from './activities/keys';
 import { createAnchorActivities } from './activities/anchor';
 import { anchorStore } from './lib/recovery/anchor';
 import { loadConfig, type Config } from './lib/platform/config';
-import { createDb } from './lib/platform/db';
+import { createDb, viaClient } from './lib/platform/db';
 import { DrainPool } from './lib/ingest/drain-pool';
 import { loadKeyring, type Keyring } from './lib/pii/keyring';
 import { errorMessage } from './lib/platform/guards';
@@ -46,7 +46,12 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
   const db = createDb(config.databaseUrl);
   const sqs = createSqsClient(config.sqs);
   // The drain threads start now, so the first ingest does not wait for them.
-  const pool = new DrainPool(config, config.worker.drainThreads, { db, sqs, queueUrl: config.sqs.queueUrl, keyring });
+  const pool = new DrainPool(config, config.worker.drainThreads, {
+    db: viaClient(db),
+    sqs,
+    queueUrl: config.sqs.queueUrl,
+    keyring,
+  });
   await pool.start();
   // The audit anchor store is checked now: a bucket without Object Lock stops the worker at start, not at the first anchor.
   const store = anchorStore(config);

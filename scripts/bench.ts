@@ -1,7 +1,8 @@
 // `npm run bench`: the pipeline against fair yardsticks, on the same services, in one run.
 //
 //   npm run bench -- [--messages 50000] [--runs 5] [--workers 1,2,4] [--json FILE]
-//                    [--batch-size N] [--concurrency N] [--threads N]
+//                    [--batch-size N] [--concurrency N] [--threads N] [--compiled]
+//                    [--sqs-latency-ms N]
 //
 // Each run, for each worker count: a fresh queue and database; the raw drain (a plain
 // receive-and-delete loop in a process of its own, 8 pollers in each of nproc threads,
@@ -10,6 +11,7 @@
 // pipeline's own persist step at the same concurrency; the pipeline end to end (worker
 // processes as users run them, `worker.ts`, started by `client.ts`'s own ingest code). A
 // pipeline run counts only if it balances: rows + quarantine = distinct IDs sent, queue empty.
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,8 +25,9 @@ import { generateBodies } from '../lib/ingest/load';
 import { createSqsClient, getApproximateCounts, sendMessages } from '../lib/ingest/sqs';
 import { connectClient } from '../lib/platform/temporal';
 import { startServices, type RunningServices } from '../services';
-import { createQueue, freshDatabase, startWorkers } from './harness';
+import { createQueue, freshDatabase, ROOT, startWorkers, type WorkerEntry } from './harness';
 import { readBenchArgs } from './bench/args';
+import { startSqsProxy } from './chaos/proxy';
 import { cpuMeter, historySize, sampleRss, serverProcesses, threadMeter } from './bench/meters';
 import { printSummary, round, summarize } from './bench/report';
 import { bareDrain, persistVsRaw, rawDrain, writeBareKeys } from './bench/yardsticks';
@@ -32,7 +35,8 @@ import { bareDrain, persistVsRaw, rawDrain, writeBareKeys } from './bench/yardst
 async function main() {
   process.env.AWS_ACCESS_KEY_ID ??= 'bench';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'bench';
-  const { messages, runs, workerCounts, jsonFile, ingestEnv } = readBenchArgs();
+  const { messages, runs, workerCounts, jsonFile, ingestEnv, entry, sqsLatencyMs } = readBenchArgs();
+  if (entry === 'compiled') buildDist();
   const quiet = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN' };
   const base = loadConfig(quiet, []);
   const services = await startServices(base, { ephemeral: true, log: () => {}, sqsProcess: true });
@@ -55,10 +59,18 @@ async function main() {
       loadConfig({ ...common, SQS_QUEUE_URL: services.sqsQueueUrl, DATABASE_URL: services.databaseUrl }).sqs,
     );
     const keyring = await loadKeyring(loadConfig({ ...common, DATABASE_URL: services.databaseUrl }, ['database']), () => {});
+    // --sqs-latency-ms: every SQS call of the yardsticks and the workers (not the loading) waits that long in a proxy first,
+    // as a call to AWS takes milliseconds where the emulator answers in microseconds.
+    const proxy = sqsLatencyMs
+      ? await startSqsProxy({ upstream: services.sqsEndpoint, admin, redeliverShare: 0, rnd: Math.random })
+      : null;
+    proxy?.setMode('slow', sqsLatencyMs);
+    const sqsEndpoint = proxy?.endpoint ?? services.sqsEndpoint;
+    common.AWS_ENDPOINT_URL_SQS = sqsEndpoint;
     const bodies = generateBodies(messages, { malformedShare: 0.01, duplicateShare: 0.05, seed: 42 });
     const figures: Record<string, unknown>[] = [];
     const bareKeys = writeBareKeys(scratch, keyring);
-    const bench: Bench = { messages, bodies, services, common, admin, keyring, bareKeys };
+    const bench: Bench = { messages, bodies, services, common, admin, keyring, bareKeys, entry, sqsEndpoint };
 
     for (let run = 1; run <= runs; run++) {
       for (const workers of workerCounts)
@@ -70,12 +82,14 @@ async function main() {
       node: process.version,
       cores: os.availableParallelism(),
       messages,
+      sqsLatencyMs,
       options: optionsFromConfig(loadConfig({ ...common, SQS_QUEUE_URL: 'http://x/q', DATABASE_URL: 'postgresql://x/y' }).ingest),
       summary,
       runs: figures,
     };
     printSummary(summary, messages);
     if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify(report, null, 2));
+    await proxy?.close();
     admin.destroy();
   } finally {
     await services.stop();
@@ -93,11 +107,20 @@ interface Bench {
   keyring: Keyring;
   /** The keys file the bare pipeline reads. */
   bareKeys: string;
+  entry: WorkerEntry;
+  /** Where the yardsticks and the workers send their SQS calls: the emulator, or the latency proxy in front of it. */
+  sqsEndpoint: string;
+}
+
+/** `npm run build`, so that `--compiled` measures the code as it is now. */
+function buildDist(): void {
+  const built = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (built.status !== 0) throw new Error('npm run build failed (above); --compiled needs dist/worker.js');
 }
 
 /** One run at one worker count: the raw drain before and after, the pipeline end to end with its balance, and (at the first worker count) persist against plain SQL. */
 async function measureRun(
-  { messages, bodies, services, common, admin, keyring, bareKeys }: Bench,
+  { messages, bodies, services, common, admin, keyring, bareKeys, entry, sqsEndpoint }: Bench,
   { run, workers, firstWorkers }: { run: number; workers: number; firstWorkers: boolean },
 ): Promise<Record<string, unknown>> {
   const tag = `b${run}w${workers}_${crypto.randomBytes(3).toString('hex')}`;
@@ -117,7 +140,7 @@ async function measureRun(
   const postgres = () => serverProcesses(new URL(services.databaseUrl).port);
   await sendMessages(admin, queueUrl, bodies);
   const rawCpu = cpuMeter({ emulator });
-  const before = await rawDrain(services.sqsEndpoint, queueUrl);
+  const before = await rawDrain(sqsEndpoint, queueUrl);
   const rawBefore = before.rate;
   const rawCpuSeconds = { ...rawCpu(), drain: round(before.cpuSeconds, 2) };
 
@@ -126,7 +149,7 @@ async function measureRun(
   const bare = async () => {
     await sendMessages(admin, queueUrl, bodies);
     const meter = cpuMeter({ emulator, postgres });
-    const r = await bareDrain(services.sqsEndpoint, queueUrl, bareDb, bareKeys);
+    const r = await bareDrain(sqsEndpoint, queueUrl, bareDb, bareKeys);
     return { ...r, cpu: { ...meter(), pipeline: round(r.cpuSeconds, 2) } };
   };
   const bareBefore = await bare();
@@ -136,6 +159,7 @@ async function measureRun(
     workers,
     env,
     process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
+    entry,
   );
   const peakRss = sampleRss(pool.pids);
   const client = await connectClient(config.temporal, keyring);
@@ -171,7 +195,7 @@ async function measureRun(
 
   const bareAfter = await bare();
   await sendMessages(admin, queueUrl, bodies);
-  const rawAfter = (await rawDrain(services.sqsEndpoint, queueUrl)).rate;
+  const rawAfter = (await rawDrain(sqsEndpoint, queueUrl)).rate;
   const persist = firstWorkers
     ? await persistVsRaw(
         services,
@@ -211,10 +235,17 @@ async function measureRun(
     ratioToBare: round(rate / bareBest.rate, 3),
     bareBalanced: bareBefore.drained === messages && bareAfter.drained === messages,
     ...(persist && {
-      rawPgRowsPerSecond: round(persist.rawRowsPerSecond),
-      persistRowsPerSecond: round(persist.persistRowsPerSecond),
-      persistRatio: round(persist.persistRowsPerSecond / persist.rawRowsPerSecond, 3),
+      rawPgRowsPerSecond: round(persist.raw.rate),
+      persistRowsPerSecond: round(persist.viaAdapter.rate),
+      persistRatio: round(persist.viaAdapter.rate / persist.raw.rate, 3),
+      persistViaClientRowsPerSecond: round(persist.viaPrismaClient.rate),
+      persistClientCpuPer10k: {
+        rawPg: round(persist.raw.cpuPer10k, 3),
+        adapter: round(persist.viaAdapter.cpuPer10k, 3),
+        prismaClient: round(persist.viaPrismaClient.cpuPer10k, 3),
+      },
     }),
+    worker: entry,
     workerPeakRssMiB: round(rss / 2 ** 20),
     historyEventsPer10k: round((history.events / s.received) * 10_000, 1),
     historyBytesPer10k: round((history.bytes / s.received) * 10_000),

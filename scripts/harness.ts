@@ -50,10 +50,18 @@ export interface WorkerProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
+/** How a worker process runs: `worker.ts` under ts-node (development) or `dist/worker.js` (`npm run build`, the image). */
+export type WorkerEntry = 'ts-node' | 'compiled';
+
 /** `worker.ts` as users run it, in a process of its own; resolves once it polls its task queue. */
-export function startWorkerProcess(env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<WorkerProcess> {
+export function startWorkerProcess(
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[] = [],
+  entry: WorkerEntry = 'ts-node',
+): Promise<WorkerProcess> {
+  const main = entry === 'compiled' ? [path.join('dist', 'worker.js')] : ['-r', 'ts-node/register/transpile-only', 'worker.ts'];
   return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '-r', 'ts-node/register/transpile-only', 'worker.ts'], {
+    const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...main], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -86,8 +94,13 @@ export interface Workers {
   stop(): Promise<void>;
 }
 
-export async function startWorkers(n: number, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<Workers> {
-  const children = await Promise.all(Array.from({ length: n }, () => startWorkerProcess(env, nodeArgs)));
+export async function startWorkers(
+  n: number,
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[] = [],
+  entry: WorkerEntry = 'ts-node',
+): Promise<Workers> {
+  const children = await Promise.all(Array.from({ length: n }, () => startWorkerProcess(env, nodeArgs, entry)));
   return {
     pids: children.map((c) => c.pid),
     async stop() {

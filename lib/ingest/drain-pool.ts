@@ -15,6 +15,9 @@ interface Part {
   onProgress(result: DrainResult): void;
 }
 
+/** Under ts-node (development, tests) a thread compiles the TypeScript it loads the same way. */
+const TYPESCRIPT_IN_THREAD = `require('ts-node').register({ transpileOnly: true });`;
+
 class DrainThread {
   readonly ready: Promise<void>;
   private readonly parts = new Map<number, Part>();
@@ -23,9 +26,8 @@ class DrainThread {
 
   constructor(data: ThreadData) {
     const file = path.join(__dirname, `drain-thread${path.extname(__filename)}`);
-    // Under ts-node (development, tests) the thread compiles TypeScript the same way.
     const code = file.endsWith('.ts')
-      ? `require('ts-node').register({ transpileOnly: true }); require(${JSON.stringify(file)});`
+      ? `${TYPESCRIPT_IN_THREAD}\nrequire(${JSON.stringify(file)});`
       : `require(${JSON.stringify(file)});`;
     // The environment as this module sees it (a test runner may give modules a copy of their own).
     this.worker = new Worker(code, { eval: true, workerData: data, env: process.env });

@@ -1,10 +1,10 @@
-// The body of one drain thread (lib/ingest/drain-pool.ts starts them): its own SQS client, Prisma
-// client and keyring, so the AWS SDK's request signing, parsing, masking and the database
+// The body of one drain thread (lib/ingest/drain-pool.ts starts them): its own SQS client,
+// database pool (Prisma's driver adapter, lib/platform/db.ts) and keyring, so the AWS SDK's request signing, parsing, masking and the database
 // client's work run beside the worker's main thread instead of on it. It runs the drains
 // the pool asks for and answers with counts only.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../platform/config';
-import { createDb } from '../platform/db';
+import { connectRawSql } from '../platform/db';
 import { drain, PermanentDrainError, type DrainOptions } from './drain';
 import { loadKeyring } from '../pii/keyring';
 import { createSqsClient } from './sqs';
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     deps = {
       sqs: createSqsClient(config.sqs),
       queueUrl: config.sqs.queueUrl,
-      db: createDb(config.databaseUrl, { maxConnections }),
+      db: await connectRawSql(config.databaseUrl, { maxConnections }),
       keyring: await loadKeyring(config, () => {}),
     };
   } catch (err) {
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     if (msg.type === 'stop') return running.get(msg.id)?.abort();
     if (msg.type === 'close') {
       for (const c of running.values()) c.abort();
-      void deps.db.$disconnect().finally(() => {
+      void deps.db.close().finally(() => {
         deps.sqs.destroy();
         port.close();
       });

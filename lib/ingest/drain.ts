@@ -15,7 +15,7 @@
 // visibility extended while this drain still holds it, so a live drain never lets a held
 // message expire, and a dead one costs one short visibility timeout.
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { isPermanentDbError, sqlState, type Db } from '../platform/db';
+import { isPermanentDbError, sqlState, type RawSql } from '../platform/db';
 import type { DrainInput } from '../contract/ingest-options';
 import { refreshKeyring, type Keyring } from '../pii/keyring';
 import { insertChunkIsolatingRejects } from './persist';
@@ -33,7 +33,8 @@ import {
 export interface DrainDeps {
   sqs: SQSClient;
   queueUrl: string;
-  db: Db;
+  /** Where chunks are written: the Prisma client's `$queryRaw` on the main thread, its driver adapter alone in a drain thread (lib/platform/db.ts). */
+  db: RawSql;
   keyring: Keyring;
 }
 

@@ -3,7 +3,8 @@
 // ledger, and only the newly claimed ones are written to `user_logins` or `quarantine`. A
 // redelivered message (its ID already claimed) writes nothing, however often it comes
 // back. Arrays go in through unnest(), one round trip per chunk.
-import { isPermanentDbError, sqlState, type Db } from '../platform/db';
+import { sqltag as sql, type Sql } from '@prisma/client/runtime/client';
+import { isPermanentDbError, sqlState, type Db, type RawSql } from '../platform/db';
 import type { Keyring } from '../pii/keyring';
 import { quarantineEntry } from '../pipeline/transform';
 import {
@@ -19,18 +20,33 @@ interface Counts {
   quarantined: number;
   claimed: number;
   duplicate_logins: number;
-  by_reason: Record<string, number>;
+  /** JSON text: the driver adapter alone does not parse JSON columns (lib/platform/db.ts). */
+  by_reason: string;
 }
 
 /** Claims the chunk's message IDs and inserts the newly claimed ones, in one INSERT … unnest statement. `drainAttempt` is recorded with each claim (lib/ingest/drain.ts: the retry after a dead worker counts from it). */
-export async function insertChunk(db: Db, batch: TransformedBatch, drainAttempt: string | null = null): Promise<PersistResult> {
-  const { rows, quarantine: q } = batch;
-  const total = rows.length + q.length;
+export async function insertChunk(
+  db: RawSql,
+  batch: TransformedBatch,
+  drainAttempt: string | null = null,
+): Promise<PersistResult> {
+  const total = batch.rows.length + batch.quarantine.length;
   if (total === 0) return { persisted: 0, quarantined: 0, quarantinedByReason: {}, alreadySeen: 0, duplicateLogins: 0 };
+  const [counts] = await db.rows<Counts>(chunkStatement(batch, drainAttempt));
+  return {
+    persisted: counts.persisted,
+    quarantined: counts.quarantined,
+    quarantinedByReason: JSON.parse(counts.by_reason) as Record<string, number>,
+    alreadySeen: total - counts.claimed,
+    duplicateLogins: counts.duplicate_logins,
+  };
+}
+
+/** insertChunk's statement: the chunk as one array per column, unnested into the ledger and the tables. */
+export function chunkStatement({ rows, quarantine: q }: TransformedBatch, drainAttempt: string | null): Sql {
   const col = <T>(pick: (r: (typeof rows)[number]) => T) => rows.map(pick);
   const qcol = <T>(pick: (e: (typeof q)[number]) => T) => q.map(pick);
-
-  const [counts] = await db.$queryRaw<Counts[]>`
+  return sql`
     WITH input_rows AS (
       SELECT * FROM unnest(
         ${col((r) => r.messageId)}::text[], ${col((r) => r.userId)}::text[], ${col((r) => r.deviceType)}::text[],
@@ -87,15 +103,7 @@ export async function insertChunk(db: Db, batch: TransformedBatch, drainAttempt:
       (SELECT count(*) - count(DISTINCT login_fingerprint) FILTER (WHERE NOT existed) FROM fingerprints)::int AS duplicate_logins,
       (SELECT coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
          FROM (SELECT reason, count(*)::int AS n FROM inserted_quarantine, unnest(reasons) AS reason GROUP BY reason) s
-      ) AS by_reason`;
-
-  return {
-    persisted: counts.persisted,
-    quarantined: counts.quarantined,
-    quarantinedByReason: counts.by_reason,
-    alreadySeen: total - counts.claimed,
-    duplicateLogins: counts.duplicate_logins,
-  };
+      )::text AS by_reason`;
 }
 
 /**
@@ -123,7 +131,7 @@ function rejectedRow(keyring: Keyring, row: LoginRow, state: string): Quarantine
  * nothing while the database accepts everything. A refused quarantine entry still throws.
  */
 export async function insertChunkIsolatingRejects(
-  db: Db,
+  db: RawSql,
   keyring: Keyring,
   batch: TransformedBatch,
   drainAttempt: string | null = null,

@@ -1,6 +1,7 @@
 // The benchmark's command line (`npm run bench -- --messages N --runs N --workers 1,2,4
-// --json FILE --batch-size N --concurrency N --threads N`), read and checked before any
-// service starts.
+// --json FILE --batch-size N --concurrency N --threads N --compiled --sqs-latency-ms N`),
+// read and checked before any service starts.
+import type { WorkerEntry } from '../harness';
 
 export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -20,6 +21,10 @@ export interface BenchArgs {
   jsonFile: string;
   /** The ingest's settings given on the command line, as the workers' environment variables. */
   ingestEnv: Record<string, string>;
+  /** `--compiled`: the workers run `node dist/worker.js` (built first), as the image does; else `worker.ts` under ts-node. */
+  entry: WorkerEntry;
+  /** `--sqs-latency-ms N`: every SQS call of the measured processes is held N ms in a proxy (0: none). */
+  sqsLatencyMs: number;
 }
 
 export function readBenchArgs(): BenchArgs {
@@ -34,5 +39,7 @@ export function readBenchArgs(): BenchArgs {
     ...(arg('concurrency', '') && { INGEST_CONCURRENCY: arg('concurrency', '') }),
     ...(arg('threads', '') && { WORKER_DRAIN_THREADS: arg('threads', '') }),
   };
-  return { messages, runs, workerCounts, jsonFile, ingestEnv };
+  const entry = process.argv.includes('--compiled') ? 'compiled' : 'ts-node';
+  const sqsLatencyMs = num('sqs-latency-ms', 0);
+  return { messages, runs, workerCounts, jsonFile, ingestEnv, entry, sqsLatencyMs };
 }

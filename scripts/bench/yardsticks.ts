@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client as PgClient } from 'pg';
-import { createDb } from '../../lib/platform/db';
+import { connectRawSql, createDb, viaClient } from '../../lib/platform/db';
 import type { Keyring } from '../../lib/pii/keyring';
 import { insertChunk } from '../../lib/ingest/persist';
 import { toReceived } from '../../lib/ingest/sqs';
@@ -126,7 +126,13 @@ async function insertRate(
   return chunks.reduce((n, c) => n + c.rows.length + c.quarantine.length, 0) / ((performance.now() - started) / 1000);
 }
 
-/** The persist step alone, the pipeline's own function through Prisma, against plain SQL on the same data and concurrency. */
+/**
+ * The persist step alone: the pipeline's own statement (ledger and rows, lib/ingest/persist.ts)
+ * through Prisma's driver adapter as the drain threads write it, and through the Prisma client
+ * (`$queryRaw`) as the main thread does, against plain SQL (rows only) on the same data and
+ * concurrency; each also in client CPU seconds per 10,000 rows (this process, so the client's
+ * share of the work).
+ */
 export async function persistVsRaw(
   services: { ownerDatabaseUrl?: string; databaseUrl: string },
   tag: string,
@@ -141,6 +147,12 @@ export async function persistVsRaw(
   const chunks: TransformedBatch[] = [];
   for (let i = 0; i < messages.length; i += chunkSize) chunks.push(transformBatch(keyring, messages.slice(i, i + chunkSize)));
   const rowsOnly = chunks.map((c) => ({ rows: c.rows, quarantine: [] }));
+  const measured = async (run: () => Promise<number>) => {
+    const cpu = process.cpuUsage();
+    const rate = await run();
+    const { user, system } = process.cpuUsage(cpu);
+    return { rate, cpuPer10k: ((user + system) / 1e6 / messages.length) * 10_000 };
+  };
 
   const rawUrl = (await freshDatabase(services, `${tag}_raw`)).app;
   const pgs = await Promise.all(
@@ -150,11 +162,20 @@ export async function persistVsRaw(
       return pg;
     }),
   );
-  const raw = await insertRate(rowsOnly, lanes, (lane, chunk) => rawInsert(pgs[lane], chunk));
+  const raw = await measured(() => insertRate(rowsOnly, lanes, (lane, chunk) => rawInsert(pgs[lane], chunk)));
   await Promise.all(pgs.map((pg) => pg.end()));
 
-  const db = createDb((await freshDatabase(services, `${tag}_persist`)).app, { maxConnections: lanes });
-  const persist = await insertRate(rowsOnly, lanes, async (_, chunk) => void (await insertChunk(db, chunk)));
+  const adapter = await connectRawSql((await freshDatabase(services, `${tag}_adapter`)).app, { maxConnections: lanes });
+  const viaAdapter = await measured(() =>
+    insertRate(rowsOnly, lanes, async (_, chunk) => void (await insertChunk(adapter, chunk))),
+  );
+  await adapter.close();
+
+  const db = createDb((await freshDatabase(services, `${tag}_client`)).app, { maxConnections: lanes });
+  const client = viaClient(db);
+  const viaPrismaClient = await measured(() =>
+    insertRate(rowsOnly, lanes, async (_, chunk) => void (await insertChunk(client, chunk))),
+  );
   await db.$disconnect();
-  return { rawRowsPerSecond: raw, persistRowsPerSecond: persist };
+  return { raw, viaAdapter, viaPrismaClient };
 }

@@ -7,6 +7,7 @@ import { optionsFromConfig, runIngest, type IngestRun } from '../../cli/ingest-r
 import { generateBodies, sampleBodies } from '../../lib/ingest/load';
 import { insertChunk, insertChunkIsolatingRejects } from '../../lib/ingest/persist';
 import { open } from '../../lib/pii/crypto';
+import { connectRawSql, viaClient } from '../../lib/platform/db';
 import { INGEST_LIMITS, withDefaults } from '../../lib/contract/ingest-options';
 import { MAX_BODY_BYTES, getApproximateCounts, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
 import { transformBatch } from '../../lib/pipeline/transform';
@@ -142,7 +143,7 @@ test('redelivered messages (stored before, never deleted) add nothing', async ()
     concurrency: 1,
   });
   expect(received.map((m) => m.messageId).sort()).toEqual([...ids].sort());
-  await insertChunk(p.db, transformBatch(p.keyring, received));
+  await insertChunk(viaClient(p.db), transformBatch(p.keyring, received));
   for (const m of received) {
     await p.sqs.send(
       new ChangeMessageVisibilityCommand({
@@ -284,35 +285,46 @@ test('failure messages are encrypted in the history too, and readable through th
   expect(JSON.stringify(failed)).not.toContain('batchSize=6000');
 });
 
-test('a row the database refuses despite validation is quarantined alone; the rest of its batch is stored', async () => {
-  const messages = SAMPLE.slice(30, 34).map((e, i) => ({
-    messageId: `isolate-${i}-${Date.now()}`,
-    receiptHandle: 'unused',
-    body: JSON.stringify(e),
-    bodyBytes: JSON.stringify(e).length,
-    bodyTruncated: false,
-    sentTimestamp: Date.now(),
-    receiveCount: 1,
-  }));
-  const batch = transformBatch(p.keyring, messages);
-  expect(batch.rows).toHaveLength(4);
-  batch.rows[2].appVersionMajor = 3_000_000_000; // beyond PostgreSQL's integer: SQLSTATE 22003
-  await expect(insertChunk(p.db, batch)).rejects.toThrow(); // the plain statement fails as a whole
+// Both ways a chunk is written: the main thread's Prisma client, a drain thread's driver adapter alone (lib/platform/db.ts).
+test.each(['client', 'adapter'] as const)(
+  'a row the database refuses despite validation is quarantined alone; the rest of its batch is stored (through the Prisma %s)',
+  async (through) => {
+    const adapter = through === 'adapter' ? await connectRawSql(p.config.databaseUrl, { maxConnections: 1 }) : null;
+    const raw = adapter ?? viaClient(p.db);
+    const messages = SAMPLE.slice(30, 34).map((e, i) => ({
+      messageId: `isolate-${through}-${i}-${Date.now()}`,
+      receiptHandle: 'unused',
+      body: JSON.stringify(e),
+      bodyBytes: JSON.stringify(e).length,
+      bodyTruncated: false,
+      sentTimestamp: Date.now(),
+      receiveCount: 1,
+    }));
+    const batch = transformBatch(p.keyring, messages);
+    expect(batch.rows).toHaveLength(4);
+    batch.rows[2].appVersionMajor = 3_000_000_000; // beyond PostgreSQL's integer: SQLSTATE 22003
+    await expect(insertChunk(raw, batch)).rejects.toThrow(); // the plain statement fails as a whole
 
-  const result = await insertChunkIsolatingRejects(p.db, p.keyring, batch);
-  expect(result).toMatchObject({ persisted: 3, quarantined: 1, quarantinedByReason: { 'db_rejected:22003': 1 }, alreadySeen: 0 });
-  const ids = messages.map((m) => m.messageId);
-  expect((await pg.query('SELECT count(*)::int AS n FROM ingested_messages WHERE message_id = ANY($1)', [ids])).rows[0].n).toBe(
-    4,
-  );
-  const q = await pg.query('SELECT message_id, reasons, body_ciphertext, pii_key_id FROM quarantine WHERE message_id = $1', [
-    ids[2],
-  ]);
-  expect(q.rows[0].reasons).toEqual(['db_rejected:22003']);
-  const body = open(p.keyring, { keyId: q.rows[0].pii_key_id, blob: q.rows[0].body_ciphertext }, `${ids[2]}:body`).toString();
-  expect(JSON.parse(body)).toMatchObject({ messageId: ids[2], userId: SAMPLE[32].user_id, appVersionMajor: 3_000_000_000 });
-  expect(findPlaintext([{ where: 'rejected body', value: body }], SAMPLE_PII)).toEqual([]);
-});
+    const result = await insertChunkIsolatingRejects(raw, p.keyring, batch).finally(() => adapter?.close());
+    expect(result).toMatchObject({
+      persisted: 3,
+      quarantined: 1,
+      quarantinedByReason: { 'db_rejected:22003': 1 },
+      alreadySeen: 0,
+    });
+    const ids = messages.map((m) => m.messageId);
+    expect((await pg.query('SELECT count(*)::int AS n FROM ingested_messages WHERE message_id = ANY($1)', [ids])).rows[0].n).toBe(
+      4,
+    );
+    const q = await pg.query('SELECT message_id, reasons, body_ciphertext, pii_key_id FROM quarantine WHERE message_id = $1', [
+      ids[2],
+    ]);
+    expect(q.rows[0].reasons).toEqual(['db_rejected:22003']);
+    const body = open(p.keyring, { keyId: q.rows[0].pii_key_id, blob: q.rows[0].body_ciphertext }, `${ids[2]}:body`).toString();
+    expect(JSON.parse(body)).toMatchObject({ messageId: ids[2], userId: SAMPLE[32].user_id, appVersionMajor: 3_000_000_000 });
+    expect(findPlaintext([{ where: 'rejected body', value: body }], SAMPLE_PII)).toEqual([]);
+  },
+);
 
 test('messages held by a receiver that died are waited for, not left behind', async () => {
   const bodies = generateBodies(15, { seed: 11 });

@@ -6,6 +6,7 @@ import { Client as PgClient } from 'pg';
 import { optionsFromConfig, runIngest } from '../../cli/ingest-run';
 import { sampleBodies } from '../../lib/ingest/load';
 import { insertChunk } from '../../lib/ingest/persist';
+import { viaClient } from '../../lib/platform/db';
 import { getApproximateCounts, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
 import { transformBatch } from '../../lib/pipeline/transform';
 import { dumpTables, findPlaintext, SAMPLE_PII, startPipeline, type Pipeline } from './helpers';
@@ -68,7 +69,7 @@ test('redelivered by moto after a lost delete: deduplicated', async () => {
   });
   expect(received).toHaveLength(3);
   expect(received.every((m) => m.receiveCount === 1 && m.sentTimestamp !== null)).toBe(true);
-  await insertChunk(p.db, transformBatch(p.keyring, received));
+  await insertChunk(viaClient(p.db), transformBatch(p.keyring, received));
   for (const m of received) {
     await p.sqs.send(
       new ChangeMessageVisibilityCommand({
