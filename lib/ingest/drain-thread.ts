@@ -1,7 +1,8 @@
 // The body of one drain thread (lib/ingest/drain-pool.ts starts them): its own SQS client,
-// database pool (Prisma's driver adapter, lib/platform/db.ts) and keyring, so the AWS SDK's request signing, parsing, masking and the database
-// client's work run beside the worker's main thread instead of on it. It runs the drains
-// the pool asks for and answers with counts only.
+// database pool (Prisma's driver adapter alone, lib/platform/db.ts) and keyring, so the AWS
+// SDK's request signing, parsing, masking and the database driver's work run beside the
+// worker's main thread instead of on it. It runs the drains the pool asks for and answers
+// with counts only.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../platform/config';
 import { connectRawSql } from '../platform/db';

@@ -45,6 +45,8 @@ export async function rawDrain(endpoint: string, queueUrl: string): Promise<{ ra
 
 /** How many loops each thread of the bare pipeline runs (measured here: 8 a thread was fastest of 4, 8 and 16). */
 const barePollers = () => Number(process.env.BENCH_BARE_POLLERS ?? 8);
+/** Its threads: one per core unless BENCH_BARE_THREADS says otherwise (for tuning). */
+const bareThreads = () => Number(process.env.BENCH_BARE_THREADS ?? os.availableParallelism());
 
 /** The bare pipeline's rate, and the CPU seconds of its process; `onPid` gets its process ID (to meter the servers beside it). */
 export async function bareDrain(
@@ -55,7 +57,7 @@ export async function bareDrain(
   onPid: (pid: number) => void = () => {},
 ): Promise<{ rate: number; cpuSeconds: number; drained: number; inserted: number; invalid: number }> {
   const args = [path.join(__dirname, 'bare-pipeline.ts'), endpoint, queueUrl, databaseUrl, keyFile];
-  const out = await runNode([...args, String(os.availableParallelism()), String(barePollers())], process.env, onPid);
+  const out = await runNode([...args, String(bareThreads()), String(barePollers())], process.env, onPid);
   const r = JSON.parse(out.trim().split('\n').pop()!) as {
     drained: number;
     inserted: number;
