@@ -15,6 +15,7 @@ import { loadKeyring, type Keyring } from './lib/pii/keyring';
 import { errorMessage } from './lib/platform/guards';
 import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from './lib/platform/log';
 import { installWorkerRuntime } from './lib/platform/logging';
+import { bundleWorkflowsInChild } from './lib/platform/workflow-bundle';
 import { startMetricsServer, type RunningMetricsServer } from './lib/platform/metrics-server';
 import { ensureSearchAttributes } from './lib/platform/search-attributes';
 import { createSqsClient } from './lib/ingest/sqs';
@@ -31,7 +32,7 @@ export interface RunningWorker {
   shutdown: () => Promise<void>;
 }
 
-/** Workflows bundled at build time (scripts/bundle-workflows.ts, in the image): next to the compiled worker. */
+/** Workflows bundled at build time (scripts/build-assets.ts, in the image): next to the compiled worker. */
 export const WORKFLOW_BUNDLE = path.join(__dirname, 'workflow-bundle.js');
 
 export async function startWorker(config: Config, keyring: Keyring): Promise<RunningWorker> {
@@ -75,12 +76,15 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
     );
     if (registered.length)
       logger.info(`Registered the search attributes ${registered.join(', ')} in namespace ${config.temporal.namespace}.`);
-    const bundled = fs.existsSync(WORKFLOW_BUNDLE);
+    // Bundled at build time (the image), else now in a child process (lib/platform/workflow-bundle.ts).
+    const workflowBundle = fs.existsSync(WORKFLOW_BUNDLE)
+      ? { codePath: WORKFLOW_BUNDLE }
+      : { code: await bundleWorkflowsInChild() };
     const worker = await Worker.create({
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
-      ...(bundled ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } } : { workflowsPath: require.resolve('./workflows') }),
+      workflowBundle,
       activities: {
         ...createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, pool }),
         ...createKeyActivities({ db, keyring }),

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { BUNDLE_SOURCES } from '../lib/platform/workflow-bundle';
 
 async function main() {
   const dist = path.join(__dirname, '..');
@@ -12,10 +13,7 @@ async function main() {
   fs.cpSync(path.join(root, 'prisma', 'migrations'), path.join(dist, 'prisma', 'migrations'), { recursive: true });
   fs.cpSync(path.join(root, 'data'), path.join(dist, 'data'), { recursive: true });
   const started = Date.now();
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    failureConverterPath: require.resolve('../lib/platform/failure-converter'),
-  });
+  const { code } = await bundleWorkflowCode(BUNDLE_SOURCES);
   const out = path.join(dist, 'workflow-bundle.js');
   fs.writeFileSync(out, code);
   console.error(
