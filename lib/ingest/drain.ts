@@ -107,6 +107,7 @@ interface ReceiveFailures {
  * One drain, as the steps a message goes through, in reading order:
  *   run        pollers until a stop rule, then the last chunk, then wait for every commit and delete
  *   poll       one poller: back-pressure, budget, deadline, receive, count empties, take
+ *   rest       a poller that found the queue empty twice in a row waits: for a message to another poller, or for all to rest
  *   receive    one ReceiveMessage call, retried with backoff; fails the drain for what retrying cannot fix
  *   take       hold each message (a redelivery counts as already seen), transform it, add it to the buffer
  *   flush      hand the buffer to a free committer (or when full); start commits while slots are free
@@ -127,6 +128,10 @@ class StreamingDrain {
   /** Messages asked for by receives under way (so the pollers together never ask for more than the budget). */
   private reserved = 0;
   private emptyInARow = 0;
+  /** Pollers still polling, those of them resting (two empty receives in a row), and receives that brought messages so far. */
+  private polling: number;
+  private resting = 0;
+  private arrivals = 0;
   private stopReason: DrainResult['endedBy'] | null = null;
   private fatal: Error | null = null;
   /** Full chunks waiting for one of the commitsInFlight committers. */
@@ -143,6 +148,7 @@ class StreamingDrain {
     private readonly onProgress: (result: DrainResult) => void,
   ) {
     this.deadline = Date.now() + opts.maxSeconds * 1000;
+    this.polling = opts.pollers;
     this.maxHeld = opts.chunkSize * (opts.commitsInFlight + 1);
     this.held = new HeldMessages(opts.visibilityTimeoutSeconds * 1000);
     signal.addEventListener('abort', () => this.stopReceiving('stopped'), { once: true });
@@ -163,10 +169,26 @@ class StreamingDrain {
   }
 
   private async poll(): Promise<void> {
+    try {
+      await this.pollUntilStopped();
+    } finally {
+      this.polling--;
+      this.stopIfAllResting();
+    }
+  }
+
+  private async pollUntilStopped(): Promise<void> {
     const failures: ReceiveFailures = { attempt: 0, since: 0 };
+    let empties = 0; // this poller's empty receives in a row since any poller last got messages
+    let arrivals = this.arrivals;
     while (!this.stopReason) {
       // At the end of the slice, a queue that every poller last found empty counts as empty.
       if (Date.now() >= this.deadline) return void this.stopReceiving(this.emptyInARow >= this.opts.pollers ? 'empty' : 'time');
+      if (arrivals !== this.arrivals) [empties, arrivals] = [0, this.arrivals];
+      if (empties >= 2) {
+        await this.rest();
+        continue;
+      }
       if (this.held.size >= this.maxHeld) {
         // Back-pressure: the commits or the deletes are behind (a slow database or queue); wait for room.
         await this.waitForChange(500);
@@ -181,12 +203,33 @@ class StreamingDrain {
       if (messages === null) continue; // failed: backed off, or the drain is failing
       this.result.received += messages.length;
       if (messages.length === 0) {
-        if (++this.emptyInARow >= 2 * this.opts.pollers) this.stopReceiving('empty');
+        empties++;
+        this.emptyInARow++;
         continue;
       }
       this.emptyInARow = 0;
+      this.arrivals++;
+      if (this.resting) this.wake(); // the queue was not empty after all: resting pollers poll again
       this.take(messages);
     }
+  }
+
+  /**
+   * Waits until another poller gets messages (then this one polls again) or every poller
+   * rests (the queue is empty: the drain stops). A resting poller has no receive under way,
+   * so the drain ends as soon as the last poller's second empty receive comes back, instead of
+   * waiting out one more long poll of every other poller.
+   */
+  private async rest(): Promise<void> {
+    const arrivals = this.arrivals;
+    this.resting++;
+    this.stopIfAllResting();
+    while (!this.stopReason && this.arrivals === arrivals && Date.now() < this.deadline) await this.waitForChange(1000);
+    this.resting--;
+  }
+
+  private stopIfAllResting(): void {
+    if (this.polling > 0 && this.resting === this.polling) this.stopReceiving('empty');
   }
 
   /** One receive of up to `want` messages; null after a failure (backed off, or the drain failed for good). */
@@ -353,6 +396,7 @@ class StreamingDrain {
 
   private stopReceiving(why: DrainResult['endedBy']): void {
     this.stopReason ??= why;
+    this.wake(); // resting pollers and the final wait see it at once
   }
 
   private fail(err: Error): void {
