@@ -179,7 +179,8 @@ class StreamingDrain {
 
   private async pollUntilStopped(): Promise<void> {
     const failures: ReceiveFailures = { attempt: 0, since: 0 };
-    let empties = 0; // this poller's empty receives in a row since any poller last got messages
+    // This poller's empty receives since any poller last got messages (the arrivals count they were counted at).
+    let empties = 0;
     let arrivals = this.arrivals;
     while (!this.stopReason) {
       // At the end of the slice, a queue that every poller last found empty counts as empty.
@@ -203,12 +204,13 @@ class StreamingDrain {
       if (messages === null) continue; // failed: backed off, or the drain is failing
       this.result.received += messages.length;
       if (messages.length === 0) {
+        if (arrivals !== this.arrivals) [empties, arrivals] = [0, this.arrivals];
         empties++;
         this.emptyInARow++;
         continue;
       }
       this.emptyInARow = 0;
-      this.arrivals++;
+      [empties, arrivals] = [0, ++this.arrivals];
       if (this.resting) this.wake(); // the queue was not empty after all: resting pollers poll again
       this.take(messages);
     }

@@ -8,12 +8,14 @@ import { generateBodies, sampleBodies } from '../../lib/ingest/load';
 import { insertChunk, insertChunkIsolatingRejects } from '../../lib/ingest/persist';
 import { open } from '../../lib/pii/crypto';
 import { connectRawSql, viaClient } from '../../lib/platform/db';
-import { INGEST_LIMITS, withDefaults } from '../../lib/contract/ingest-options';
-import { MAX_BODY_BYTES, getApproximateCounts, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
+import { INGEST_LIMITS, drainInput, withDefaults } from '../../lib/contract/ingest-options';
+import { drain } from '../../lib/ingest/drain';
+import { MAX_BODY_BYTES, createSqsClient, getApproximateCounts, receiveMessages, sendMessages } from '../../lib/ingest/sqs';
 import { transformBatch } from '../../lib/pipeline/transform';
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import {
+  createQueue,
   dumpTables,
   findPlaintext,
   SAMPLE,
@@ -453,4 +455,36 @@ test('a commit held up longer than the visibility timeout keeps its messages: vi
   expect(summary).toMatchObject({ received: 50, alreadySeen: 0, ackFailed: 0, stopReason: 'queue_empty' });
   expect(await count(`SELECT count(*) AS n FROM ingested_messages WHERE message_id = ANY('{${ids.join(',')}}')`)).toBe(50);
   expect(await getApproximateCounts(p.sqs, p.config.sqs.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+});
+
+test('a drain ends after exactly two empty receives per poller once the queue is empty, with no receive left under way', async () => {
+  const queueUrl = await createQueue(p.sqs, `q-end-${Date.now()}`);
+  await sendMessages(p.sqs, queueUrl, generateBodies(40, { seed: 19 }));
+  // A client of its own that counts the ReceiveMessage calls that came back empty.
+  const sqs = createSqsClient(p.config.sqs);
+  let emptyReceives = 0;
+  sqs.middlewareStack.add(
+    (next, context) => async (args) => {
+      const out = await next(args);
+      const messages = (out.output as { Messages?: unknown[] }).Messages;
+      if (context.commandName === 'ReceiveMessageCommand' && !messages?.length) emptyReceives++;
+      return out;
+    },
+    { step: 'initialize' },
+  );
+  try {
+    const pollers = 4;
+    const result = await drain(
+      { sqs, queueUrl, db: viaClient(p.db), keyring: p.keyring },
+      drainInput(withDefaults({ receiveConcurrency: pollers }), 1000),
+      new AbortController().signal,
+    );
+    expect(result).toMatchObject({ endedBy: 'empty', received: 40 });
+    // A long poll of an empty queue comes back after a second, the others at once, so every
+    // empty receive follows the last message. Each poller rests after its second; the drain
+    // ends when the last one does, without another round from the pollers that came back first.
+    expect(emptyReceives).toBe(2 * pollers);
+  } finally {
+    sqs.destroy();
+  }
 });
