@@ -45,15 +45,16 @@ let drained = 0, inserted = 0, invalid = 0;
 const CHUNK = 100;
 const OVERLAP = workerData.overlap;
 
+// Up to a chunk of messages, and whether the last receive came back empty.
 async function gather() {
   const got = [];
   while (got.length < CHUNK) {
     const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10,
       WaitTimeSeconds: 1, VisibilityTimeout: 60, MessageSystemAttributeNames: ['SentTimestamp'] }));
-    if (!Messages.length) break;
+    if (!Messages.length) return { got, endedEmpty: true };
     for (const m of Messages) got.push(m);
   }
-  return got;
+  return { got, endedEmpty: false };
 }
 
 async function store(rows) {
@@ -87,10 +88,12 @@ async function storeThenRemove(rows, messages) {
 // deleted (at most one chunk of a loop in the database at a time); without, one after the other.
 async function loop() {
   let last = Promise.resolve();
+  // Empty receives in a row, counted across gathers: a gather that ended on an empty receive
+  // counts one, so a loop stops two long polls after the queue ran dry (as a drain's pollers do), not three.
   for (let empty = 0; empty < 2; ) {
-    const messages = await gather();
+    const { got: messages, endedEmpty } = await gather();
     if (!messages.length) { empty++; continue; }
-    empty = 0;
+    empty = endedEmpty ? 1 : 0;
     const rows = [];
     for (const m of messages) {
       const outcome = transformMessage(keyring, toReceived(m));
