@@ -1,7 +1,6 @@
 // The worker: wires configuration, keys, the database, SQS and Temporal together and runs
 // the ingest workflows and activities. `npx ts-node worker.ts` (or `node dist/worker.js` in
 // the image) runs it until Ctrl-C / SIGTERM.
-import fs from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createIngestActivities } from './activities/ingest';
@@ -15,7 +14,7 @@ import { loadKeyring, type Keyring } from './lib/pii/keyring';
 import { errorMessage } from './lib/platform/guards';
 import { logger, noteNodeVersion, setLogFormat, silenceAwsNodeVersionWarning } from './lib/platform/log';
 import { installWorkerRuntime } from './lib/platform/logging';
-import { bundleWorkflowsInChild } from './lib/platform/workflow-bundle';
+import { workflowBundle } from './lib/platform/workflow-bundle';
 import { startMetricsServer, type RunningMetricsServer } from './lib/platform/metrics-server';
 import { ensureSearchAttributes } from './lib/platform/search-attributes';
 import { createSqsClient } from './lib/ingest/sqs';
@@ -44,6 +43,9 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
     format: config.logFormat,
     sdkMetricsAddress: config.worker.metricsAddress ? `127.0.0.1:${await freePort()}` : null,
   });
+  // Under ts-node the workflows are bundled in a child process: it runs while the rest starts.
+  const bundle = workflowBundle(WORKFLOW_BUNDLE);
+  bundle.catch(() => {}); // awaited below; a failure is reported there
   const db = createDb(config.databaseUrl);
   const sqs = createSqsClient(config.sqs);
   // The drain threads start now, so the first ingest does not wait for them.
@@ -76,15 +78,11 @@ export async function startWorker(config: Config, keyring: Keyring): Promise<Run
     );
     if (registered.length)
       logger.info(`Registered the search attributes ${registered.join(', ')} in namespace ${config.temporal.namespace}.`);
-    // Bundled at build time (the image), else now in a child process (lib/platform/workflow-bundle.ts).
-    const workflowBundle = fs.existsSync(WORKFLOW_BUNDLE)
-      ? { codePath: WORKFLOW_BUNDLE }
-      : { code: await bundleWorkflowsInChild() };
     const worker = await Worker.create({
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
-      workflowBundle,
+      workflowBundle: await bundle,
       activities: {
         ...createIngestActivities({ db, sqs, queueUrl: config.sqs.queueUrl, pool }),
         ...createKeyActivities({ db, keyring }),

@@ -179,14 +179,18 @@ class StreamingDrain {
 
   private async pollUntilStopped(): Promise<void> {
     const failures: ReceiveFailures = { attempt: 0, since: 0 };
-    // This poller's empty receives since any poller last got messages (the arrivals count they were counted at).
+    // This poller's empty receives since any poller last got messages: counted at `arrivals`,
+    // void once another receive has brought some.
     let empties = 0;
     let arrivals = this.arrivals;
+    const emptiesNow = () => {
+      if (arrivals !== this.arrivals) [arrivals, empties] = [this.arrivals, 0];
+      return empties;
+    };
     while (!this.stopReason) {
       // At the end of the slice, a queue that every poller last found empty counts as empty.
       if (Date.now() >= this.deadline) return void this.stopReceiving(this.emptyInARow >= this.opts.pollers ? 'empty' : 'time');
-      if (arrivals !== this.arrivals) [empties, arrivals] = [0, this.arrivals];
-      if (empties >= 2) {
+      if (emptiesNow() >= 2) {
         await this.rest();
         continue;
       }
@@ -204,13 +208,12 @@ class StreamingDrain {
       if (messages === null) continue; // failed: backed off, or the drain is failing
       this.result.received += messages.length;
       if (messages.length === 0) {
-        if (arrivals !== this.arrivals) [empties, arrivals] = [0, this.arrivals];
-        empties++;
+        empties = emptiesNow() + 1;
         this.emptyInARow++;
         continue;
       }
       this.emptyInARow = 0;
-      [empties, arrivals] = [0, ++this.arrivals];
+      this.arrivals++;
       if (this.resting) this.wake(); // the queue was not empty after all: resting pollers poll again
       this.take(messages);
     }

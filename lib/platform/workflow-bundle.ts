@@ -24,14 +24,20 @@ w.bundleWorkflowCode({ ...JSON.parse(sources), logger: new w.DefaultLogger('WARN
   .catch((err) => { console.error(err && err.stack || String(err)); process.exit(1); });
 `;
 
+/**
+ * The bundle for Worker.create: the one built at build time when `prebuilt` exists (the
+ * image), else one made now in a child process.
+ */
+export async function workflowBundle(prebuilt: string): Promise<{ codePath: string } | { code: string }> {
+  return fs.existsSync(prebuilt) ? { codePath: prebuilt } : { code: await bundleWorkflowsInChild() };
+}
+
 /** Bundles the workflows in a child process and returns the code. */
-export async function bundleWorkflowsInChild(): Promise<string> {
+async function bundleWorkflowsInChild(): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'workflow-bundle-'));
   const out = path.join(dir, 'bundle.js');
   try {
-    await promisify(execFile)(process.execPath, ['-e', CHILD, JSON.stringify(BUNDLE_SOURCES), out], {
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    await promisify(execFile)(process.execPath, ['-e', CHILD, JSON.stringify(BUNDLE_SOURCES), out]);
     return fs.readFileSync(out, 'utf8');
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim();
