@@ -145,6 +145,11 @@ test('redelivered messages (stored before, never deleted) add nothing', async ()
     concurrency: 1,
   });
   expect(received.map((m) => m.messageId).sort()).toEqual([...ids].sort());
+  // The two attributes a receive asks for (and only needs) come back with each message.
+  for (const m of received) {
+    expect(m.receiveCount).toBe(1);
+    expect(Math.abs(Date.now() - m.sentTimestamp!)).toBeLessThan(60_000);
+  }
   await insertChunk(viaClient(p.db), transformBatch(p.keyring, received));
   for (const m of received) {
     await p.sqs.send(
