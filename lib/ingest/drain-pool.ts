@@ -18,6 +18,15 @@ interface Part {
 /** Under ts-node (development, tests) a thread compiles the TypeScript it loads the same way. */
 const TYPESCRIPT_IN_THREAD = `require('ts-node').register({ transpileOnly: true });`;
 
+/**
+ * A drain thread's young generation, MiB (with V8's default its new space reached 32 MiB,
+ * measured). The thread allocates fast but keeps little (a message lives from its receive to
+ * its delete), so a smaller one costs more frequent, short scavenges. Measured on 2 cores,
+ * 50,000 messages: worker peak RSS 281-296 MiB against 290-300 with the default, throughput
+ * within the runs' noise (README, Performance).
+ */
+const DRAIN_THREAD_YOUNG_GENERATION_MB = 24;
+
 class DrainThread {
   readonly ready: Promise<void>;
   private readonly parts = new Map<number, Part>();
@@ -30,7 +39,12 @@ class DrainThread {
       ? `${TYPESCRIPT_IN_THREAD}\nrequire(${JSON.stringify(file)});`
       : `require(${JSON.stringify(file)});`;
     // The environment as this module sees it (a test runner may give modules a copy of their own).
-    this.worker = new Worker(code, { eval: true, workerData: data, env: process.env });
+    this.worker = new Worker(code, {
+      eval: true,
+      workerData: data,
+      env: process.env,
+      resourceLimits: { maxYoungGenerationSizeMb: DRAIN_THREAD_YOUNG_GENERATION_MB },
+    });
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (m: FromThread) => {
         if (m.type === 'ready') return resolve();
